@@ -1,0 +1,5 @@
+"""``python -m harness`` is ``robint-bench``."""
+
+from harness.cli import main
+
+main()

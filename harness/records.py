@@ -1,0 +1,104 @@
+"""Runs as plain dicts: the ``results --json`` shape and the archive format that rebuilds a database.
+
+Keep both shapes stable: scripts and CI read them. Extend, never rename.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from harness import storage
+
+ARCHIVE_FORMAT = "robint-bench-run/1"
+_EXAMPLE_COLUMNS = ("idx", "label", "clean_pred", "adv_pred", "clean_correct", "robust_correct", "perturbation")
+_RUN_COLUMNS = (
+    "id", "dataset", "threat_model", "eps", "eps_text", "n_examples", "seed", "attack", "config_key", "status",
+    "clean_acc", "robust_acc", "config", "provenance", "timings", "details", "flags", "error",
+)  # fmt: skip
+_METRIC_COLUMNS = ("method", "metric", "mean", "std", "n", "ci_low", "ci_high", "values", "details")
+
+
+def metric_summary(run: storage.RunRecord) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{method: {metric: {mean, std, n, ci_low, ci_high, details}}}`` for a run."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for m in sorted(run.metrics, key=lambda m: (m.method, m.metric)):
+        out.setdefault(m.method, {})[m.metric] = {
+            "mean": m.mean, "std": m.std, "n": m.n, "ci_low": m.ci_low, "ci_high": m.ci_high,
+            "details": m.details,
+        }  # fmt: skip
+    return out
+
+
+def result_record(run: storage.RunRecord) -> dict[str, Any]:
+    """One run as ``robint-bench results --json`` prints it."""
+    return {
+        "run_id": run.id,
+        "model": run.model.name,
+        "dataset": run.dataset,
+        "threat_model": run.threat_model,
+        "eps": run.eps,
+        "eps_text": run.eps_text,
+        "n_examples": run.n_examples,
+        "seed": run.seed,
+        "attack": run.attack,
+        "clean_acc": run.clean_acc,
+        "robust_acc": run.robust_acc,
+        "status": run.status,
+        "created_at": _iso(run.created_at),
+        "finished_at": _iso(run.finished_at),
+        "versions": run.provenance.get("versions", {}),
+        "git": run.provenance.get("git", {}),
+        "hardware": run.provenance.get("hardware", {}),
+        "flags": run.flags,
+        "model_sha256": {"file": run.model.file_sha256, "weights": run.model.weights_sha256},
+        "metrics": metric_summary(run),
+    }
+
+
+def archive_record(run: storage.RunRecord) -> dict[str, Any]:
+    """A complete run, losslessly, as JSON-ready data (see :func:`import_archive_record`)."""
+    model = run.model
+    return {
+        "format": ARCHIVE_FORMAT,
+        "model": {
+            "name": model.name, "source": model.source, "file_sha256": model.file_sha256,
+            "weights_sha256": model.weights_sha256, "info": model.info,
+        },
+        "run": {
+            **{col: getattr(run, col) for col in _RUN_COLUMNS},
+            "created_at": _iso(run.created_at), "finished_at": _iso(run.finished_at),
+        },
+        "examples": {
+            "columns": list(_EXAMPLE_COLUMNS),
+            "rows": [[getattr(e, col) for col in _EXAMPLE_COLUMNS] for e in run.examples],
+        },
+        "metrics": [{col: getattr(m, col) for col in _METRIC_COLUMNS} for m in run.metrics],
+    }  # fmt: skip
+
+
+def import_archive_record(s: Session, record: dict[str, Any]) -> bool:
+    """Insert an archived run unless its id is already present; return whether it was inserted."""
+    if record.get("format") != ARCHIVE_FORMAT:
+        raise ValueError(f"not a {ARCHIVE_FORMAT} record (format={record.get('format')!r})")
+    data = dict(record["run"])
+    if s.get(storage.RunRecord, data["id"]) is not None:
+        return False
+    model = storage.get_or_create_model(s, **record["model"])
+    cols = record["examples"]["columns"]
+    run = storage.RunRecord(
+        model_id=model.id,
+        created_at=datetime.fromisoformat(data.pop("created_at")),
+        finished_at=datetime.fromisoformat(f) if (f := data.pop("finished_at")) else None,
+        **data,
+    )
+    run.examples = [storage.ExampleRecord(**dict(zip(cols, row, strict=True))) for row in record["examples"]["rows"]]
+    run.metrics = [storage.MetricRecord(**m) for m in record["metrics"]]
+    s.add(run)
+    return True
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
