@@ -1,0 +1,49 @@
+"""Leaderboard regeneration from a database the test builds with the real storage layer."""
+
+from datetime import datetime, timedelta
+
+from harness import storage
+from harness.leaderboard import build_leaderboard
+
+
+def _add_run(s, model, run_id, *, n, robust, clean=0.9, status="complete", days=0, eps_text="0.1"):
+    s.add(
+        storage.RunRecord(
+            id=run_id, model_id=model.id, dataset="fashion-mnist", threat_model="Linf", eps=float(eps_text),
+            eps_text=eps_text, n_examples=n, seed=0, attack="standard", config_key=run_id, status=status,
+            clean_acc=clean, robust_acc=robust, config={}, provenance={},
+            created_at=datetime(2026, 1, 1) + timedelta(days=days),
+        )
+    )  # fmt: skip
+
+
+def test_leaderboard_ranks_and_prefers_full_evaluations(tmp_path):
+    sessions = storage.open_database(f"sqlite:///{tmp_path / 'lb.db'}")
+    with sessions.begin() as s:
+        def model(name, method):
+            return storage.get_or_create_model(s, name=name, source=f"{name}.py", file_sha256=name * 2,
+                                               weights_sha256=None, info={"training": {"method": method}})  # fmt: skip
+
+        std, rob, tra = model("std", "standard"), model("rob", "pgd-at"), model("tra", "trades")
+        _add_run(s, std, "std1000", n=1000, robust=0.0, clean=0.91)
+        _add_run(s, rob, "rob1000", n=1000, robust=0.70, clean=0.86)
+        _add_run(s, rob, "rob200new", n=200, robust=0.90, days=5)  # newer demo run: must not replace n=1000
+        _add_run(s, tra, "tra1000", n=1000, robust=0.65)
+        _add_run(s, tra, "tra_fail", n=5000, robust=0.99, status="failed", days=9)  # never shown
+        _add_run(s, tra, "tra_other_eps", n=1000, robust=0.5, eps_text="0.2")
+    with sessions.begin() as s:
+        text = build_leaderboard(s)
+    table_01 = text.split("## fashion-mnist — Linf, eps = 0.1")[1].split("##")[0]
+    rows = [line for line in table_01.splitlines() if line.startswith("| ") and not line.startswith("| Rank")]
+    assert [r.split(" | ")[1] for r in rows] == ["rob", "tra", "std"]
+    assert "`rob1000`" in rows[0] and "rob200new" not in text and "tra_fail" not in text
+    # 700 of 1000: Wilson 95% interval [67.1, 72.8]
+    assert "70.0 [67.1, 72.8]" in rows[0]
+    assert rows[0].split(" | ")[2] == "86.0" and rows[0].split(" | ")[6] == "pgd-at"
+    assert "## fashion-mnist — Linf, eps = 0.2" in text and "`tra_other_eps`" in text
+
+
+def test_empty_database_says_how_to_start(tmp_path):
+    sessions = storage.open_database(f"sqlite:///{tmp_path / 'empty.db'}")
+    with sessions.begin() as s:
+        assert "No completed runs yet" in build_leaderboard(s)
