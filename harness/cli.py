@@ -38,14 +38,32 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @_DB
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Data directory (default ./data).")
 @click.option("--fresh", is_flag=True, help="Run again even if an identical completed run exists.")
+@click.option("--metrics", default="default", show_default=True,
+              help="Interpretability metrics: default, all, none, or a comma list (see `robint-bench list`).")
+@click.option("--methods", default="default", show_default=True,
+              help="Attribution methods: default, all, or a comma list.")
+@click.option("--n-explain", default=100, show_default=True, type=int, help="Test images explained and scored.")
+@click.option("--explain-target", type=click.Choice(["label", "predicted"]), default="label", show_default=True,
+              help="Class the attributions explain: the true label or the model's prediction.")
+@click.option("--method-option", "method_options", multiple=True, metavar="METHOD.KEY=VALUE",
+              help="Attribution setting, e.g. integrated_gradients.n_steps=50 (repeatable).")
+@click.option("--trusted", is_flag=True, help="Run the submission in this process, without the sandbox (debugging).")
+@click.option("--stall-timeout", default=600.0, show_default=True, type=float,
+              help="Stop a worker that makes no progress (no forward pass) for this many seconds.")
+@click.option("--timeout", default=None, type=float, help="Wall-clock limit for the whole evaluation, in seconds.")
+@click.option("--memory-limit", default="auto", show_default=True,
+              help="Worker memory limit: auto (min of 16G and 75%% of RAM), none, or e.g. 8G.")
+@click.option("--cpu-limit", default=None, type=int, help="Worker CPU-time limit in seconds.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(model: Path, quiet: bool, **options) -> None:
-    """Evaluate one submission with AutoAttack and store the run."""
+    """Evaluate one submission with AutoAttack and interpretability metrics, and store the run."""
     from harness.evaluate import RunConfig, evaluate
 
+    options["method_options"] = tuple(options["method_options"])
     summary = evaluate(RunConfig(model=model, progress=not quiet, **options))
     c = summary.config
-    verb = "reused identical completed run" if summary.reused else "stored run"
+    verb = ("reused identical completed run" if summary.reused else "resumed and stored run" if summary.resumed
+            else "stored run")  # fmt: skip
     click.echo(f"{verb} {summary.run_id}")
     rows = [
         ("model", summary.model),
@@ -60,6 +78,48 @@ def run(model: Path, quiet: bool, **options) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")
+    _echo_metrics(options["db"], summary.run_id)
+
+
+def _echo_metrics(db: str, run_id: str) -> None:
+    from harness.storage import get_run, open_database
+
+    with open_database(db).begin() as s:
+        scores = sorted(get_run(s, run_id).metrics, key=lambda m: (m.method, m.metric))
+        if not scores:
+            return
+        click.echo("  interpretability (mean [95% bootstrap interval], n):")
+        for m in scores:
+            if m.mean is None:
+                value = f"n/a: {m.details.get('not_applicable', 'no values')}"
+            else:
+                value = f"{m.mean:.4f} [{_fmt(m.ci_low)}, {_fmt(m.ci_high)}], n={m.n}"
+                if m.details.get("trivial"):
+                    value += " (trivial by construction)"
+            click.echo(f"    {m.method:<22} {m.metric:<26} {value}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+@cli.command(name="list")
+def list_() -> None:
+    """List the registered data sets, attribution methods and metrics."""
+    from harness.data import DATASETS
+    from metrics.attribution import METHODS
+    from metrics.registry import METRICS
+    from metrics.suite import DEFAULT_METHODS, DEFAULT_METRICS
+
+    click.echo("data sets: " + ", ".join(DATASETS))
+    click.echo("attribution methods (* = default):")
+    for name, entry in METHODS.items():
+        click.echo(f"  {'*' if name in DEFAULT_METHODS else ' '} {name:<22} {entry.description}")
+    click.echo("metrics (* = default; direction: higher or lower is better):")
+    for name, spec in METRICS.items():
+        direction = "higher" if spec.higher_is_better else "lower"
+        click.echo(f"  {'*' if name in DEFAULT_METRICS else ' '} {name:<26} {spec.family:<13} {direction:<7} "
+                   f"{spec.description}")  # fmt: skip
 
 
 @cli.command()
@@ -96,6 +156,31 @@ def results(db: str, as_json: bool) -> None:
             f"{r['run_id']}  {r['model']:<28} {r['dataset']} {r['threat_model']} {r['eps_text']:<6} "
             f"n={r['n_examples']:<5} clean {100 * r['clean_acc']:5.1f}%  robust {100 * r['robust_acc']:5.1f}%"
         )
+
+
+@cli.command()
+@_DB
+@click.option("--prune", is_flag=True, help="Delete interrupted and failed runs (their partial results too).")
+def runs(db: str, prune: bool) -> None:
+    """List every run with its status: running, complete, failed or interrupted."""
+    from harness import ownership
+    from harness.storage import INTERRUPTED, RUNNING, all_runs, open_database, transaction, utcnow
+
+    with transaction(open_database(db)) as s:
+        now = utcnow()
+        for run in all_runs(s):
+            status = run.status
+            if status == RUNNING and not ownership.is_alive(run.owner_host, run.owner_pid, run.owner_start,
+                                                             run.heartbeat_at, now):  # fmt: skip
+                status = INTERRUPTED
+            done = len(run.examples)
+            line = (f"{run.id}  {status:<11} {run.model.name:<28} {run.dataset} {run.threat_model} {run.eps_text:<6} "
+                    f"n={run.n_examples:<5} examples {done}/{run.n_examples}, scores {len(run.metrics)}  "
+                    f"{run.created_at:%Y-%m-%d %H:%M}")  # fmt: skip
+            if prune and status in ("failed", INTERRUPTED):
+                s.delete(run)
+                line += "  (pruned)"
+            click.echo(line)
 
 
 @cli.command()
@@ -194,3 +279,9 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: still one line unless --debug
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+        click.echo(f"error: unexpected {type(exc).__name__}: {first} -- rerun with --debug and report it", err=True)
+        sys.exit(1)

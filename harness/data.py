@@ -32,6 +32,8 @@ class DatasetInfo:
     default_threat_model: str
     default_eps: dict[str, str]
     load: Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]] = field(repr=False)
+    has_object_masks: bool = False  # dark, empty background: object = pixels above a threshold
+
 
     @property
     def input_numel(self) -> int:
@@ -140,5 +142,6 @@ DATASETS.add(
         default_threat_model="Linf",
         default_eps={"Linf": "0.1", "L2": "1.5"},
         load=_load_fashion_mnist,
+        has_object_masks=True,
     ),
 )

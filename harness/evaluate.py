@@ -1,66 +1,45 @@
-"""One evaluation run: load model and data, check the contract, attack, verify, store.
+"""One evaluation run, from the parent's side: the only process that writes to the database.
 
-``evaluate(config)`` is the library entry point; the CLI only builds a :class:`RunConfig`.
+``evaluate(config)`` is the library entry point; the CLI only builds a :class:`RunConfig`. The submission's code
+runs in a sandboxed worker (harness/worker.py) unless ``config.trusted``; the parent validates everything that
+comes back (adversarial examples are re-checked against its own copy of the data) and commits progress per
+attack chunk and per (method, metric) score, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import io
+import os
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness import storage
-from harness.attack import parse_attack, run_autoattack
-from harness.contract import check_contract
-from harness.data import get_dataset, load_examples
+import numpy as np
+import torch
+from sqlalchemy import delete, update
+
+from harness import ownership, storage
+from harness.attack import verify_adversarial
+from harness.config import (
+    ResolvedConfig,
+    RunConfig,
+    check_options,
+    suite_from_json,
+    suite_settings,
+)
+from harness.data import DEFAULT_DATA_DIR, get_dataset, load_examples
 from harness.errors import HarnessError
-from harness.inference import predict_logits, resolve_device
+from harness.flags import run_flags
 from harness.provenance import provenance
-from harness.seeding import seed_everything
-from harness.submission import Submission, load_submission
-from harness.threat import check_eps, parse_eps, parse_threat_model
+from harness.stats import bootstrap_interval
+from harness.submission import sha256_file
+from metrics.suite import SuiteConfig
 
-
-@dataclass
-class RunConfig:
-    """What the user asked for; ``None`` means "the default from the submission or the data set"."""
-
-    model: Path
-    dataset: str | None = None
-    n_examples: int = 1000
-    threat_model: str | None = None
-    eps: str | None = None
-    attack: str = "standard"
-    seed: int = 0
-    batch_size: int = 250
-    device: str = "auto"
-    data_dir: Path | None = None
-    db: str = storage.DEFAULT_DB
-    fresh: bool = False
-    progress: bool = True
-
-
-@dataclass(frozen=True)
-class ResolvedConfig:
-    """The settings that determine a run's numbers; their hash identifies identical runs."""
-
-    dataset: str
-    threat_model: str
-    eps: float
-    eps_text: str
-    n_examples: int
-    attack: str
-    seed: int
-    batch_size: int
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+__all__ = ["RunConfig", "RunSummary", "evaluate", "summarise"]
 
 
 @dataclass
@@ -73,39 +52,8 @@ class RunSummary:
     clean_acc: float
     robust_acc: float
     reused: bool = False
+    resumed: bool = False
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def resolve_config(config: RunConfig, metadata: dict[str, Any]) -> ResolvedConfig:
-    """Fill defaults from the submission's METADATA, then from the data set's standard threat model."""
-    dataset = config.dataset or str(metadata["dataset"])
-    info = get_dataset(dataset)
-    if config.dataset and metadata.get("dataset") and config.dataset != metadata["dataset"]:
-        raise HarnessError(
-            f"the submission is for {metadata['dataset']}, not {config.dataset}", "drop --dataset or fix METADATA"
-        )
-    threat_model = parse_threat_model(config.threat_model or metadata.get("threat_model") or info.default_threat_model)
-    if config.eps is not None:
-        eps_raw = config.eps
-    elif metadata.get("eps") is not None and metadata.get("threat_model", threat_model) == threat_model:
-        eps_raw = str(metadata["eps"])
-    else:
-        eps_raw = info.default_eps[threat_model]
-    eps, eps_text = parse_eps(eps_raw)
-    check_eps(threat_model, eps, info.input_numel)
-    parse_attack(config.attack)
-    if config.batch_size < 1:
-        raise HarnessError(f"--batch-size {config.batch_size} must be positive", "use e.g. 250")
-    return ResolvedConfig(
-        dataset=dataset,
-        threat_model=threat_model,
-        eps=eps,
-        eps_text=eps_text,
-        n_examples=config.n_examples,
-        attack=config.attack.strip().lower(),
-        seed=config.seed,
-        batch_size=config.batch_size,
-    )
 
 
 class StageTimer:
@@ -123,89 +71,299 @@ class StageTimer:
             self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - start, 3)
 
 
+@dataclass
+class _Plan:
+    run_id: str
+    chunks: list[tuple[int, int]]
+    suite: SuiteConfig | None
+    reused: bool = False
+    resumed: bool = False
+
+
 def evaluate(config: RunConfig) -> RunSummary:
-    """Evaluate one submission and store the run; an identical completed run is reused unless ``fresh``."""
+    """Evaluate one submission and store the run.
+
+    An identical completed run (same model hashes and attack configuration) is reused unless ``fresh``, and the
+    interpretability scores it lacks are added to it; an interrupted identical run is resumed.
+    """
+    check_options(config)
     sessions = storage.open_database(config.db)
+    data_dir = (config.data_dir or DEFAULT_DATA_DIR).resolve()
+    config = replace(config, model=config.model.resolve(), data_dir=data_dir)
+    if not config.model.is_file():
+        raise HarnessError(f"submission {config.model} is not an existing .py file",
+                           "pass --model path/to/submission.py defining load_model() and METADATA")  # fmt: skip
     timer = StageTimer()
-    with timer("load"):
-        sub = load_submission(config.model)
-        resolved = resolve_config(config, sub.metadata)
-        info = get_dataset(resolved.dataset)
-        x, y = load_examples(resolved.dataset, n=resolved.n_examples, data_dir=config.data_dir)
-    device = resolve_device(config.device)
-    seed_everything(resolved.seed)
-    model = sub.model.to(device)
-    with timer("contract"):
-        check_contract(model, x[: min(len(x), 16)], num_classes=info.num_classes, device=device)
-
-    with sessions.begin() as s:
-        model_row = _model_row(s, sub)
-        if not config.fresh:
-            for run in storage.find_runs(s, model_id=model_row.id, config_key=resolved.key(), status=storage.COMPLETE):
-                return RunSummary(run.id, sub.name, resolved, run.clean_acc, run.robust_acc, reused=True)
-        run_id = uuid.uuid4().hex[:12]
-        s.add(
-            storage.RunRecord(
-                id=run_id, model_id=model_row.id, status=storage.RUNNING, config_key=resolved.key(),
-                config={**asdict(resolved), "device": str(device), "data_dir": str(config.data_dir or "")},
-                provenance=provenance(device), **_run_columns(resolved),
-            )
-        )  # fmt: skip
-
+    channel = _open_channel(config)
+    run_id = None
     try:
-        with timer("clean"):
-            clean_pred = predict_logits(model, x, batch_size=resolved.batch_size, device=device).argmax(1)
-        with timer("attack"):
-            outcome = run_autoattack(
-                model, x, y, threat_model=resolved.threat_model, eps=resolved.eps, attack=resolved.attack,
-                seed=resolved.seed, batch_size=resolved.batch_size, device=device, progress=config.progress,
-            )  # fmt: skip
+        with timer("load"):
+            loaded = channel.request({"op": "load", "config": config.to_json()})
+            metadata, resolved = loaded["metadata"], ResolvedConfig(**loaded["resolved"])
+            suite = suite_from_json(loaded["suite"]) if loaded["suite"] else None
+            file_sha, weights_sha = _hash_submission(config.model, metadata)
+            info = get_dataset(resolved.dataset)
+            x, y = load_examples(resolved.dataset, n=resolved.n_examples, data_dir=config.data_dir)
+        with timer("contract"):
+            checked = channel.request({"op": "check", "data_dir": str(config.data_dir)})
+        with storage.transaction(sessions) as s:
+            model_row = storage.get_or_create_model(s, name=str(metadata["name"]), source=str(config.model),
+                                                    file_sha256=file_sha, weights_sha256=weights_sha, info=metadata)
+            plan = _plan(s, model_row, resolved, suite, config, checked, channel)  # fmt: skip
+            run_id = plan.run_id
+        if plan.chunks:
+            with timer("attack"):
+                def store(m: dict[str, Any]) -> None:
+                    _store_chunk(sessions, run_id, m, x, y, resolved, info)
+
+                channel.request({"op": "attack", "chunks": plan.chunks}, on_message=store)
+        if plan.suite is not None:
+            with timer("explain"):
+                _explain(sessions, channel, run_id, plan.suite)
+        with storage.transaction(sessions) as s:
+            run = s.get(storage.RunRecord, run_id)
+            if not plan.reused:
+                _finish(s, run, resolved, metadata, checked["flags"], timer.seconds)
+        return RunSummary(run_id, str(metadata["name"]), resolved, run.clean_acc, run.robust_acc,
+                          reused=plan.reused, resumed=plan.resumed, timings=dict(timer.seconds))  # fmt: skip
     except BaseException as exc:
-        _fail(sessions, run_id, exc)
+        if run_id is not None:
+            _fail(sessions, run_id, exc)
         raise
-
-    clean_correct = clean_pred == y
-    robust_correct = clean_correct & (outcome.adv_pred == y)
-    clean_acc = clean_correct.float().mean().item()
-    robust_acc = robust_correct.float().mean().item()
-    with timer("store"), sessions.begin() as s:
-        run = s.get(storage.RunRecord, run_id)
-        run.examples = [
-            storage.ExampleRecord(
-                idx=i, label=int(y[i]), clean_pred=int(clean_pred[i]), adv_pred=int(outcome.adv_pred[i]),
-                clean_correct=bool(clean_correct[i]), robust_correct=bool(robust_correct[i]),
-                perturbation=float(outcome.perturbation[i]),
-            )
-            for i in range(len(y))
-        ]  # fmt: skip
-        run.clean_acc, run.robust_acc = clean_acc, robust_acc
-        run.details = {"autoattack": {"accuracy_after": outcome.accuracy_after, "warnings": outcome.warnings}}
-        run.timings = dict(timer.seconds)
-        run.status, run.finished_at = storage.COMPLETE, storage.utcnow()
-    return RunSummary(run_id, sub.name, resolved, clean_acc, robust_acc, timings=dict(timer.seconds))
+    finally:
+        channel.close()
 
 
-def _run_columns(resolved: ResolvedConfig) -> dict[str, Any]:
-    return {
-        "dataset": resolved.dataset, "threat_model": resolved.threat_model, "eps": resolved.eps,
-        "eps_text": resolved.eps_text, "n_examples": resolved.n_examples, "seed": resolved.seed,
-        "attack": resolved.attack,
-    }  # fmt: skip
+def _open_channel(config: RunConfig):
+    from harness.channel import InProcessChannel, SubprocessChannel
+
+    if config.trusted:
+        return InProcessChannel()
+    memory = _memory_bytes(config.memory_limit)
+    kind = "data" if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()) \
+        else "address_space"  # fmt: skip
+    return SubprocessChannel(read_paths=[config.model.parent, config.data_dir], memory_bytes=memory,
+                             memory_limit_kind=kind, cpu_seconds=config.cpu_limit, stall_timeout=config.stall_timeout,
+                             timeout=config.timeout, progress=config.progress)  # fmt: skip
 
 
-def _model_row(s, sub: Submission) -> storage.ModelRecord:
-    return storage.get_or_create_model(
-        s, name=sub.name, source=str(sub.path), file_sha256=sub.file_sha256,
-        weights_sha256=sub.weights_sha256, info=_jsonable(sub.metadata),
+def _memory_bytes(text: str) -> int | None:
+    """``auto`` (16 GiB or 75% of RAM, whichever is less), ``none``, or a size such as ``8G``/``512M``."""
+    text = text.strip().lower()
+    if text == "none":
+        return None
+    if text == "auto":
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return int(min(16 << 30, 0.75 * total))
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    try:
+        return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+    except (ValueError, IndexError):
+        raise HarnessError(f"--memory-limit {text!r} is malformed", "use e.g. 8G, 512M, auto or none") from None
+
+
+def _hash_submission(path: Path, metadata: dict[str, Any]) -> tuple[str, str | None]:
+    """sha256 of the submission file and of its weights file, computed by the parent itself."""
+    weights = metadata.get("weights")
+    if not weights:
+        return sha256_file(path), None
+    weights_path = (path.parent / str(weights)).resolve()
+    if path.parent not in weights_path.parents or not weights_path.is_file():
+        raise HarnessError(f"weights file {weights} named in METADATA is not a file next to the submission",
+                           "place the weights in the submission's directory")  # fmt: skip
+    return sha256_file(path), sha256_file(weights_path)
+
+
+def _chunks(n: int, size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _plan(s, model_row, resolved: ResolvedConfig, suite: SuiteConfig | None, config: RunConfig, checked,
+          channel) -> _Plan:  # fmt: skip
+    """Reuse a completed identical run, resume an interrupted one, or start a new run."""
+    runs = [] if config.fresh else storage.find_runs(s, model_id=model_row.id, config_key=resolved.key())
+    now = storage.utcnow()
+    for run in runs:
+        if run.status == storage.COMPLETE:
+            todo = _missing_suite(run, suite)
+            if todo is not None:
+                _record_suite(run, todo)
+            return _Plan(run.id, [], todo, reused=True)
+    for run in runs:
+        if run.status == storage.RUNNING and ownership.is_alive(run.owner_host, run.owner_pid, run.owner_start,
+                                                                 run.heartbeat_at, now):  # fmt: skip
+            raise HarnessError(f"an identical run {run.id} is in progress (pid {run.owner_pid})",
+                               "wait for it to finish, or pass --fresh for a separate run")  # fmt: skip
+        if run.status in (storage.RUNNING, storage.INTERRUPTED):
+            if not storage.claim(s, run, now):
+                continue
+            have = {e.idx for e in run.examples}
+            chunks = [c for c in _chunks(resolved.n_examples, resolved.batch_size) if not set(range(*c)) <= have]
+            todo = _missing_suite(run, suite)
+            if todo is not None:
+                _record_suite(run, todo)
+            run.status = storage.RUNNING
+            return _Plan(run.id, chunks, todo, resumed=True)
+    run_id = uuid.uuid4().hex[:12]
+    run = storage.RunRecord(
+        id=run_id, model_id=model_row.id, status=storage.RUNNING, config_key=resolved.key(),
+        config={**asdict(resolved), "device": checked["device"], "data_dir": str(config.data_dir),
+                "trusted": config.trusted},
+        provenance={**provenance(torch.device(checked["device"])), "sandbox": channel.sandbox_report},
+        dataset=resolved.dataset, threat_model=resolved.threat_model, eps=resolved.eps, eps_text=resolved.eps_text,
+        n_examples=resolved.n_examples, seed=resolved.seed, attack=resolved.attack, heartbeat_at=now,
+        details={"autoattack": {"chunks": {}}}, **ownership.me(),
     )  # fmt: skip
+    if suite is not None:
+        _record_suite(run, suite)
+    s.add(run)
+    return _Plan(run_id, _chunks(resolved.n_examples, resolved.batch_size), suite)
+
+
+def _record_suite(run: storage.RunRecord, suite: SuiteConfig) -> None:
+    details = dict(run.details)
+    details["interpretability"] = {"settings": suite_settings(suite), "batch_size": suite.batch_size}
+    run.details = details
+
+
+def _missing_suite(run: storage.RunRecord, suite: SuiteConfig | None) -> SuiteConfig | None:
+    """The part of ``suite`` that ``run`` has no scores for (None when nothing is missing)."""
+    if suite is None:
+        return None
+    stored = run.details.get("interpretability", {}).get("settings")
+    wanted = suite_settings(suite)
+    if stored is not None and stored != wanted:
+        diff = ", ".join(f"{k} {stored.get(k)} vs {v}" for k, v in wanted.items() if stored.get(k) != v)
+        raise HarnessError(f"run {run.id} holds interpretability scores computed with other settings ({diff})",
+                           "pass --fresh for a new run, or repeat the stored settings")  # fmt: skip
+    have = {(m.method, m.metric) for m in run.metrics}
+    todo = [(a, b) for a in suite.methods for b in suite.metrics if (a, b) not in have]
+    if not todo:
+        return None
+    return replace(suite, methods=tuple(dict.fromkeys(a for a, _ in todo)),
+                   metrics=tuple(dict.fromkeys(b for _, b in todo)))  # fmt: skip
+
+
+def _store_chunk(sessions, run_id: str, m: dict[str, Any], x: torch.Tensor, y: torch.Tensor,
+                 resolved: ResolvedConfig, info) -> None:  # fmt: skip
+    """Validate one attacked chunk against the parent's own data, then commit its per-example rows."""
+    if m["op"] != "chunk":
+        raise HarnessError(f"unexpected worker message {m['op']!r} during the attack", "this is a bug")
+    start, end = int(m["start"]), int(m["end"])
+    clean_pred, adv_pred = np.asarray(m["clean_pred"]), np.asarray(m["adv_pred"])
+    x_adv = torch.as_tensor(np.asarray(m["x_adv"], dtype=np.float32))
+    k = info.num_classes
+    if not (0 <= start < end <= len(y)) or clean_pred.shape != (end - start,) or adv_pred.shape != (end - start,) \
+            or not ((0 <= clean_pred) & (clean_pred < k) & (0 <= adv_pred) & (adv_pred < k)).all():  # fmt: skip
+        raise HarnessError("the worker returned malformed attack results", "the submission may be tampering")
+    norms = verify_adversarial(x[start:end], x_adv, threat_model=resolved.threat_model, eps=resolved.eps)
+    labels = y[start:end].numpy()
+    with storage.transaction(sessions) as s:
+        run = s.get(storage.RunRecord, run_id)
+        for i in range(end - start):
+            clean_ok = bool(clean_pred[i] == labels[i])
+            robust_ok = clean_ok and bool(adv_pred[i] == labels[i])
+            s.add(storage.ExampleRecord(run_id=run_id, idx=start + i, label=int(labels[i]),
+                                        clean_pred=int(clean_pred[i]), adv_pred=int(adv_pred[i]),
+                                        clean_correct=clean_ok, robust_correct=robust_ok,
+                                        perturbation=float(norms[i])))  # fmt: skip
+        details = dict(run.details)
+        chunks = dict(details.get("autoattack", {}).get("chunks", {}))
+        chunks[str(start)] = {"n": end - start, "accuracy_after": m["accuracy_after"], "warnings": m["warnings"]}
+        details["autoattack"] = {**details.get("autoattack", {}), "chunks": chunks}
+        run.details, run.heartbeat_at = details, storage.utcnow()
+
+
+def _explain(sessions, channel, run_id: str, suite: SuiteConfig) -> None:
+    """Ask the worker for the missing scores; store attributions and each score as it arrives."""
+    with storage.transaction(sessions) as s:
+        run = s.get(storage.RunRecord, run_id)
+        clean_pred = np.array([e.clean_pred for e in run.examples], dtype=np.int64)
+        done = [[m.method, m.metric] for m in run.metrics]
+        cached = {a.key.split(":", 1)[1]: _unpack(a.data) for a in run.artifacts if a.key.startswith("attributions:")}
+
+    def on_message(m: dict[str, Any]) -> None:
+        with storage.transaction(sessions) as s:
+            run = s.get(storage.RunRecord, run_id)
+            if m["op"] == "attributions":
+                s.merge(storage.ArtifactRecord(run_id=run_id, key=f"attributions:{m['method']}",
+                                               data=_pack(main=m["main"], grid=m["grid"])))  # fmt: skip
+            elif m["op"] == "score":
+                values = [float(v) for v in m["values"]]
+                mean, std, low, high = summarise(values)
+                s.add(storage.MetricRecord(run_id=run_id, method=str(m["method"]), metric=str(m["metric"]), mean=mean,
+                                           std=std, n=len(values), ci_low=low, ci_high=high, values=values,
+                                           details=m["details"]))  # fmt: skip
+            run.heartbeat_at = storage.utcnow()
+
+    channel.request({"op": "explain", "suite": asdict(suite), "clean_pred": clean_pred, "done": done,
+                     "cached": cached}, on_message=on_message)  # fmt: skip
+
+
+def _pack(**arrays: Any) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
+    return buffer.getvalue()
+
+
+def _unpack(data: bytes) -> dict[str, np.ndarray | None]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as f:
+        return {"main": f["main"], "grid": f["grid"] if "grid" in f.files else None}
+
+
+def _finish(s, run: storage.RunRecord, resolved: ResolvedConfig, metadata: dict[str, Any],
+            contract_flags: list[str], seconds: dict[str, float]) -> None:  # fmt: skip
+    """Aggregate the chunks, set flags and mark the run complete (one transaction)."""
+    examples = run.examples
+    if len(examples) != resolved.n_examples:
+        raise HarnessError(f"run {run.id} has {len(examples)} of {resolved.n_examples} examples", "this is a bug")
+    run.clean_acc = sum(e.clean_correct for e in examples) / len(examples)
+    run.robust_acc = sum(e.robust_correct for e in examples) / len(examples)
+    details = dict(run.details)
+    autoattack = dict(details.get("autoattack", {}))
+    autoattack["accuracy_after"] = _aggregate(autoattack.get("chunks", {}))
+    autoattack["warnings"] = sorted({w for c in autoattack.get("chunks", {}).values() for w in c["warnings"]})
+    details["autoattack"] = autoattack
+    run.details = details
+    run.flags = run_flags(autoattack, contract_flags, metadata, run.clean_acc, len(examples), resolved.attack)
+    run.timings = {**(run.timings or {}), **seconds}
+    s.execute(delete(storage.ArtifactRecord).where(storage.ArtifactRecord.run_id == run.id))
+    run.status, run.finished_at, run.owner_pid = storage.COMPLETE, storage.utcnow(), None
+
+
+def _aggregate(chunks: dict[str, Any]) -> dict[str, float]:
+    """AutoAttack's per-attack robust accuracy over all chunks (weighted by chunk size)."""
+    total = sum(c["n"] for c in chunks.values())
+    keys = dict.fromkeys(k for c in chunks.values() for k in c["accuracy_after"])
+    out = {}
+    for key in keys:
+        # an attack that a chunk skipped (no robust point left) leaves that chunk's last accuracy unchanged
+        acc = 0.0
+        for c in chunks.values():
+            after = c["accuracy_after"]
+            acc += c["n"] * after.get(key, min(after.values()) if after else 0.0)
+        out[key] = acc / total if total else float("nan")
+    return out
 
 
 def _fail(sessions, run_id: str, exc: BaseException) -> None:
-    message = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
-    with sessions.begin() as s:
-        run = s.get(storage.RunRecord, run_id)
-        run.status, run.error, run.finished_at = storage.FAILED, message[:2000], storage.utcnow()
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    message = "interrupted" if interrupted else f"{type(exc).__name__}: {exc}"
+    try:
+        with storage.transaction(sessions) as s:
+            s.execute(update(storage.RunRecord).where(storage.RunRecord.id == run_id,
+                                                      storage.RunRecord.status == storage.RUNNING)
+                      .values(status=storage.INTERRUPTED if interrupted else storage.FAILED, error=message[:2000],
+                              finished_at=storage.utcnow(), owner_pid=None))  # fmt: skip
+    except HarnessError:
+        pass  # the database itself is the problem; the run stays 'running' and is seen as interrupted later
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+def summarise(values: list[float]) -> tuple[float | None, float | None, float | None, float | None]:
+    """Mean, sample std, and 95% bootstrap interval of the mean (None where undefined)."""
+    if not values:
+        return None, None, None, None
+    arr = np.asarray(values, dtype=np.float64)
+    std = float(arr.std(ddof=1)) if arr.size > 1 else None
+    low, high = bootstrap_interval(arr)
+    return float(arr.mean()), std, (None if np.isnan(low) else low), (None if np.isnan(high) else high)

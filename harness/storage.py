@@ -6,7 +6,11 @@ Storage functions take a session and never commit: callers own each unit of work
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -25,18 +30,21 @@ from sqlalchemy import (
     event,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from harness.errors import HarnessError
 
 DEFAULT_DB = "sqlite:///results/robint.db"
-SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another's lock; override with sqlite:///path?timeout=SECONDS
+SCHEMA_VERSION = 2
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
-RUNNING, COMPLETE, FAILED = "running", "complete", "failed"
+RUNNING, COMPLETE, FAILED, INTERRUPTED = "running", "complete", "failed", "interrupted"
 
 
 def utcnow() -> datetime:
@@ -104,11 +112,16 @@ class RunRecord(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+    owner_host: Mapped[str | None] = mapped_column(String(255))  # schema 2: who is computing a running run
+    owner_pid: Mapped[int | None] = mapped_column(Integer)
+    owner_start: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None]
     model: Mapped[ModelRecord] = relationship(back_populates="runs")
     examples: Mapped[list[ExampleRecord]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="ExampleRecord.idx"
     )
     metrics: Mapped[list[MetricRecord]] = relationship(back_populates="run", cascade="all, delete-orphan")
+    artifacts: Mapped[list[ArtifactRecord]] = relationship(back_populates="run", cascade="all, delete-orphan")
 
 
 class ExampleRecord(Base):
@@ -145,6 +158,16 @@ class MetricRecord(Base):
     run: Mapped[RunRecord] = relationship(back_populates="metrics")
 
 
+class ArtifactRecord(Base):
+    """Intermediate results of a running run (e.g. attributions), kept so a resumed run need not recompute them."""
+
+    __tablename__ = "artifacts"
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    run: Mapped[RunRecord] = relationship(back_populates="artifacts")
+
+
 # --- opening a database ------------------------------------------------------------------------------
 
 
@@ -164,9 +187,11 @@ def open_database(url: str = DEFAULT_DB, *, create: bool = True) -> sessionmaker
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise HarnessError(f"cannot create {path.parent}: {exc.strerror}", "pass a writable --db") from None
-    engine = create_engine(url, connect_args={"timeout": 30} if is_sqlite else {})
+    timeout = float(parsed.query.get("timeout", BUSY_TIMEOUT_S)) if is_sqlite else 0.0
+    engine = create_engine(url.split("?")[0] if is_sqlite else url,
+                           connect_args={"timeout": timeout} if is_sqlite else {})  # fmt: skip
     if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", partial(_sqlite_pragmas, timeout=timeout))
     try:
         _ensure_schema(engine, create=create)
     except OperationalError as exc:
@@ -176,9 +201,9 @@ def open_database(url: str = DEFAULT_DB, *, create: bool = True) -> sessionmaker
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, timeout: float) -> None:
     cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA busy_timeout = 30000")
+    cur.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     cur.execute("PRAGMA foreign_keys = ON")
     mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
     if mode != "wal":
@@ -187,6 +212,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _check_sqlite_file(path: Path) -> None:
+    """Refuse, without writing a byte, a file that is not a healthy robint-bench SQLite database."""
     if not path.exists() or path.stat().st_size == 0:
         return
     with open(path, "rb") as fh:
@@ -194,6 +220,24 @@ def _check_sqlite_file(path: Path) -> None:
     if head != _SQLITE_MAGIC:
         raise HarnessError(
             f"{path} is not a SQLite database (it was left untouched)", "pass another --db or move the file away"
+        )
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)) as con:
+            tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("integrity check failed")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            return  # a writer holds it; the normal path waits for the lock and reports it clearly
+        raise HarnessError(f"database {path} cannot be read ({exc}); it was left untouched",
+                           "restore it from a backup or pass another --db") from None  # fmt: skip
+    except sqlite3.DatabaseError as exc:
+        raise HarnessError(f"database {path} is damaged ({exc}); it was left untouched",
+                           "restore it from a backup or pass another --db") from None  # fmt: skip
+    if tables and "robint_meta" not in tables:
+        raise HarnessError(
+            f"database {path} belongs to another program (tables: {', '.join(sorted(tables)[:5])})",
+            "pass a --db of robint-bench's own; the file was left untouched",
         )
 
 
@@ -203,10 +247,13 @@ def _ensure_schema(engine: Engine, *, create: bool) -> None:
     if not tables:
         if not create:
             raise HarnessError(f"database {engine.url} is empty", "run `robint-bench run` first")
-        Base.metadata.create_all(engine)
-        with Session(engine) as s, s.begin():
-            s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-        return
+        try:
+            with engine.begin() as conn:
+                Base.metadata.create_all(conn)
+                conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            return
+        except (OperationalError, IntegrityError):  # another process created it at the same moment
+            tables = set(inspect(engine).get_table_names())
     if "robint_meta" not in tables:
         raise HarnessError(
             f"database {engine.url} belongs to another program (tables: {', '.join(sorted(tables)[:5])})",
@@ -214,15 +261,72 @@ def _ensure_schema(engine: Engine, *, create: bool) -> None:
         )
     with Session(engine) as s:
         version = s.get(Meta, "schema_version")
-    if version is None or int(version.value) > SCHEMA_VERSION or not ours <= tables:
+    found = int(version.value) if version is not None and version.value.isdigit() else None
+    if found is None or found > SCHEMA_VERSION:
         raise HarnessError(
-            f"database {engine.url} has schema version {version.value if version else '?'}; "
-            f"this robint-bench reads version {SCHEMA_VERSION}",
+            f"database {engine.url} has schema version {found if found is not None else '?'}; "
+            f"this robint-bench reads versions 1 to {SCHEMA_VERSION}",
             "upgrade robint-bench or use another --db",
         )
+    if found < SCHEMA_VERSION:
+        from harness.migrations import upgrade
+
+        upgrade(engine)
+    elif not ours <= set(inspect(engine).get_table_names()):
+        raise HarnessError(f"database {engine.url} lacks tables of schema {SCHEMA_VERSION}",
+                           "restore it or use another --db")  # fmt: skip
 
 
 # --- writing -----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work; database-level failures become one clear HarnessError (the transaction rolls back)."""
+    try:
+        with sessions.begin() as s:
+            yield s
+    except OperationalError as exc:
+        raise _database_error(exc) from None
+    except DatabaseError as exc:
+        raise HarnessError(f"the database is damaged: {exc.orig}",
+                           "restore it from a backup or use another --db") from None  # fmt: skip
+
+
+def _database_error(exc: OperationalError) -> HarnessError:
+    text = str(exc.orig).lower()
+    if "locked" in text or "busy" in text:
+        return HarnessError("the database is locked by another process for longer than the busy timeout",
+                            "retry when the other process is done (nothing was written)")  # fmt: skip
+    if "disk is full" in text or "disk i/o" in text:
+        return HarnessError("the results disk is full (nothing was written)", "free disk space and run again")
+    if "readonly" in text or "read-only" in text:
+        return HarnessError("the database or its directory is read-only (nothing was written)",
+                            "make the results directory writable or pass another --db")  # fmt: skip
+    return HarnessError(f"database error: {exc.orig}", "check the --db path and permissions")
+
+
+def claim(s: Session, run: RunRecord, now: datetime) -> bool:
+    """Atomically take over an interrupted run (compare-and-swap on its owner); False if another process won."""
+    from harness import ownership
+
+    mine = ownership.me()
+    result = s.execute(
+        update(RunRecord)
+        .where(RunRecord.id == run.id, RunRecord.owner_pid.is_not_distinct_from(run.owner_pid),
+               RunRecord.owner_start.is_not_distinct_from(run.owner_start))
+        .values(heartbeat_at=now, **mine)
+    )  # fmt: skip
+    if result.rowcount != 1:
+        return False
+    for key, value in mine.items():
+        set_committed_value(run, key, value)
+    return True
+
+
+def all_runs(s: Session) -> list[RunRecord]:
+    """Every run, newest first."""
+    return list(s.scalars(select(RunRecord).order_by(RunRecord.created_at.desc())))
 
 
 def get_or_create_model(

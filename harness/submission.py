@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import pickle
+import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, fix_for
 
 REQUIRED_METADATA = ("name", "dataset", "architecture")
 
@@ -55,14 +56,46 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
             return load_file(str(path), device="cpu")
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        foreign = _foreign_globals(path)
+        if foreign or re.search(r"unsupported global|\bGLOBAL\b", str(exc), re.IGNORECASE):
             raise HarnessError(
-                f"weights file {path.name} needs arbitrary code to unpickle and was refused",
+                f"weights file {path.name} needs arbitrary code to unpickle and was refused"
+                + (f" (it imports {', '.join(sorted(set(foreign))[:3])})" if foreign else ""),
                 "save a plain state dict: torch.save(model.state_dict(), path), or use safetensors",
             ) from None
         raise _corrupt(path) from None
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise _corrupt(path, exc) from None
+
+
+_SAFE_GLOBALS = ("torch.", "collections.OrderedDict", "collections.defaultdict", "numpy.core.multiarray._reconstruct",
+                 "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype", "_codecs.encode",
+                 "builtins.set", "builtins.frozenset", "builtins.slice", "builtins.bytearray", "builtins.complex")
+
+
+def _foreign_globals(path: Path) -> list[str]:
+    """Names a torch checkpoint's pickle would import from outside torch/numpy/collections (read, never run)."""
+    import pickletools
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            data = archive.read(names[0]) if names else b""
+    except (zipfile.BadZipFile, OSError, IndexError):
+        data = path.read_bytes()
+    found, strings = [], []
+    try:
+        for opcode, arg, _ in pickletools.genops(data):
+            if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+                strings.append(str(arg))
+            elif opcode.name == "GLOBAL":
+                found.append(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                found.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # not a pickle stream at all: corrupt, not malicious
+        return []
+    return [name for name in found if not name.startswith(_SAFE_GLOBALS)]
 
 
 def _corrupt(path: Path, exc: Exception | None = None) -> HarnessError:
@@ -97,10 +130,13 @@ def load_submission(path: str | Path) -> Submission:
         model = load_model()
     except HarnessError:
         raise
+    except MemoryError:
+        raise HarnessError(f"load_model() in {path.name} ran out of memory (the worker's memory limit)",
+                           "raise --memory-limit, or make the model smaller") from None  # fmt: skip
     except Exception as exc:
         raise HarnessError(
             f"load_model() in {path.name} raised {type(exc).__name__}: {_first_line(exc)}",
-            "fix the submission so that load_model() returns the model",
+            fix_for(exc, "fix the submission so that load_model() returns the model"),
         ) from None
     if not isinstance(model, nn.Module):
         raise HarnessError(
@@ -143,7 +179,7 @@ def _import_file(path: Path):
         sys.modules.pop(name, None)
         raise HarnessError(
             f"submission {path.name} failed to import: {type(exc).__name__}: {_first_line(exc)}",
-            "make the file importable on its own",
+            fix_for(exc, "make the file importable on its own"),
         ) from None
     return module
 

@@ -5,6 +5,8 @@ import sqlite3
 
 from tests.conftest import SUBMISSIONS, run_cli
 
+SMALL_SUITE = ["--methods", "saliency", "--metrics", "sparseness,abpc"]
+
 
 def _examples(db_path):
     """(idx, label, clean_pred, adv_pred, clean_correct, robust_correct, perturbation) rows."""
@@ -19,7 +21,7 @@ def test_small_standard_run_end_to_end(tmp_path, data_dir):
     db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
     args = ["run", "--model", str(SUBMISSIONS / "fmnist_standard.py"), "--n-examples", "12", "--quiet",
-            "--db", url, "--data-dir", str(data_dir)]  # fmt: skip
+            "--db", url, "--data-dir", str(data_dir), *SMALL_SUITE]  # fmt: skip
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert "stored run" in first.stdout and "robust accuracy" in first.stdout
@@ -30,7 +32,10 @@ def test_small_standard_run_end_to_end(tmp_path, data_dir):
     assert record["model"] == "fmnist_standard"
     assert (record["dataset"], record["threat_model"], record["eps_text"]) == ("fashion-mnist", "Linf", "0.1")
     assert record["attack"] == "standard" and record["seed"] == 0 and record["n_examples"] == 12
-    assert record["status"] == "complete" and record["metrics"] == {}
+    assert record["status"] == "complete" and set(record["metrics"]) == {"saliency"}
+    assert set(record["metrics"]["saliency"]) == {"sparseness", "abpc"}
+    gini = record["metrics"]["saliency"]["sparseness"]
+    assert gini["n"] == 12 and 0 < gini["mean"] < 1 and gini["ci_low"] <= gini["mean"] <= gini["ci_high"]
     assert record["versions"]["pyautoattack"] == "0.2.0" and record["versions"]["torch"]
     examples = _examples(db)
     assert len(examples) == 12
@@ -62,7 +67,9 @@ def test_same_inputs_same_numbers(tmp_path, data_dir):
         db = tmp_path / f"{i}.db"
         proc = run_cli("run", "--model", str(SUBMISSIONS / "fmnist_pgd_linf.py"), "--n-examples", "10",
                        "--attack", "apgd-ce", "--quiet", "--db", f"sqlite:///{db}",
-                       "--data-dir", str(data_dir))  # fmt: skip
+                       "--data-dir", str(data_dir), *SMALL_SUITE)  # fmt: skip
         assert proc.returncode == 0, proc.stderr
-        results.append(_examples(db))
-    assert results[0] == results[1]
+        with sqlite3.connect(db) as con:
+            scores = con.execute('SELECT method, metric, "values" FROM metrics ORDER BY 1, 2').fetchall()
+        results.append((_examples(db), scores))
+    assert results[0] == results[1] and len(results[0][1]) == 2

@@ -34,12 +34,16 @@ def test_leaderboard_ranks_and_prefers_full_evaluations(tmp_path):
     with sessions.begin() as s:
         text = build_leaderboard(s)
     table_01 = text.split("## fashion-mnist — Linf, eps = 0.1")[1].split("##")[0]
-    rows = [line for line in table_01.splitlines() if line.startswith("| ") and not line.startswith("| Rank")]
-    assert [r.split(" | ")[1] for r in rows] == ["rob", "tra", "std"]
+    lines = [line for line in table_01.splitlines() if line.startswith("| ")]
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    rows = lines[1:]
+    col = {name: header.index(name) for name in ("Model", "Clean acc (%)", "Training")}
+    cells = [[cell.strip() for cell in r.strip("|").split("|")] for r in rows]
+    assert [c[col["Model"]] for c in cells] == ["rob", "tra", "std"]
     assert "`rob1000`" in rows[0] and "rob200new" not in text and "tra_fail" not in text
     # 700 of 1000: Wilson 95% interval [67.1, 72.8]
     assert "70.0 [67.1, 72.8]" in rows[0]
-    assert rows[0].split(" | ")[2] == "86.0" and rows[0].split(" | ")[6] == "pgd-at"
+    assert cells[0][col["Clean acc (%)"]] == "86.0" and cells[0][col["Training"]] == "pgd-at"
     assert "## fashion-mnist — Linf, eps = 0.2" in text and "`tra_other_eps`" in text
 
 

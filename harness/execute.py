@@ -1,0 +1,145 @@
+"""The worker side of a run: everything that executes the submission's code.
+
+:class:`WorkerSession` answers the parent's requests (``load``, ``check``, ``attack``, ``explain``) with
+messages passed to ``send``; the same object runs inside a sandboxed worker process (harness/worker.py) or,
+with ``--trusted``, in the parent's own process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.attack import run_autoattack
+from harness.config import RunConfig, resolve_config, resolve_suite, suite_from_json
+from harness.contract import check_contract
+from harness.data import get_dataset, load_examples
+from harness.errors import HarnessError, fix_for
+from harness.inference import predict_logits, resolve_device
+from harness.seeding import seed_everything
+from harness.submission import load_submission
+from metrics.attribution import METHODS
+from metrics.suite import Attributions, MetricScore, iter_suite
+
+Send = Callable[[dict[str, Any]], None]
+
+
+class Heartbeat(nn.Module):
+    """Wraps the model; reports liveness to the parent at most once a second from inside forward passes."""
+
+    def __init__(self, model: nn.Module, send: Send) -> None:
+        super().__init__()
+        self.model, self._send, self._last = model, send, 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        now = time.monotonic()
+        if now - self._last > 1.0:
+            self._last = now
+            self._send({"op": "heartbeat"})
+        return self.model(x)
+
+
+class WorkerSession:
+    """State of one evaluation inside the worker."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.config: RunConfig | None = None
+
+    def handle(self, message: dict[str, Any]) -> bool:
+        """Answer one request; returns False when the session is over."""
+        op = message["op"]
+        if op == "exit":
+            self.send({"op": "bye"})
+            return False
+        try:
+            getattr(self, f"_{op}")(message)
+        except HarnessError as exc:
+            self.send({"op": "error", "problem": exc.problem, "fix": exc.fix})
+            return False
+        except MemoryError:
+            self.send({"op": "error", "problem": f"the model ran out of memory during '{op}' (the worker's "
+                       "memory limit)", "fix": "raise --memory-limit or reduce --batch-size"})  # fmt: skip
+            return False
+        except Exception as exc:  # the submission's own exceptions, reported as one line
+            self.send({"op": "error", "problem": f"{op} failed: {type(exc).__name__}: {_first_line(exc)}",
+                       "fix": fix_for(exc, "fix the submission (run with --trusted --debug for the traceback)")})
+            return False
+        return True
+
+    def _load(self, message: dict[str, Any]) -> None:
+        self.config = RunConfig.from_json(message["config"])
+        self.sub = load_submission(self.config.model)
+        self.resolved = resolve_config(self.config, self.sub.metadata)
+        self.suite = resolve_suite(self.config)
+        self.send({"op": "loaded", "metadata": _jsonable(self.sub.metadata), "resolved": asdict(self.resolved),
+                   "suite": None if self.suite is None else asdict(self.suite)})  # fmt: skip
+
+    def _check(self, message: dict[str, Any]) -> None:
+        info = get_dataset(self.resolved.dataset)
+        self.data_dir = Path(message["data_dir"])
+        self.x, self.y = load_examples(self.resolved.dataset, n=self.resolved.n_examples, data_dir=self.data_dir)
+        self.info = info
+        self.device = resolve_device(self.config.device)
+        seed_everything(self.resolved.seed)
+        self.model = Heartbeat(self.sub.model.to(self.device).eval(), self.send).eval()
+        flags = check_contract(self.model, self.x[: min(16, len(self.x))], num_classes=info.num_classes,
+                               device=self.device, allow_randomised=self.resolved.attack == "rand")  # fmt: skip
+        self.send({"op": "checked", "flags": flags, "device": str(self.device)})
+
+    def _attack(self, message: dict[str, Any]) -> None:
+        r = self.resolved
+        for start, end in message["chunks"]:
+            x, y = self.x[start:end], self.y[start:end]
+            clean_pred = predict_logits(self.model, x, batch_size=r.batch_size, device=self.device).argmax(1)
+            outcome = run_autoattack(self.model, x, y, threat_model=r.threat_model, eps=r.eps, attack=r.attack,
+                                     seed=r.seed, batch_size=r.batch_size, device=self.device,
+                                     progress=self.config.progress)  # fmt: skip
+            self.send({"op": "chunk", "start": start, "end": end, "clean_pred": clean_pred.numpy(),
+                       "x_adv": outcome.x_adv.numpy(), "adv_pred": outcome.adv_pred.numpy(),
+                       "accuracy_after": outcome.accuracy_after, "warnings": outcome.warnings})  # fmt: skip
+        self.send({"op": "attacked"})
+
+    def _explain(self, message: dict[str, Any]) -> None:
+        suite = suite_from_json(message["suite"])
+        clean_pred = torch.as_tensor(np.asarray(message["clean_pred"]), dtype=torch.long)
+        cached = {
+            method: Attributions(method, torch.as_tensor(c["main"]),
+                                 None if c.get("grid") is None else torch.as_tensor(c["grid"]))
+            for method, c in message.get("cached", {}).items()
+        }  # fmt: skip
+        background = None
+        if any(METHODS.get(m).needs_background for m in suite.methods):
+            x_train, _ = load_examples(self.resolved.dataset, split="train", data_dir=self.data_dir)
+            pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(suite.seed))
+            background = x_train[pick[: suite.n_background]]
+        done = frozenset(tuple(pair) for pair in message.get("done", []))
+        for item in iter_suite(self.model, self.x, self.y, clean_pred, config=suite,
+                               num_classes=self.info.num_classes, has_object_masks=self.info.has_object_masks,
+                               background=background, device=self.device, progress=self.config.progress,
+                               cached=cached, done=done):  # fmt: skip
+            if isinstance(item, MetricScore):
+                self.send({"op": "score", "method": item.method, "metric": item.metric, "values": item.values,
+                           "details": item.details})  # fmt: skip
+            else:
+                self.send({"op": "attributions", "method": item.method, "main": item.main.cpu().numpy(),
+                           "grid": None if item.grid is None else item.grid.cpu().numpy()})  # fmt: skip
+        self.send({"op": "explained"})
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,55 @@
+"""Batched, device-agnostic interpretability metrics: tensors in, per-example tensors out.
+
+Conventions: ``fn(model, x, attributions, target, *, knobs..., generator=None, batch_size=...)`` with x float
+``(N, C, H, W)`` in [0, 1], attributions shaped like x (or ``(N, 1, H, W)`` / ``(N, H, W)``), target int64
+``(N,)``; every metric returns ``(N,)`` (curves ``(N, S)``); randomness only from the ``generator`` argument or
+explicit indices/noise; bad input raises ``ValueError`` naming the argument.
+"""
+
+from metrics.functional._stats import spearman
+from metrics.functional.complexity import sparseness
+from metrics.functional.faithfulness import (
+    abpc,
+    curve_auc,
+    deletion_auc,
+    deletion_auc_relative,
+    insertion_auc,
+    perturbation_curve,
+)
+from metrics.functional.faithfulness_correlation import faithfulness_correlation
+from metrics.functional.infidelity import infidelity
+from metrics.functional.localisation import (
+    grid_pointing_game,
+    pointing_game,
+    relevance_mass_accuracy,
+    relevance_mass_ratio,
+    relevance_rank_accuracy,
+)
+from metrics.functional.randomisation import (
+    model_parameter_randomisation,
+    model_parameter_randomisation_score,
+    randomisable_layers,
+)
+from metrics.functional.robustness import max_sensitivity
+
+__all__ = [
+    "abpc",
+    "curve_auc",
+    "deletion_auc",
+    "deletion_auc_relative",
+    "faithfulness_correlation",
+    "grid_pointing_game",
+    "infidelity",
+    "insertion_auc",
+    "max_sensitivity",
+    "model_parameter_randomisation",
+    "model_parameter_randomisation_score",
+    "perturbation_curve",
+    "pointing_game",
+    "randomisable_layers",
+    "relevance_mass_accuracy",
+    "relevance_mass_ratio",
+    "relevance_rank_accuracy",
+    "sparseness",
+    "spearman",
+]

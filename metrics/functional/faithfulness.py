@@ -1,0 +1,222 @@
+"""Pixel/patch flipping: perturbation curves (Bach et al. 2015; Samek et al. 2016) and the areas under them.
+
+A *feature* is a pixel (all channels together) or a non-overlapping ``patch_size x patch_size`` patch, ranked by
+its summed attribution (channels summed). The score is the softmax probability of the target class (Quantus's
+``PixelFlipping``/``RegionPerturbation`` default, ``softmax=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from metrics.functional._checks import (
+    check_choice,
+    check_generator,
+    check_images,
+    check_positive_int,
+    check_target,
+    pixel_map,
+)
+from metrics.functional._perturb import (
+    MODES,
+    curves,
+    feature_ranks,
+    feature_scores,
+    pixel_ranks,
+    resolve_baseline,
+    step_counts,
+)
+
+Order = Literal["morf", "lerf", "random"]
+Mode = Literal["deletion", "insertion"]
+Baseline = Literal["uniform", "black", "mean"] | Tensor
+
+
+def _prepare(x: Tensor, attributions: Tensor, target: Tensor, patch_size: int, n_steps: int | None,
+             generator: torch.Generator | None, batch_size: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    check_images(x)
+    target = check_target(target, x.shape[0], x.device)
+    check_positive_int(patch_size, "patch_size")
+    check_positive_int(batch_size, "batch_size")
+    check_generator(generator)
+    scores = feature_scores(pixel_map(attributions, x.shape).to(x.device), patch_size)
+    counts = step_counts(scores.shape[1], n_steps, x.device)
+    return target, scores, counts
+
+
+def _curve(model: nn.Module, x: Tensor, scores: Tensor, target: Tensor, base: Tensor, counts: Tensor, order: str,
+           mode: str, patch_size: int, generator: torch.Generator | None, batch_size: int) -> Tensor:  # fmt: skip
+    check_choice(mode, "mode", MODES)
+    ranks = pixel_ranks(feature_ranks(scores, order, generator), x.shape[2], x.shape[3], patch_size)
+    return curves(model, x, base, ranks, counts, target, mode=mode, softmax=True, batch_size=batch_size)
+
+
+def _auc(curve: Tensor, counts: Tensor) -> Tensor:
+    return torch.trapezoid(curve, counts.to(curve.dtype) / counts[-1].item(), dim=1)
+
+
+def curve_auc(curve: Tensor, *, n_features: int) -> Tensor:
+    """Area under a :func:`perturbation_curve` ``(N, S + 1)`` over the fraction of features perturbed, ``(N,)``
+    (trapezoid rule; the same value :func:`deletion_auc` and :func:`insertion_auc` return)."""
+    if curve.ndim != 2 or curve.shape[1] < 2:
+        raise ValueError(f"curve must have shape (N, n_steps + 1) with n_steps >= 1, got {tuple(curve.shape)}")
+    return _auc(curve, step_counts(n_features, curve.shape[1] - 1, curve.device))
+
+
+def perturbation_curve(
+    model: nn.Module,
+    x: Tensor,
+    attributions: Tensor,
+    target: Tensor,
+    *,
+    order: Order,
+    mode: Mode,
+    baseline: Baseline = "uniform",
+    patch_size: int = 1,
+    n_steps: int | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+) -> Tensor:
+    """Target-class probability while features are removed ("deletion") or revealed ("insertion") in ``order``.
+
+    ``curve[i, k] = softmax(model(x_k))[target_i]`` where, after step k, the first ``c_k = floor(k * F / n_steps)``
+    features in the order are taken from the baseline (deletion: ``x_k = x`` outside them) or from x (insertion:
+    ``x_k = baseline`` outside them); so ``curve[:, 0]`` is the unperturbed (deletion) or baseline (insertion)
+    image. With ``n_steps = F / features_in_step`` and ``baseline=0.0``, ``curve[:, 1:]`` equals Quantus's
+    ``PixelFlipping`` curve (patch_size=1) and ``curve[:, :1] - curve[:, 1:]`` its ``RegionPerturbation``.
+
+    Order: "morf" most relevant first, "lerf" least relevant first, ties broken by lower feature index first
+    (row-major; ``np.argsort(-a, kind="stable")``); "random" a permutation per example from ``generator``.
+    Baselines: "uniform" U[0,1) noise per element, drawn once per image from ``generator`` (default: a "black"
+    baseline leaves Fashion-MNIST's zero background unchanged), "black" 0 (Quantus's "black" is the image minimum,
+    the same for images whose minimum is 0), "mean" each image's per-channel mean, or a tensor broadcastable to x.
+    The generator draws the baseline first, then the random order. A step that changes no pixel (all newly
+    perturbed pixels already equal the baseline) reuses the previous step's score instead of running the model.
+
+    Args:
+        model: returns logits ``(B, K)``; on x's device, in eval mode.
+        x: float ``(N, C, H, W)``.
+        attributions: ``(N, C, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W)``; channels are summed.
+        target: int64 ``(N,)``.
+        order, mode, baseline: see above.
+        patch_size: side of the square features; must divide H and W.
+        n_steps: number of steps; ``None`` = one feature per step (F steps).
+        generator: source of the "uniform" baseline and the "random" order; ``None`` = torch's global RNG.
+        batch_size: images per forward pass.
+
+    Returns:
+        ``(N, n_steps + 1)`` probabilities.
+
+    Raises:
+        ValueError: bad argument (named), or the model returns NaN/inf logits.
+    """
+    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
+    base = resolve_baseline(baseline, x, generator)
+    return _curve(model, x, scores, target, base, counts, order, mode, patch_size, generator, batch_size)
+
+
+def deletion_auc(
+    model: nn.Module,
+    x: Tensor,
+    attributions: Tensor,
+    target: Tensor,
+    *,
+    baseline: Baseline = "uniform",
+    patch_size: int = 1,
+    n_steps: int | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+) -> Tensor:
+    """Area under the MoRF deletion curve (lower = more faithful), trapezoid rule over the fraction of features
+    removed ``c_k / F`` in [0, 1], including the unperturbed point.
+
+    Args and Raises: as :func:`perturbation_curve`. Returns: ``(N,)`` in [0, 1].
+    """
+    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
+    base = resolve_baseline(baseline, x, generator)
+    curve = _curve(model, x, scores, target, base, counts, "morf", "deletion", patch_size, generator, batch_size)
+    return _auc(curve, counts)
+
+
+def insertion_auc(
+    model: nn.Module,
+    x: Tensor,
+    attributions: Tensor,
+    target: Tensor,
+    *,
+    baseline: Baseline = "uniform",
+    patch_size: int = 1,
+    n_steps: int | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+) -> Tensor:
+    """Area under the MoRF insertion curve (higher = more faithful): start from the baseline image and reveal the
+    most relevant features first; trapezoid over the fraction revealed in [0, 1].
+
+    Args and Raises: as :func:`perturbation_curve`. Returns: ``(N,)`` in [0, 1].
+    """
+    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
+    base = resolve_baseline(baseline, x, generator)
+    curve = _curve(model, x, scores, target, base, counts, "morf", "insertion", patch_size, generator, batch_size)
+    return _auc(curve, counts)
+
+
+def abpc(
+    model: nn.Module,
+    x: Tensor,
+    attributions: Tensor,
+    target: Tensor,
+    *,
+    baseline: Baseline = "uniform",
+    patch_size: int = 1,
+    n_steps: int | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+) -> Tensor:
+    """Area between the perturbation curves: ``AUC(LeRF deletion) - AUC(MoRF deletion)`` (higher = more faithful),
+    both curves with the same baseline images (one "uniform" draw shared by both).
+
+    Args and Raises: as :func:`perturbation_curve`. Returns: ``(N,)`` in [-1, 1].
+    """
+    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
+    base = resolve_baseline(baseline, x, generator)
+    morf = _curve(model, x, scores, target, base, counts, "morf", "deletion", patch_size, generator, batch_size)
+    lerf = _curve(model, x, scores, target, base, counts, "lerf", "deletion", patch_size, generator, batch_size)
+    return _auc(lerf, counts) - _auc(morf, counts)
+
+
+def deletion_auc_relative(
+    model: nn.Module,
+    x: Tensor,
+    attributions: Tensor,
+    target: Tensor,
+    *,
+    baseline: Baseline = "uniform",
+    patch_size: int = 1,
+    n_steps: int | None = None,
+    n_random: int = 1,
+    generator: torch.Generator | None = None,
+    batch_size: int = 256,
+) -> Tensor:
+    """Deletion AUC relative to chance: ``mean_j AUC(random_j deletion) - AUC(MoRF deletion)`` (higher = more
+    faithful; 0 = no better than a random order).
+
+    Subtracting a random-order curve of the same model and baseline normalises for how strongly the model's
+    confidence reacts to the perturbation itself (which adversarial training changes). ``n_random`` random orders
+    per example are averaged; the generator draws the baseline first, then the orders.
+
+    Args and Raises: as :func:`perturbation_curve`. Returns: ``(N,)`` in [-1, 1].
+    """
+    check_positive_int(n_random, "n_random")
+    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
+    base = resolve_baseline(baseline, x, generator)
+    morf = _curve(model, x, scores, target, base, counts, "morf", "deletion", patch_size, generator, batch_size)
+    random_auc = torch.stack([
+        _auc(_curve(model, x, scores, target, base, counts, "random", "deletion", patch_size, generator,
+                    batch_size), counts)
+        for _ in range(n_random)
+    ]).mean(dim=0)  # fmt: skip
+    return random_auc - _auc(morf, counts)

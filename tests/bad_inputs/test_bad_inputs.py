@@ -1,0 +1,259 @@
+"""The bad-input corpus: each case ends with one clear error line, a non-zero exit, and the database unchanged.
+
+Every case runs the real CLI in a subprocess against a database that already holds a completed run; the
+database's rows are compared before and after. Submissions run in the sandboxed worker (the default).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import resource
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness import storage
+from harness.sandbox import landlock_abi
+from tests.conftest import ROOT
+
+CORPUS = Path(__file__).with_name("submissions")
+FAST = ["--n-examples", "8", "--batch-size", "8", "--attack", "apgd-ce", "--metrics", "none", "--quiet",
+        "--stall-timeout", "60"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def template_db(tmp_path_factory) -> Path:
+    """A database holding one completed run, built with the real storage layer."""
+    path = tmp_path_factory.mktemp("db") / "template.db"
+    sessions = storage.open_database(f"sqlite:///{path}")
+    with storage.transaction(sessions) as s:
+        model = storage.get_or_create_model(s, name="existing", source="existing.py", file_sha256="ab" * 32,
+                                            weights_sha256=None, info={"name": "existing"})  # fmt: skip
+        s.add(storage.RunRecord(id="existing0001", model_id=model.id, dataset="fashion-mnist", threat_model="Linf",
+                                eps=0.1, eps_text="0.1", n_examples=1, seed=0, attack="standard", config_key="k",
+                                status=storage.COMPLETE, clean_acc=1.0, robust_acc=0.0, config={}, provenance={},
+                                examples=[storage.ExampleRecord(idx=0, label=9, clean_pred=9, adv_pred=3,
+                                                                clean_correct=True, robust_correct=False,
+                                                                perturbation=0.1)]))  # fmt: skip
+    sessions.kw["bind"].dispose()
+    return path
+
+
+def _rows(db: Path) -> dict[str, list[tuple]]:
+    with sqlite3.connect(db) as con:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+
+
+@pytest.fixture()
+def case(tmp_path, template_db, data_dir):
+    """A copy of the corpus and of the database for one case; ``run(...)`` calls the CLI."""
+    corpus = tmp_path / "submissions"
+    shutil.copytree(CORPUS, corpus)
+    db = tmp_path / "results" / "robint.db"
+    db.parent.mkdir()
+    shutil.copy(template_db, db)
+
+    class Case:
+        dir, path, before = corpus, db, _rows(db)
+
+        def run(self, *args: str, env: dict[str, str] | None = None, preexec=None,
+                db_url: str | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+            return subprocess.run(
+                [sys.executable, "-m", "harness", "run", *args, "--db", db_url or f"sqlite:///{db}",
+                 "--data-dir", str(data_dir)],
+                cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
+                preexec_fn=preexec,
+            )  # fmt: skip
+
+    return Case()
+
+
+def _assert_clean_failure(case, proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert proc.returncode != 0, proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert _rows(case.path) == case.before
+    return lines[0]
+
+
+SUBMISSION_CASES = [
+    ("syntax_error", ["syntax error at line 6"]),
+    ("no_metadata", ["defines no METADATA"]),
+    ("no_load_model", ["defines no load_model()"]),
+    ("wrong_return_type", ["returned dict, not a torch.nn.Module"]),
+    ("wrong_output_shape", ["contract check 'output shape'", "(8, 5)", "expected (8, 10)"]),
+    ("nan_outputs", ["contract check 'finite outputs'"]),
+    ("softmax_outputs", ["contract check 'logits'", "drop the final softmax"]),
+    ("randomised", ["contract check 'deterministic'", "--attack rand"]),
+    ("train_mode_batchnorm", ["contract check 'eval mode'"]),
+    ("batch_dependent", ["contract check 'batch independence'"]),
+    ("grad_in_forward", ["contract check 'no gradients in forward'"]),
+]
+
+
+@pytest.mark.parametrize(("name", "fragments"), SUBMISSION_CASES, ids=[c[0] for c in SUBMISSION_CASES])
+def test_broken_submission(case, name, fragments):
+    _assert_clean_failure(case, case.run("--model", str(case.dir / f"{name}.py"), *FAST), *fragments)
+
+
+def test_sleeps_forever_is_stopped_by_the_stall_timeout(case):
+    proc = case.run("--model", str(case.dir / "sleeps_forever.py"), *FAST[:-2], "--stall-timeout", "5")
+    _assert_clean_failure(case, proc, "made no progress for 5 s", "--stall-timeout")
+
+
+def test_unbounded_allocation_hits_the_memory_limit(case):
+    proc = case.run("--model", str(case.dir / "allocates_without_bound.py"), *FAST, "--memory-limit", "3G")
+    _assert_clean_failure(case, proc, "ran out of memory", "--memory-limit")
+
+
+def test_environment_secret_is_not_visible(case):
+    secret = "hunter2-robint-secret"
+    proc = case.run("--model", str(case.dir / "reads_env_secret.py"), *FAST, env={"ROBINT_TEST_SECRET": secret})
+    _assert_clean_failure(case, proc, "KeyError: 'ROBINT_TEST_SECRET'")
+    assert secret not in proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(landlock_abi() is None, reason="this kernel has no Landlock: no file isolation to test")
+def test_parent_environment_is_not_readable(case):
+    secret = "hunter2-robint-secret"
+    proc = case.run("--model", str(case.dir / "reads_parent_environ.py"), *FAST, env={"ROBINT_TEST_SECRET": secret})
+    _assert_clean_failure(case, proc, "PermissionError", "sandbox")
+    assert secret not in proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(landlock_abi() is None, reason="this kernel has no Landlock: no file isolation to test")
+def test_parent_files_are_not_readable(case):
+    (case.dir / "PARENT_FILE").write_text(str(case.path))
+    proc = case.run("--model", str(case.dir / "reads_parent_files.py"), *FAST)
+    _assert_clean_failure(case, proc, "PermissionError", "sandbox")
+
+
+def test_network_socket_is_refused(case):
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+    accepted: list[bytes] = []
+
+    def accept() -> None:
+        try:
+            conn, _ = listener.accept()
+            accepted.append(conn.recv(100))
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    (case.dir / "PORT_FILE").write_text(str(listener.getsockname()[1]))
+    proc = case.run("--model", str(case.dir / "opens_socket.py"), *FAST)
+    listener.close()
+    thread.join(5)
+    _assert_clean_failure(case, proc, "PermissionError", "network")
+    assert accepted == []
+
+
+def test_corrupt_weights(case):
+    (case.dir / "corrupt_weights.pt").write_bytes(bytes(range(256)) * 8)
+    proc = case.run("--model", str(case.dir / "corrupt_weights.py"), *FAST)
+    _assert_clean_failure(case, proc, "corrupt_weights.pt is corrupt or not a torch/safetensors file")
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/robint-pwned",))
+
+
+def test_weights_needing_arbitrary_unpickling(case):
+    torch.save({"fc.weight": torch.zeros(10, 784), "payload": _RunsCode()}, case.dir / "evil_pickle_weights.pt",
+               pickle_protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
+    proc = case.run("--model", str(case.dir / "evil_pickle_weights.py"), *FAST)
+    _assert_clean_failure(case, proc, "needs arbitrary code to unpickle and was refused")
+
+
+OPTION_CASES = [
+    (["--eps", "8/0"], "malformed eps '8/0'"),
+    (["--eps", "-1"], "eps -1 is out of range"),
+    (["--eps", "abc"], "malformed eps 'abc'"),
+    (["--dataset", "cifar11"], "unknown data set 'cifar11'"),
+    (["--n-examples", "20000"], "outside the 10000 test images"),
+    (["--threat-model", "L7"], "unknown threat model 'L7'"),
+    (["--attack", "pgd"], "unknown attack"),
+    (["--metrics", "deletion"], "unknown metric 'deletion'"),
+]
+
+
+@pytest.mark.parametrize(("extra", "fragment"), OPTION_CASES, ids=[" ".join(c[0]) for c in OPTION_CASES])
+def test_bad_option(case, extra, fragment):
+    proc = case.run("--model", str(case.dir / "good_linear.py"), *FAST, *extra)
+    _assert_clean_failure(case, proc, fragment)
+
+
+def test_locked_database(case):
+    holder = sqlite3.connect(case.path, timeout=1)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        proc = case.run("--model", str(case.dir / "good_linear.py"), *FAST, db_url=f"sqlite:///{case.path}?timeout=1")
+    finally:
+        holder.rollback()
+        holder.close()
+    _assert_clean_failure(case, proc, "locked")
+
+
+def test_corrupt_database_file_is_not_overwritten(case):
+    garbage = b"SQLite format 3\x00" + bytes(range(256)) * 16
+    case.path.write_bytes(garbage)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{case.path}{suffix}").unlink(missing_ok=True)
+    proc = case.run("--model", str(case.dir / "good_linear.py"), *FAST)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "damaged" in proc.stderr or "not a SQLite database" in proc.stderr
+    assert case.path.read_bytes() == garbage
+
+
+def test_foreign_database_is_refused(case):
+    other = case.path.with_name("other.db")
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
+    before = other.read_bytes()
+    proc = case.run("--model", str(case.dir / "good_linear.py"), *FAST, db_url=f"sqlite:///{other}")
+    assert proc.returncode != 0 and "belongs to another program" in proc.stderr
+    assert other.read_bytes() == before
+
+
+def _limit_file_size(limit: int):
+    def apply() -> None:
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, like a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_disk_full(case):
+    proc = case.run("--model", str(case.dir / "good_linear.py"), *FAST, preexec=_limit_file_size(4096))
+    _assert_clean_failure(case, proc, "disk is full")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root for a read-only mount")
+def test_read_only_results_directory(case):
+    results = case.path.parent
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro {results} {results} && true"],
+                           capture_output=True)  # fmt: skip
+    if probe.returncode != 0:
+        pytest.skip("read-only bind mounts are not permitted here")
+    script = (f"mount --bind {results} {results} && mount -o remount,ro,bind {results} && "
+              f"exec {sys.executable} -m harness run --model {case.dir / 'good_linear.py'} {' '.join(FAST)} "
+              f"--db sqlite:///{case.path} --data-dir {ROOT / 'data'}")  # fmt: skip
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    _assert_clean_failure(case, proc, "read-only")
