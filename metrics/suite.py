@@ -34,6 +34,7 @@ DEFAULT_METHOD_OPTIONS: tuple[tuple[str, str, Any], ...] = (
     ("integrated_gradients", "n_steps", 32),
 )
 RECOGNITION_MARGIN = 0.4  # GridPG needs the lower 95% bound of recognition above chance + this margin
+N_RECOGNITION = 200  # composites on which recognition is measured (forward passes only)
 
 
 @dataclass(frozen=True)
@@ -211,17 +212,19 @@ def _grid_inputs(model, x, y, clean_pred, config: SuiteConfig, num_classes: int,
 
     generator = torch.Generator().manual_seed(config.seed)
     try:
-        comps = make_composites(x, y, clean_pred == y, n_composites=config.n_composites, generator=generator)
+        comps = make_composites(x, y, clean_pred == y, n_composites=max(N_RECOGNITION, config.n_composites),
+                                generator=generator)  # fmt: skip
     except ValueError as exc:
         return None, str(exc)
     comps = fit_to_model(model, comps, num_classes, tuple(x.shape[2:]), device)
-    rec = recognition(model, comps, device=device)
+    rec = recognition(model, comps, device=device)  # cheap (forward passes only): on all composites
     chance = chance_recognition(num_classes)
     cells = comps.cell_classes.shape[1]
+    scored = slice(0, config.n_composites)  # attributions (expensive) only for the first n_composites
     grid = GridInputs(
-        images=comps.images.repeat_interleave(cells, dim=0),
-        target=comps.cell_classes.flatten(),
-        cell=torch.arange(cells).repeat(len(comps)),
+        images=comps.images[scored].repeat_interleave(cells, dim=0),
+        target=comps.cell_classes[scored].flatten(),
+        cell=torch.arange(cells).repeat(config.n_composites),
         recognition=rec,
         chance=chance,
         native=comps.native,
@@ -234,6 +237,7 @@ def _grid_inputs(model, x, y, clean_pred, config: SuiteConfig, num_classes: int,
             f"(95% lower bound {low:.2f}; chance {chance:.2f}; needed > {chance + RECOGNITION_MARGIN:.2f})"
         )
     return grid, None
+
 
 # Leaderboard headline: these metrics (normalised faithfulness, localisation, sanity, complexity) for this method
 # in the main table; the correlation section covers them for every method a run has.
