@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -34,7 +35,9 @@ def git_state(path: Path | None = None) -> dict[str, Any]:
         commit = _git(cwd, "rev-parse", "HEAD")
         dirty = bool(_git(cwd, "status", "--porcelain", "--untracked-files=no"))
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
+        # a source tree without git metadata (e.g. a copy sent to another machine) may state its commit
+        commit = os.environ.get("ROBINT_GIT_COMMIT")
+        return {"commit": commit, "dirty": os.environ.get("ROBINT_GIT_DIRTY") == "1" if commit else None}
     return {"commit": commit, "dirty": dirty}
 
 
@@ -60,8 +63,6 @@ def hardware(device: torch.device) -> dict[str, Any]:
 
 
 def _cpu_count() -> int | None:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
