@@ -8,7 +8,7 @@ DB ?= sqlite:///results/robint.db
 MODELS ?= submissions/fmnist_standard.py submissions/fmnist_pgd_linf.py submissions/fmnist_trades_linf.py
 FMNIST_DEB := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: run test setup data lint bench clean
+.PHONY: run test check setup data lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -34,6 +34,9 @@ run: setup data
 
 test: setup data
 	$(BIN)/pytest -q
+
+check: setup data
+	$(BIN)/robint-bench check --quiet
 
 lint: setup
 	$(BIN)/ruff check harness metrics tests bench

@@ -29,8 +29,13 @@ def install() -> None:
 
 
 def import_robustbench():
-    """Import and return ``robustbench`` with the shim installed."""
+    """Import and return ``robustbench`` (and its utils) with the shim installed, silencing its import warnings."""
+    import warnings
+
     install()
-    import robustbench
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pkg_resources and torch.jit deprecation notices from its dependencies
+        import robustbench
+        import robustbench.utils  # noqa: F401
 
     return robustbench

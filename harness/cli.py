@@ -26,7 +26,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 @cli.command()
-@click.option("--model", "model", type=click.Path(path_type=Path), required=True, help="Submission .py file.")
+@click.option("--model", "model", type=click.Path(path_type=Path), default=None, help="Submission .py file.")
+@click.option("--robustbench", default=None, metavar="MODEL_ID", help="A RobustBench zoo model instead of --model.")
+@click.option("--model-dir", type=click.Path(path_type=Path), default=None,
+              help="RobustBench checkpoints: <dir>/<dataset>/<threat model>/<id>.pt (default ./models).")
 @click.option("--dataset", default=None, help="Data set (default: the submission's METADATA).")
 @click.option("--n-examples", default=1000, show_default=True, type=int, help="First n test examples.")
 @click.option("--threat-model", default=None, help="Linf or L2 (default: METADATA, else the data set's).")
@@ -55,7 +58,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="Worker memory limit: auto (min of 16G and 75%% of RAM), none, or e.g. 8G.")
 @click.option("--cpu-limit", default=None, type=int, help="Worker CPU-time limit in seconds.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(model: Path, quiet: bool, **options) -> None:
+def run(model: Path | None, quiet: bool, **options) -> None:
     """Evaluate one submission with AutoAttack and interpretability metrics, and store the run."""
     from harness.evaluate import RunConfig, evaluate
 
@@ -217,26 +220,47 @@ def train(quiet: bool, **options) -> None:
 
 @cli.command()
 @click.option("--run", "run_id", required=True, help="Run id (a unique prefix is enough).")
-@click.option("--format", "fmt", type=click.Choice(["archive"]), default="archive", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["archive", "robustbench"]), default="archive", show_default=True,
+              help="archive: lossless JSON that `import` reads back; robustbench: a RobustBench model_info file.")
 @_DB
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results/archive"), show_default=True,
-              help="Directory (or .json file) to write.")  # fmt: skip
-def export(run_id: str, fmt: str, db: str, out: Path) -> None:
-    """Export a completed run (archive: lossless JSON that `import` reads back)."""
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Directory (or .json file); default results/archive or results/robustbench.")
+def export(run_id: str, fmt: str, db: str, out: Path | None) -> None:
+    """Export a completed run."""
+    from harness.rb_format import export_path, model_info
     from harness.records import archive_record
-    from harness.storage import COMPLETE, get_run, open_database
+    from harness.storage import COMPLETE, get_run, open_database, transaction
 
-    with open_database(db).begin() as s:
+    with transaction(open_database(db)) as s:
         run = get_run(s, run_id)
         if run.status != COMPLETE:
             raise HarnessError(f"run {run.id} is {run.status}, not complete", "export completed runs only")
-        record = archive_record(run)
-    path = out if out.suffix == ".json" else out / f"{record['model']['name']}-{record['run']['id']}.json"
+        if fmt == "archive":
+            record = archive_record(run)
+            root = out or Path("results/archive")
+            path = root if root.suffix == ".json" else root / f"{run.model.name}-{run.id}.json"
+        else:
+            record = model_info(run)
+            root = out or Path("results/robustbench")
+            path = root if root.suffix == ".json" else export_path(root, run)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     os.replace(tmp, path)
     click.echo(f"wrote {path}")
+
+
+@cli.command(name="import-robustbench")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@_DB
+def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
+    """Import RobustBench model_info JSON files (or directories of them) as reported entries for the leaderboard."""
+    from harness.rb_format import import_reported
+    from harness.storage import open_database, transaction
+
+    with transaction(open_database(db)) as s:
+        added = sum(import_reported(s, path) for path in paths)
+    click.echo(f"imported {added} new reported entr{'y' if added == 1 else 'ies'}")
 
 
 @cli.command(name="import")
@@ -258,6 +282,39 @@ def import_(paths: tuple[Path, ...], db: str) -> None:
         with sessions.begin() as s:
             added += import_archive_record(s, record)
     click.echo(f"imported {added} new run(s) from {len(files)} file(s)")
+
+
+@cli.command()
+@click.option("--baseline", type=click.Path(path_type=Path), default=Path("results/baseline.json"), show_default=True)
+@click.option("--z", default=3.0, show_default=True, type=float, help="Tolerance in standard errors of n.")
+@click.option("--update", is_flag=True, help="Rewrite the baseline with the numbers measured now.")
+@click.option("--submissions", type=click.Path(path_type=Path), default=Path("submissions"), show_default=True,
+              help="Directory holding the reference models.")
+@click.option("--only", multiple=True, help="Check only this reference model (repeatable).")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None)
+@click.option("--quiet", is_flag=True)
+def check(baseline: Path, z: float, update: bool, submissions: Path, only: tuple[str, ...], data_dir: Path | None,
+          quiet: bool) -> None:  # fmt: skip
+    """Regression gate: re-run a fixed fast configuration on the reference models and compare with the baseline."""
+    from harness.gate import REFERENCE_MODELS, compare, format_table, load_baseline, measure
+
+    models = only or REFERENCE_MODELS
+    now = measure(submissions, tuple(models), data_dir=data_dir, progress=not quiet)
+    if update:
+        merged = load_baseline(baseline) if baseline.exists() and only else {"config": now["config"], "models": {}}
+        merged["models"].update(now["models"])
+        baseline.parent.mkdir(parents=True, exist_ok=True)
+        baseline.write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+        click.echo(f"wrote {baseline} ({len(now['models'])} model(s))")
+        return
+    reference = load_baseline(baseline)
+    reference["models"] = {k: v for k, v in reference["models"].items() if k in models}
+    rows = compare(reference, now, z=z)
+    click.echo(format_table(rows))
+    failures = sum(r.failed for r in rows)
+    click.echo(f"gate: {'FAIL' if failures else 'PASS'} ({failures} regression(s) in {len(rows)} numbers)")
+    if failures:
+        sys.exit(1)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from metrics.suite import DEFAULT_METHOD_OPTIONS, DEFAULT_METHODS, DEFAULT_METRI
 class RunConfig:
     """What the user asked for; ``None`` means "the default from the submission or the data set"."""
 
-    model: Path
+    model: Path | None = None
     dataset: str | None = None
     n_examples: int = 1000
     threat_model: str | None = None
@@ -46,6 +46,8 @@ class RunConfig:
     timeout: float | None = None
     memory_limit: str = "auto"
     cpu_limit: int | None = None
+    robustbench: str | None = None
+    model_dir: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
@@ -53,8 +55,9 @@ class RunConfig:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunConfig:
         config = cls(**data)
-        config.model = Path(config.model)
+        config.model = Path(config.model) if config.model else None
         config.data_dir = Path(config.data_dir) if config.data_dir else None
+        config.model_dir = Path(config.model_dir) if config.model_dir else None
         config.method_options = tuple(config.method_options)
         return config
 
@@ -78,6 +81,11 @@ class ResolvedConfig:
 
 def check_options(config: RunConfig) -> None:
     """Everything that can be checked before the submission is imported (fails fast, touches nothing)."""
+    if (config.model is None) == (config.robustbench is None):
+        raise HarnessError("give exactly one of --model FILE and --robustbench MODEL_ID",
+                           "e.g. --model submissions/foo.py")  # fmt: skip
+    if config.robustbench is not None and config.dataset is None:
+        raise HarnessError("--robustbench needs --dataset", "e.g. --dataset cifar10 --threat-model Linf")
     if config.eps is not None:
         parse_eps(config.eps)
     if config.dataset is not None:

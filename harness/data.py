@@ -10,10 +10,21 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from harness.data_cifar import CIFAR10_CLASSES, CIFAR100_CLASSES, load_cifar10, load_cifar100
+from harness.data_folder import (
+    FOLDER_PREFIX,
+    FolderSpec,
+    folder_classes,
+    folder_paths,
+    load_folder_first,
+    parse_folder_name,
+)
+from harness.data_imagenet import imagenet_classes, load_imagenet, load_imagenet_first
 from harness.errors import HarnessError
 from harness.registry import Registry
 
@@ -33,7 +44,11 @@ class DatasetInfo:
     default_eps: dict[str, str]
     load: Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]] = field(repr=False)
     has_object_masks: bool = False  # dark, empty background: object = pixels above a threshold
-
+    # Optional, for data sets too large to decode whole: ``load_first(split, data_dir, n)`` returns the first
+    # ``min(n, total)`` examples and ``total``, the size of the split (``load_examples`` uses it when n is given).
+    load_first: Callable[[str, Path, int], tuple[torch.Tensor, torch.Tensor, int]] | None = field(
+        default=None, repr=False
+    )
 
     @property
     def input_numel(self) -> int:
@@ -45,8 +60,23 @@ DATASETS: Registry[DatasetInfo] = Registry("data set")
 
 
 def get_dataset(name: str) -> DatasetInfo:
-    """The registered data set called ``name`` (raises a HarnessError naming the choices otherwise)."""
+    """The data set called ``name``: a registered one, or ``folder:PATH[@S|@HxW]`` (see harness.data_folder).
+
+    A ``folder:`` name is built on the fly (its classes are read from PATH); its ``info.name`` is the canonical
+    form with an absolute path, which a caller should store so that another process finds the same folder.
+    Unknown names raise a HarnessError with "did you mean" suggestions.
+    """
+    if name.startswith(FOLDER_PREFIX):
+        return _folder_dataset(name)
     return DATASETS.get(name)
+
+
+def dataset_paths(name: str, data_dir: Path | None = None) -> tuple[Path, ...]:
+    """The directories a data set reads (e.g. for a sandbox's read paths): the data dir, or a folder's own."""
+    if name.startswith(FOLDER_PREFIX):
+        return folder_paths(parse_folder_name(name))
+    get_dataset(name)
+    return (Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR,)
 
 
 def load_examples(
@@ -54,12 +84,17 @@ def load_examples(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` examples of a split: x ``(n, C, H, W)`` float in [0,1], y ``(n,)`` int64."""
     info = get_dataset(name)
-    x, y = info.load(split, Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR)
+    root = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    if n is not None and info.load_first is not None:
+        x, y, total = info.load_first(split, root, n)
+    else:
+        x, y = info.load(split, root)
+        total = len(y)
     if n is not None:
-        if n < 1 or n > len(y):
+        if n < 1 or n > total:
             raise HarnessError(
-                f"--n-examples {n} is outside the {len(y)} {split} images of {name}",
-                f"use 1 <= n <= {len(y)}",
+                f"--n-examples {n} is outside the {total} {split} images of {name}",
+                f"use 1 <= n <= {total}",
             )
         x, y = x[:n], y[:n]
     return x.contiguous(), y.contiguous()
@@ -145,3 +180,75 @@ DATASETS.add(
         has_object_masks=True,
     ),
 )
+
+
+# --- CIFAR-10, CIFAR-100 (harness.data_cifar), ImageNet (harness.data_imagenet): RobustBench's defaults --------
+
+_CIFAR_EPS = {"Linf": "8/255", "L2": "0.5"}
+
+DATASETS.add(
+    "cifar10",
+    DatasetInfo(
+        name="cifar10",
+        num_classes=10,
+        input_shape=(3, 32, 32),
+        classes=CIFAR10_CLASSES,  # = label_names of the official batches.meta (harness.data_cifar checks the count)
+        default_threat_model="Linf",
+        default_eps=dict(_CIFAR_EPS),
+        load=load_cifar10,
+    ),
+)
+DATASETS.add(
+    "cifar100",
+    DatasetInfo(
+        name="cifar100",
+        num_classes=100,
+        input_shape=(3, 32, 32),
+        classes=CIFAR100_CLASSES,  # = fine_label_names of the official meta file
+        default_threat_model="Linf",
+        default_eps=dict(_CIFAR_EPS),
+        load=load_cifar100,
+    ),
+)
+DATASETS.add(
+    "imagenet",
+    DatasetInfo(
+        name="imagenet",
+        num_classes=1000,
+        input_shape=(3, 224, 224),
+        classes=imagenet_classes(),  # wnids, in RobustBench's class-index order
+        default_threat_model="Linf",
+        # Linf 4/255 is RobustBench's ImageNet leaderboard; it has no ImageNet L2 leaderboard, so L2 3.0 is the
+        # radius most ImageNet L2 robust-training work reports (e.g. Salman et al. 2020), not a RobustBench one.
+        default_eps={"Linf": "4/255", "L2": "3.0"},
+        load=load_imagenet,
+        load_first=load_imagenet_first,
+    ),
+)
+
+
+# --- folder:PATH (harness.data_folder): built on the fly by get_dataset -------------------------------------
+
+
+def _folder_dataset(name: str) -> DatasetInfo:
+    spec = parse_folder_name(name)
+    classes = folder_classes(spec.root)
+    return DatasetInfo(
+        name=spec.name,
+        num_classes=len(classes),
+        input_shape=spec.input_shape,
+        classes=classes,
+        default_threat_model="Linf",
+        default_eps={"Linf": "8/255", "L2": "0.5"},
+        load=partial(_load_folder, spec),
+        load_first=partial(_load_folder_first, spec),
+    )
+
+
+def _load_folder(spec: FolderSpec, split: str, data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y, _ = load_folder_first(spec, split, None)
+    return x, y
+
+
+def _load_folder_first(spec: FolderSpec, split: str, data_dir: Path, n: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    return load_folder_first(spec, split, n)

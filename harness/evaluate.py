@@ -8,6 +8,7 @@ attack chunk and per (method, metric) score, so an interrupted run resumes where
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from harness import ownership, storage
 from harness.attack import verify_adversarial
@@ -89,25 +90,37 @@ def evaluate(config: RunConfig) -> RunSummary:
     check_options(config)
     sessions = storage.open_database(config.db)
     data_dir = (config.data_dir or DEFAULT_DATA_DIR).resolve()
-    config = replace(config, model=config.model.resolve(), data_dir=data_dir)
-    if not config.model.is_file():
-        raise HarnessError(f"submission {config.model} is not an existing .py file",
-                           "pass --model path/to/submission.py defining load_model() and METADATA")  # fmt: skip
+    if config.robustbench is not None:
+        from harness.zoo import DEFAULT_MODEL_DIR, ensure_checkpoint
+
+        model_dir = (config.model_dir or DEFAULT_MODEL_DIR).resolve()
+        config = replace(config, model_dir=model_dir, data_dir=data_dir, threat_model=config.threat_model or "Linf")
+        checkpoint = ensure_checkpoint(config.robustbench, config.dataset, config.threat_model, model_dir)
+        source, readable = f"robustbench:{config.robustbench}", model_dir
+    else:
+        config = replace(config, model=config.model.resolve(), data_dir=data_dir)
+        if not config.model.is_file():
+            raise HarnessError(f"submission {config.model} is not an existing .py file",
+                               "pass --model path/to/submission.py defining load_model() and METADATA")  # fmt: skip
+        checkpoint, source, readable = None, str(config.model), config.model.parent
     timer = StageTimer()
-    channel = _open_channel(config)
+    channel = _open_channel(config, readable)
     run_id = None
     try:
         with timer("load"):
             loaded = channel.request({"op": "load", "config": config.to_json()})
             metadata, resolved = loaded["metadata"], ResolvedConfig(**loaded["resolved"])
             suite = suite_from_json(loaded["suite"]) if loaded["suite"] else None
-            file_sha, weights_sha = _hash_submission(config.model, metadata)
+            if checkpoint is not None:
+                file_sha, weights_sha = hashlib.sha256(source.encode()).hexdigest(), sha256_file(checkpoint)
+            else:
+                file_sha, weights_sha = _hash_submission(config.model, metadata)
             info = get_dataset(resolved.dataset)
             x, y = load_examples(resolved.dataset, n=resolved.n_examples, data_dir=config.data_dir)
         with timer("contract"):
             checked = channel.request({"op": "check", "data_dir": str(config.data_dir)})
         with storage.transaction(sessions) as s:
-            model_row = storage.get_or_create_model(s, name=str(metadata["name"]), source=str(config.model),
+            model_row = storage.get_or_create_model(s, name=str(metadata["name"]), source=source,
                                                     file_sha256=file_sha, weights_sha256=weights_sha, info=metadata)
             plan = _plan(s, model_row, resolved, suite, config, checked, channel)  # fmt: skip
             run_id = plan.run_id
@@ -134,7 +147,7 @@ def evaluate(config: RunConfig) -> RunSummary:
         channel.close()
 
 
-def _open_channel(config: RunConfig):
+def _open_channel(config: RunConfig, readable: Path):
     from harness.channel import InProcessChannel, SubprocessChannel
 
     if config.trusted:
@@ -142,7 +155,7 @@ def _open_channel(config: RunConfig):
     memory = _memory_bytes(config.memory_limit)
     kind = "data" if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available()) \
         else "address_space"  # fmt: skip
-    return SubprocessChannel(read_paths=[config.model.parent, config.data_dir], memory_bytes=memory,
+    return SubprocessChannel(read_paths=[readable, config.data_dir], memory_bytes=memory,
                              memory_limit_kind=kind, cpu_seconds=config.cpu_limit, stall_timeout=config.stall_timeout,
                              timeout=config.timeout, progress=config.progress)  # fmt: skip
 
@@ -326,6 +339,12 @@ def _finish(s, run: storage.RunRecord, resolved: ResolvedConfig, metadata: dict[
     details["autoattack"] = autoattack
     run.details = details
     run.flags = run_flags(autoattack, contract_flags, metadata, run.clean_acc, len(examples), resolved.attack)
+    other_weights = s.scalars(select(storage.ModelRecord.weights_sha256).where(
+        storage.ModelRecord.name == run.model.name, storage.ModelRecord.source == run.model.source,
+        storage.ModelRecord.id != run.model_id)).all()  # fmt: skip
+    if any(w != run.model.weights_sha256 for w in other_weights):
+        run.flags = [*run.flags, {"code": "weights-changed", "message": (
+            f"earlier runs of {run.model.name} from {run.model.source} used a checkpoint with a different sha256")}]
     run.timings = {**(run.timings or {}), **seconds}
     s.execute(delete(storage.ArtifactRecord).where(storage.ArtifactRecord.run_id == run.id))
     run.status, run.finished_at, run.owner_pid = storage.COMPLETE, storage.utcnow(), None

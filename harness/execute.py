@@ -75,11 +75,18 @@ class WorkerSession:
         return True
 
     def _load(self, message: dict[str, Any]) -> None:
-        self.config = RunConfig.from_json(message["config"])
-        self.sub = load_submission(self.config.model)
-        self.resolved = resolve_config(self.config, self.sub.metadata)
-        self.suite = resolve_suite(self.config)
-        self.send({"op": "loaded", "metadata": _jsonable(self.sub.metadata), "resolved": asdict(self.resolved),
+        self.config = c = RunConfig.from_json(message["config"])
+        if c.robustbench is not None:
+            from harness.zoo import load_zoo_model
+
+            model, metadata = load_zoo_model(c.robustbench, c.dataset, c.threat_model or "Linf", c.model_dir)
+        else:
+            sub = load_submission(c.model)
+            model, metadata = sub.model, sub.metadata
+        self.model_raw, self.metadata = model, metadata
+        self.resolved = resolve_config(c, metadata)
+        self.suite = resolve_suite(c)
+        self.send({"op": "loaded", "metadata": _jsonable(metadata), "resolved": asdict(self.resolved),
                    "suite": None if self.suite is None else asdict(self.suite)})  # fmt: skip
 
     def _check(self, message: dict[str, Any]) -> None:
@@ -89,7 +96,7 @@ class WorkerSession:
         self.info = info
         self.device = resolve_device(self.config.device)
         seed_everything(self.resolved.seed)
-        self.model = Heartbeat(self.sub.model.to(self.device).eval(), self.send).eval()
+        self.model = Heartbeat(self.model_raw.to(self.device).eval(), self.send).eval()
         flags = check_contract(self.model, self.x[: min(16, len(self.x))], num_classes=info.num_classes,
                                device=self.device, allow_randomised=self.resolved.attack == "rand")  # fmt: skip
         self.send({"op": "checked", "flags": flags, "device": str(self.device)})

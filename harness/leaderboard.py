@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from harness import __version__, storage
+from harness.rb_format import percent
 from harness.stats import spearman_bootstrap, wilson_interval
 from metrics.registry import METRICS
 from metrics.suite import HEADLINE_METHOD, HEADLINE_METRICS
@@ -73,18 +74,33 @@ def select_rows(frame: pd.DataFrame) -> pd.DataFrame:
                              ascending=[True, True, True, False, False])  # fmt: skip
 
 
-def render(frame: pd.DataFrame) -> str:
-    """The whole leaderboard.md text."""
+def render(frame: pd.DataFrame, reported: list[dict[str, Any]] | None = None) -> str:
+    """The whole leaderboard.md text (``reported``: imported RobustBench entries, shown beside measured rows)."""
     parts = [HEADER.format(version=__version__, method=HEADLINE_METHOD)]
-    if frame.empty:
+    reported = list(reported or [])
+    if frame.empty and not reported:
         parts.append("\nNo completed runs yet: `robint-bench run --model submissions/<file>.py`.\n")
         return "".join(parts)
-    for (dataset, threat, eps_text), table in select_rows(frame).groupby(
-        ["dataset", "threat_model", "eps_text"], sort=False
-    ):
+    tables = list(select_rows(frame).groupby(["dataset", "threat_model", "eps_text"], sort=False)) if len(frame) else []
+    keys = [key for key, _ in tables]
+    for rep in reported:  # reported-only settings still get a section
+        key = (rep["dataset"], rep["threat_model"], _eps_key(rep["eps"]))
+        if not any(_same_setting(key, k) for k in keys):
+            keys.append(key)
+            tables.append((key, frame.iloc[0:0]))
+    for (dataset, threat, eps_text), table in tables:
         notes: list[str] = []
+        mine = [r for r in reported
+                if _same_setting((r["dataset"], r["threat_model"], r["eps"]), (dataset, threat, eps_text))]
         parts.append(f"\n## {dataset} — {threat}, eps = {eps_text}\n\n")
-        parts.append(_markdown(_main_rows(table, notes)))
+        if len(table):
+            parts.append(_markdown(_main_rows(table, notes, {r["model_id"]: r for r in mine})))
+        unmatched = [r for r in mine if r["model_id"] not in set(table["model"])] if len(table) else mine
+        if unmatched:
+            parts.append("\n### Reported elsewhere, not measured here (imported with `import-robustbench`)\n\n")
+            parts.append(_markdown(_reported_rows(unmatched)))
+        if not len(table):
+            continue
         detail = _detail_rows(table, notes)
         if len(detail) > 1:
             parts.append("\n### Interpretability detail (mean [95% bootstrap interval])\n\n")
@@ -96,8 +112,33 @@ def render(frame: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-def _main_rows(table: pd.DataFrame, notes: list[str]) -> list[list[str]]:
+def _eps_key(text: Any) -> str:
+    return str(text).strip()
+
+
+def _same_setting(a: tuple[str, str, Any], b: tuple[str, str, Any]) -> bool:
+    from harness.threat import parse_eps
+
+    return a[0] == b[0] and a[1] == b[1] and abs(parse_eps(str(a[2]))[0] - parse_eps(str(b[2]))[0]) < 1e-9
+
+
+def _reported_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
+    rows = [["Model", "Reported clean (%)", "Reported AA (%)", "Architecture", "Paper"]]
+    for rep in sorted(entries, key=lambda r: -(percent(r.get("autoattack_acc")) or 0)):
+        rows.append([rep["model_id"], _pct(rep.get("clean_acc")), _pct(rep.get("autoattack_acc")),
+                     str(rep.get("architecture") or "—"), str(rep.get("name") or "—")[:60]])  # fmt: skip
+    return rows
+
+
+def _pct(value: Any) -> str:
+    fraction = percent(value)
+    return "—" if fraction is None else f"{100 * fraction:.1f}"
+
+
+def _main_rows(table: pd.DataFrame, notes: list[str], reported: dict[str, dict[str, Any]]) -> list[list[str]]:
     header = ["Rank", "Model", "Clean acc (%)", "AA robust acc (%) [95% CI]", "n"]
+    if reported:
+        header += ["Reported clean / AA (%)"]
     header += [f"{SHORT[m]} {_arrow(m)}" for m in HEADLINE_METRICS] + ["Attack", "Training", "Date", "Run"]
     rows = [header]
     for rank, row in enumerate(table.itertuples(index=False), start=1):
@@ -109,6 +150,9 @@ def _main_rows(table: pd.DataFrame, notes: list[str]) -> list[list[str]]:
             model += f" ⚠{_ref(notes, note).split()[-1]}"
         cells = [str(rank), model, f"{100 * row.clean_acc:.1f}",
                  f"{100 * row.robust_acc:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]", str(row.n)]  # fmt: skip
+        if reported:
+            rep = reported.get(row.model)
+            cells.append("—" if rep is None else f"{_pct(rep.get('clean_acc'))} / {_pct(rep.get('autoattack_acc'))}")
         cells += [_cell(row.metrics.get((HEADLINE_METHOD, m)), notes, interval=False) for m in HEADLINE_METRICS]
         cells += [row.attack, row.training or "—", row.created_at.strftime("%Y-%m-%d"), f"`{row.run_id}`"]
         rows.append(cells)
@@ -185,9 +229,11 @@ def _correlation_section(table: pd.DataFrame) -> str:
 
 
 def _verdict(rho: float, lo: float, hi: float, sign: int, n: int) -> str:
+    if n < 5:
+        return f"inconclusive (n={n} model{'s' if n != 1 else ''})"
     if math.isnan(rho):
         return "inconclusive (no variation)"
-    if math.isnan(lo) or n < 5:
+    if math.isnan(lo):
         return f"inconclusive (n={n} models)"
     if lo <= 0 <= hi:
         return "inconclusive (interval contains 0)"
@@ -202,5 +248,7 @@ def _markdown(rows: Sequence[Sequence[str]]) -> str:
 
 
 def build_leaderboard(s: Session) -> str:
-    """Render the leaderboard for everything completed in the database."""
-    return render(runs_frame(s))
+    """Render the leaderboard for everything completed in the database, with imported reported entries."""
+    from harness.rb_format import reported_entries
+
+    return render(runs_frame(s), reported_entries(s))

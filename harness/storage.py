@@ -226,6 +226,10 @@ def _check_sqlite_file(path: Path) -> None:
             tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("integrity check failed")
+            version = None
+            if "robint_meta" in tables:
+                row = con.execute("SELECT value FROM robint_meta WHERE key = 'schema_version'").fetchone()
+                version = row[0] if row else None
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             return  # a writer holds it; the normal path waits for the lock and reports it clearly
@@ -239,6 +243,10 @@ def _check_sqlite_file(path: Path) -> None:
             f"database {path} belongs to another program (tables: {', '.join(sorted(tables)[:5])})",
             "pass a --db of robint-bench's own; the file was left untouched",
         )
+    if version is not None and (not str(version).isdigit() or int(version) > SCHEMA_VERSION):
+        raise HarnessError(f"database {path} has schema version {version}; this robint-bench reads versions 1 to "
+                           f"{SCHEMA_VERSION} (the file was left untouched)",
+                           "upgrade robint-bench or use another --db")  # fmt: skip
 
 
 def _ensure_schema(engine: Engine, *, create: bool) -> None:

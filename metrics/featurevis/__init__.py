@@ -1,0 +1,1 @@
+"""Feature visualisation: representation inversion, class-conditional generation and their scores."""
