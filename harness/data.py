@@ -1,6 +1,9 @@
 """Evaluation data sets: a registry of loaders returning the first n examples, in order (RobustBench's convention).
 
-Images come back as float tensors ``(N, C, H, W)`` in [0, 1] and labels as int64 ``(N,)``.
+Images come back as float tensors ``(N, C, H, W)`` in [0, 1] and labels as int64 ``(N,)``. Data sets:
+``fashion-mnist`` (below), ``cifar10`` and ``cifar100`` (harness.data_cifar), ``imagenet`` (RobustBench's 5000
+validation images, harness.data_imagenet) and ``folder:PATH[@S|@HxW]``, any ImageFolder test set
+(harness.data_folder), built on the fly by :func:`get_dataset`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ torchvision then verifies and unpacks.
 Why the batch files are read here and not through ``torchvision.datasets.CIFAR10(download=False)``: in
 torchvision 0.29.1 that constructor first checks the md5 of EVERY batch file of both splits (and of the meta
 file) against the official archive's, whichever split is asked for, and raises "Dataset not found or
-corrupted" otherwise. Only the official 163 MB release passes, so the reader could never be tested on small
+corrupted" otherwise. Only the official release passes, so the reader could never be tested on small
 generated files, and a user with just the test batch could not run. So the pickles are unpickled here, with
 ``encoding="bytes"`` as the dataset's own page shows, opened only by these known names inside the data dir (a
 pickle the user placed in the data dir is trusted input; files from a submission are never unpickled). The

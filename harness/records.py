@@ -53,6 +53,8 @@ def result_record(run: storage.RunRecord) -> dict[str, Any]:
         "git": run.provenance.get("git", {}),
         "hardware": run.provenance.get("hardware", {}),
         "flags": run.flags,
+        "autoattack": {key: (run.details or {}).get("autoattack", {}).get(key)
+                       for key in ("accuracy_after", "warnings")},  # fmt: skip
         "model_sha256": {"file": run.model.file_sha256, "weights": run.model.weights_sha256},
         "metrics": metric_summary(run),
     }

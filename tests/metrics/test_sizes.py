@@ -36,6 +36,15 @@ CONFIG = SuiteConfig(
 )  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The models are tiny: a second intra-op thread only adds synchronisation (10x slower on busy cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _corner_scores() -> nn.Sequential:
     """Per pixel, ``relu(w_k . p + b_k)``: 0.5 at corner k, 0 at every other corner (and within +-0.1 of it)."""
     conv = nn.Conv2d(3, K, kernel_size=1)
