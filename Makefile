@@ -27,7 +27,7 @@ data:
 	fi
 
 run: setup data
-	$(BIN)/robint-bench import results/archive --db $(DB)
+	if compgen -G "results/archive/*.json" >/dev/null; then $(BIN)/robint-bench import results/archive --db $(DB); fi
 	for m in $(MODELS); do $(BIN)/robint-bench run --model $$m --n-examples $(N) --db $(DB); done
 	$(BIN)/robint-bench leaderboard --db $(DB) --out leaderboard.md
 	$(BIN)/robint-bench results --db $(DB)

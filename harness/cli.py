@@ -50,6 +50,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
               help="Class the attributions explain: the true label or the model's prediction.")
 @click.option("--method-option", "method_options", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Attribution setting, e.g. integrated_gradients.n_steps=50 (repeatable).")
+@click.option("--featurevis/--no-featurevis", default=None,
+              help="Representation inversion and class generation, scored with the reference encoder "
+                   "[default: on with the default or 'all' metric suite].")
+@click.option("--featurevis-option", "featurevis_options", multiple=True, metavar="KEY=VALUE",
+              help="Feature-visualisation setting, e.g. inversion_steps=2000 or per_class=50 (repeatable).")
 @click.option("--trusted", is_flag=True, help="Run the submission in this process, without the sandbox (debugging).")
 @click.option("--stall-timeout", default=600.0, show_default=True, type=float,
               help="Stop a worker that makes no progress (no forward pass) for this many seconds.")
@@ -63,6 +68,7 @@ def run(model: Path | None, quiet: bool, **options) -> None:
     from harness.evaluate import RunConfig, evaluate
 
     options["method_options"] = tuple(options["method_options"])
+    options["featurevis_options"] = tuple(options["featurevis_options"])
     summary = evaluate(RunConfig(model=model, progress=not quiet, **options))
     c = summary.config
     verb = ("reused identical completed run" if summary.reused else "resumed and stored run" if summary.resumed
@@ -82,6 +88,11 @@ def run(model: Path | None, quiet: bool, **options) -> None:
     for key, value in rows:
         click.echo(f"  {key:<{width}}  {value}")
     _echo_metrics(options["db"], summary.run_id)
+    from harness.evaluate import run_files_dir
+
+    figures = run_files_dir(options["db"], summary.run_id)
+    if figures is not None and figures.is_dir():
+        click.echo(f"  figures: {figures}")
 
 
 def _echo_metrics(db: str, run_id: str) -> None:
@@ -130,11 +141,14 @@ def list_() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("leaderboard.md"), show_default=True)
 def leaderboard(db: str, out: Path) -> None:
     """Regenerate leaderboard.md from the database."""
-    from harness.leaderboard import build_leaderboard
+    from harness.evaluate import run_files_dir
+    from harness.leaderboard import Files, build_leaderboard
     from harness.storage import open_database
 
+    runs = run_files_dir(db, "x")
+    files = None if runs is None else Files(out=out, root=runs.parent.parent)
     with open_database(db).begin() as s:
-        text = build_leaderboard(s)
+        text = build_leaderboard(s, files)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, out)

@@ -15,6 +15,7 @@ from harness.errors import HarnessError
 from harness.storage import DEFAULT_DB
 from harness.threat import check_eps, parse_eps, parse_threat_model
 from metrics.attribution import METHODS
+from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.registry import METRICS
 from metrics.suite import DEFAULT_METHOD_OPTIONS, DEFAULT_METHODS, DEFAULT_METRICS, SuiteConfig
 
@@ -48,6 +49,8 @@ class RunConfig:
     cpu_limit: int | None = None
     robustbench: str | None = None
     model_dir: Path | None = None
+    featurevis: bool | None = None  # None: with the default or full interpretability suite only
+    featurevis_options: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
@@ -59,6 +62,7 @@ class RunConfig:
         config.data_dir = Path(config.data_dir) if config.data_dir else None
         config.model_dir = Path(config.model_dir) if config.model_dir else None
         config.method_options = tuple(config.method_options)
+        config.featurevis_options = tuple(config.featurevis_options)
         return config
 
 
@@ -100,6 +104,7 @@ def check_options(config: RunConfig) -> None:
     if config.stall_timeout <= 0 or (config.timeout is not None and config.timeout <= 0):
         raise HarnessError("timeouts must be positive", "e.g. --stall-timeout 600")
     resolve_suite(config)
+    resolve_featurevis(config)
 
 
 def resolve_config(config: RunConfig, metadata: dict[str, Any]) -> ResolvedConfig:
@@ -149,6 +154,37 @@ def resolve_suite(config: RunConfig) -> SuiteConfig | None:
     except ValueError as exc:
         raise HarnessError(str(exc), "see `robint-bench list` and README, Interpretability") from None
     return suite
+
+
+def resolve_featurevis(config: RunConfig) -> FeatureVisConfig | None:
+    """The feature visualisation asked for: on with ``--featurevis``, off with ``--no-featurevis``; by default
+    on exactly when the interpretability suite is the default or ``all`` (an explicit metric list, as in quick
+    runs and tests, leaves it out). Options are ``--featurevis-option KEY=VALUE`` (FeatureVisConfig fields)."""
+    on = config.featurevis
+    if on is None:
+        on = config.metrics.strip().lower() in ("default", "all")
+    if not on or config.n_examples < 2:
+        return None
+    values: dict[str, Any] = {"seed": config.seed, "n_inversion": min(FeatureVisConfig.n_inversion, config.n_examples)}
+    accepted = {f.name for f in fields(FeatureVisConfig)}
+    for text in config.featurevis_options:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or key not in accepted or key in ("seed", "batch_size"):
+            options = ", ".join(sorted(accepted - {"seed", "batch_size"}))
+            raise HarnessError(f"--featurevis-option {text!r} is not KEY=VALUE with a known key",
+                               f"keys: {options}")  # fmt: skip
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            raise HarnessError(f"--featurevis-option {text!r} has a non-numeric value", "e.g. inversion_steps=1000") \
+                from None  # fmt: skip
+    fv = FeatureVisConfig(**values)
+    try:
+        fv.validate()
+    except ValueError as exc:
+        raise HarnessError(str(exc), "see README, Feature visualisation") from None
+    return fv
 
 
 def suite_settings(suite: SuiteConfig) -> dict[str, Any]:

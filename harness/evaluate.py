@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import time
 import uuid
@@ -23,12 +24,13 @@ import numpy as np
 import torch
 from sqlalchemy import delete, select, update
 
-from harness import ownership, storage
+from harness import featurevis_scores, ownership, storage
 from harness.attack import verify_adversarial
 from harness.config import (
     ResolvedConfig,
     RunConfig,
     check_options,
+    resolve_featurevis,
     suite_from_json,
     suite_settings,
 )
@@ -38,7 +40,10 @@ from harness.flags import run_flags
 from harness.provenance import provenance
 from harness.stats import bootstrap_interval
 from harness.submission import sha256_file
+from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.suite import SuiteConfig
+
+FIGURE_ROWS = 6  # examples shown in a run's attribution, adversarial and inversion figures
 
 __all__ = ["RunConfig", "RunSummary", "evaluate", "summarise"]
 
@@ -133,6 +138,14 @@ def evaluate(config: RunConfig) -> RunSummary:
         if plan.suite is not None:
             with timer("explain"):
                 _explain(sessions, channel, run_id, plan.suite)
+        featurevis = resolve_featurevis(config)
+        if featurevis is not None and _missing_featurevis(sessions, run_id, featurevis):
+            with timer("featurevis"):
+                _featurevis(sessions, channel, run_id, featurevis, x, resolved, info, config)
+        figures_dir = run_files_dir(config.db, run_id)
+        if figures_dir is not None:
+            with timer("figures"):
+                _figures(sessions, run_id, figures_dir, x, y, resolved, info)
         with storage.transaction(sessions) as s:
             run = s.get(storage.RunRecord, run_id)
             if not plan.reused:
@@ -280,11 +293,27 @@ def _store_chunk(sessions, run_id: str, m: dict[str, Any], x: torch.Tensor, y: t
                                         clean_pred=int(clean_pred[i]), adv_pred=int(adv_pred[i]),
                                         clean_correct=clean_ok, robust_correct=robust_ok,
                                         perturbation=float(norms[i])))  # fmt: skip
+        _keep_for_figure(s, run_id, start, x_adv, clean_pred, adv_pred, labels)
         details = dict(run.details)
         chunks = dict(details.get("autoattack", {}).get("chunks", {}))
         chunks[str(start)] = {"n": end - start, "accuracy_after": m["accuracy_after"], "warnings": m["warnings"]}
         details["autoattack"] = {**details.get("autoattack", {}), "chunks": chunks}
         run.details, run.heartbeat_at = details, storage.utcnow()
+
+
+def _keep_for_figure(s, run_id: str, start: int, x_adv: torch.Tensor, clean_pred: np.ndarray, adv_pred: np.ndarray,
+                     labels: np.ndarray) -> None:  # fmt: skip
+    """Keep FIGURE_ROWS examples for the adversarial-examples figure: successful attacks first, then by index."""
+    row = s.get(storage.ArtifactRecord, (run_id, "adversarial"))
+    kept = _unpack_all(row.data) if row is not None else None
+    idx = np.arange(start, start + len(labels))
+    success = (clean_pred == labels) & (adv_pred != labels)
+    pool = {"idx": idx, "x_adv": x_adv.numpy(), "clean_pred": clean_pred, "adv_pred": adv_pred, "success": success}
+    if kept is not None:
+        pool = {key: np.concatenate([kept[key], pool[key]]) for key in pool}
+    order = np.lexsort((pool["idx"], ~pool["success"].astype(bool)))[:FIGURE_ROWS]
+    s.merge(storage.ArtifactRecord(run_id=run_id, key="adversarial",
+                                   data=_pack(**{key: value[order] for key, value in pool.items()})))  # fmt: skip
 
 
 def _explain(sessions, channel, run_id: str, suite: SuiteConfig) -> None:
@@ -313,10 +342,133 @@ def _explain(sessions, channel, run_id: str, suite: SuiteConfig) -> None:
                      "cached": cached}, on_message=on_message)  # fmt: skip
 
 
+def _missing_featurevis(sessions, run_id: str, featurevis: FeatureVisConfig) -> bool:
+    """True when the run has no featurevis scores; an error when it has some computed with other settings."""
+    with storage.transaction(sessions) as s:
+        run = s.get(storage.RunRecord, run_id)
+        have = any(m.method == featurevis_scores.METHOD for m in run.metrics)
+        stored = run.details.get("featurevis", {}).get("settings")
+    wanted = json.loads(json.dumps(asdict(featurevis)))
+    wanted.pop("batch_size")
+    if have and stored is not None and stored != wanted:
+        diff = ", ".join(f"{k} {stored.get(k)} vs {v}" for k, v in wanted.items() if stored.get(k) != v)
+        raise HarnessError(f"run {run_id} holds feature-visualisation scores computed with other settings ({diff})",
+                           "pass --fresh for a new run, or repeat the stored settings")  # fmt: skip
+    return not have
+
+
+def _featurevis(sessions, channel, run_id: str, featurevis: FeatureVisConfig, x: torch.Tensor,
+                resolved: ResolvedConfig, info, config: RunConfig) -> None:  # fmt: skip
+    """Ask the worker for inversions and generations; score them here with the harness's own data and encoder."""
+    featurevis = replace(featurevis, batch_size=resolved.batch_size)
+    out = channel.request({"op": "visualise", "config": asdict(featurevis)})
+    featurevis_scores.validate(out, x, info.num_classes)
+    reference = featurevis_scores.load_reference_for(resolved.dataset)
+    n_generated = 0 if "skipped" in out["generation"] else len(featurevis_scores.tensor(out["generation"]["classes"]))
+    real, real_labels, real_train = featurevis_scores.real_images(resolved.dataset, config.data_dir,
+                                                                  max(n_generated, 2), resolved.seed)  # fmt: skip
+    scores = featurevis_scores.score(out, x, real, real_labels, real_train, reference, seed=resolved.seed)
+    settings = json.loads(json.dumps(asdict(featurevis)))
+    settings.pop("batch_size")
+    with storage.transaction(sessions) as s:
+        run = s.get(storage.RunRecord, run_id)
+        for item in scores:
+            mean, std, low, high = summarise(item.values)
+            if "interval" in item.details:
+                low, high = item.details["interval"]
+            s.add(storage.MetricRecord(run_id=run_id, method=item.method, metric=item.metric, mean=mean, std=std,
+                                       n=len(item.values), ci_low=low, ci_high=high, values=item.values,
+                                       details=item.details))  # fmt: skip
+        arrays = _featurevis_arrays(out, x, featurevis, reference)
+        s.merge(storage.ArtifactRecord(run_id=run_id, key="featurevis", data=_pack(**arrays)))
+        run.details = {**run.details, "featurevis": {"settings": settings}}
+        run.heartbeat_at = storage.utcnow()
+
+
+def _featurevis_arrays(out: dict[str, Any], x: torch.Tensor, featurevis: FeatureVisConfig,
+                       reference: featurevis_scores.Reference) -> dict[str, Any]:  # fmt: skip
+    """The images the run's feature-visualisation figures show (noise seeds are redrawn: they are seeded)."""
+    from metrics.featurevis.inversion import noise_seeds
+
+    tensor = featurevis_scores.tensor
+    arrays: dict[str, Any] = {}
+    inv, gen = out["inversion"], out["generation"]
+    if "skipped" not in inv:
+        k = min(FIGURE_ROWS, len(tensor(inv["targets"])))
+        arrays["inv_targets"] = x[:k].numpy()
+        other = inv["kinds"]["other image"]
+        arrays["inv_seed_other"] = x[tensor(other["seed_index"])[:k].long()].numpy()
+        arrays["inv_other"] = tensor(other["images"])[:k].numpy()
+        arrays["inv_noise"] = tensor(inv["kinds"]["noise"]["images"])[:k].numpy()
+        noise = noise_seeds((len(tensor(inv["targets"])), *x.shape[1:]), amplitude=featurevis.noise_amplitude,
+                            generator=torch.Generator().manual_seed(featurevis.seed))  # fmt: skip
+        arrays["inv_seed_noise"] = noise[:k].numpy()
+    if "skipped" not in gen:
+        arrays["gen_images"] = tensor(gen["images"]).numpy()
+        arrays["gen_classes"] = tensor(gen["classes"]).numpy()
+        if reference.model is not None:
+            with torch.no_grad():
+                arrays["gen_judge"] = reference.model(tensor(gen["images"]).float()).argmax(1).numpy()
+    return arrays
+
+
+def run_files_dir(db_url: str, run_id: str) -> Path | None:
+    """Where a run's figures go: ``runs/<run id>/`` beside a SQLite database file (None for other databases)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).resolve().parent / "runs" / run_id
+
+
+def _figures(sessions, run_id: str, directory: Path, x: torch.Tensor, y: torch.Tensor, resolved: ResolvedConfig,
+             info) -> None:  # fmt: skip
+    """Write the run's figures from its stored artifacts (attributions, adversarial examples, visualisations)."""
+    from harness import figures
+
+    with storage.transaction(sessions) as s:
+        run = s.get(storage.RunRecord, run_id)
+        artifacts = {a.key: _unpack_all(a.data) for a in run.artifacts}
+        examples = sorted(run.examples, key=lambda e: e.idx)[:FIGURE_ROWS]
+    names, k = list(info.classes), min(FIGURE_ROWS, len(x))
+    try:
+        attributions = {key.split(":", 1)[1]: a["main"][:k] for key, a in artifacts.items()
+                        if key.startswith("attributions:")}  # fmt: skip
+        if attributions:
+            k_attr = min(len(a) for a in attributions.values())
+            figures.attribution_grid(x[:k_attr], y[:k_attr], {m: a[:k_attr] for m, a in attributions.items()},
+                                     directory / "attributions.png", class_names=names,
+                                     title=f"Attributions on the first {k_attr} test images")  # fmt: skip
+        adv = artifacts.get("adversarial")
+        if adv is not None and examples:
+            rows = torch.as_tensor(adv["idx"]).long()
+            figures.adversarial_examples(x[rows], adv["x_adv"], y[rows], adv["clean_pred"], adv["adv_pred"],
+                                         directory / "adversarial.png", class_names=names, eps=resolved.eps,
+                                         threat_model=resolved.threat_model)  # fmt: skip
+        fv = artifacts.get("featurevis", {})
+        if "inv_targets" in fv:
+            seeds = {"other image": fv["inv_seed_other"], "noise": fv["inv_seed_noise"]}
+            figures.inversion_grid(fv["inv_targets"], seeds, {"other image": fv["inv_other"], "noise": fv["inv_noise"]},
+                                   directory / "inversions.png", title="Representation inversion")  # fmt: skip
+        if "gen_images" in fv:
+            figures.generated_grid(fv["gen_images"], fv["gen_classes"], directory / "generated.png",
+                                   class_names=names, judge_pred=fv.get("gen_judge"),
+                                   title="Class-specific generation")
+    except OSError as exc:
+        raise HarnessError(f"cannot write the run's figures to {directory}: {exc.strerror or exc}",
+                           "make the results directory writable, or pass --db to a writable location") from None
+
+
 def _pack(**arrays: Any) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
     return buffer.getvalue()
+
+
+def _unpack_all(data: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(data), allow_pickle=False) as f:
+        return {key: f[key] for key in f.files}
 
 
 def _unpack(data: bytes) -> dict[str, np.ndarray | None]:

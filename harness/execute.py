@@ -124,7 +124,7 @@ class WorkerSession:
         }  # fmt: skip
         background = None
         if any(METHODS.get(m).needs_background for m in suite.methods):
-            x_train, _ = load_examples(self.resolved.dataset, split="train", data_dir=self.data_dir)
+            x_train, _ = self._train()
             pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(suite.seed))
             background = x_train[pick[: suite.n_background]]
         done = frozenset(tuple(pair) for pair in message.get("done", []))
@@ -139,6 +139,22 @@ class WorkerSession:
                 self.send({"op": "attributions", "method": item.method, "main": item.main.cpu().numpy(),
                            "grid": None if item.grid is None else item.grid.cpu().numpy()})  # fmt: skip
         self.send({"op": "explained"})
+
+
+    def _visualise(self, message: dict[str, Any]) -> None:
+        from metrics.featurevis.pipeline import FeatureVisConfig, visualise
+
+        config = FeatureVisConfig(**message["config"])
+        x_train, y_train = self._train()
+        out = visualise(self.model, self.x, self.y, x_train, y_train, config=config,
+                        num_classes=self.info.num_classes, device=self.device)  # fmt: skip
+        self.send({"op": "visualised", **out})
+
+    def _train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split (loaded once per session)."""
+        if getattr(self, "_train_split", None) is None:
+            self._train_split = load_examples(self.resolved.dataset, split="train", data_dir=self.data_dir)
+        return self._train_split
 
 
 def _first_line(exc: BaseException) -> str:

@@ -4,13 +4,20 @@ with interpretability columns, a per-method detail table and the robustness-vs-i
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
 
 from harness import __version__, storage
+from harness.featurevis_scores import HEADLINE_SCORES as FV_HEADLINE
+from harness.featurevis_scores import METHOD as FV_METHOD
+from harness.featurevis_scores import SCORES as FV_SCORES
 from harness.rb_format import percent
 from harness.stats import spearman_bootstrap, wilson_interval
 from metrics.registry import METRICS
@@ -25,8 +32,25 @@ demo runs never replace full evaluations. Robust accuracy is AutoAttack's (pyaut
 harness: every adversarial example is verified to lie inside the eps-ball and [0,1] and is re-classified.
 Intervals: 95% Wilson score intervals for accuracies, 95% bootstrap intervals for interpretability means.
 Interpretability columns use {method} attributions on the first n_explain test images (see README,
-"Interpretability"); ↑/↓ = higher/lower is better. Run ids refer to `robint-bench results --json`.
+"Interpretability"); feature-visualisation columns (inversion SSIM and reference-feature distance, FID and
+judge accuracy of class-specific generations) are scored with robint-bench's reference encoder (README,
+"Feature visualisation"); ↑/↓ = higher/lower is better. Run ids refer to `robint-bench results --json`;
+"figures" links each run's attribution, adversarial-example, inversion and generation images.
 """
+
+HEADLINE: tuple[tuple[str, str], ...] = (*((HEADLINE_METHOD, m) for m in HEADLINE_METRICS),
+                                         *((FV_METHOD, m) for m in FV_HEADLINE))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Files:
+    """Where the leaderboard is written (``out``) and where run figures and plots live (``root``)."""
+
+    out: Path
+    root: Path
+
+    def link(self, path: Path) -> str:
+        return Path(os.path.relpath(path.resolve(), self.out.resolve().parent)).as_posix()
 
 SHORT = {
     "abpc": "ABPC", "deletion_relative": "Del. rel.", "gridpg": "GridPG", "relevance_mass_ratio": "Mass ratio",
@@ -74,8 +98,9 @@ def select_rows(frame: pd.DataFrame) -> pd.DataFrame:
                              ascending=[True, True, True, False, False])  # fmt: skip
 
 
-def render(frame: pd.DataFrame, reported: list[dict[str, Any]] | None = None) -> str:
-    """The whole leaderboard.md text (``reported``: imported RobustBench entries, shown beside measured rows)."""
+def render(frame: pd.DataFrame, reported: list[dict[str, Any]] | None = None, files: Files | None = None) -> str:
+    """The whole leaderboard.md text (``reported``: imported RobustBench entries, shown beside measured rows;
+    ``files``: link run figures and write the scatter plots under ``files.root / "plots"``)."""
     parts = [HEADER.format(version=__version__, method=HEADLINE_METHOD)]
     reported = list(reported or [])
     if frame.empty and not reported:
@@ -94,7 +119,7 @@ def render(frame: pd.DataFrame, reported: list[dict[str, Any]] | None = None) ->
                 if _same_setting((r["dataset"], r["threat_model"], r["eps"]), (dataset, threat, eps_text))]
         parts.append(f"\n## {dataset} — {threat}, eps = {eps_text}\n\n")
         if len(table):
-            parts.append(_markdown(_main_rows(table, notes, {r["model_id"]: r for r in mine})))
+            parts.append(_markdown(_main_rows(table, notes, {r["model_id"]: r for r in mine}, files)))
         unmatched = [r for r in mine if r["model_id"] not in set(table["model"])] if len(table) else mine
         if unmatched:
             parts.append("\n### Reported elsewhere, not measured here (imported with `import-robustbench`)\n\n")
@@ -105,8 +130,17 @@ def render(frame: pd.DataFrame, reported: list[dict[str, Any]] | None = None) ->
         if len(detail) > 1:
             parts.append("\n### Interpretability detail (mean [95% bootstrap interval])\n\n")
             parts.append(_markdown(detail))
+        fv_detail = _detail_rows(table, notes, featurevis=True)
+        if len(fv_detail) > 1:
+            parts.append("\n### Feature visualisation detail (mean [95% bootstrap interval])\n\n")
+            parts.append(_markdown(fv_detail))
+        if len(detail) > 1 or len(fv_detail) > 1:
             parts.append("\n### Robustness vs interpretability\n\n")
             parts.append(_correlation_section(table))
+            if files is not None:
+                plot = _scatter_plots(table, files, f"{dataset}_{threat}_{eps_text}", f"{dataset}, {threat} {eps_text}")
+                if plot is not None:
+                    parts.append(f"\n![AA robust accuracy vs headline scores]({files.link(plot)})\n")
         if notes:
             parts.append("\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(dict.fromkeys(notes), 1)) + "\n")
     return "".join(parts)
@@ -135,11 +169,14 @@ def _pct(value: Any) -> str:
     return "—" if fraction is None else f"{100 * fraction:.1f}"
 
 
-def _main_rows(table: pd.DataFrame, notes: list[str], reported: dict[str, dict[str, Any]]) -> list[list[str]]:
+def _main_rows(table: pd.DataFrame, notes: list[str], reported: dict[str, dict[str, Any]],
+               files: Files | None = None) -> list[list[str]]:  # fmt: skip
     header = ["Rank", "Model", "Clean acc (%)", "AA robust acc (%) [95% CI]", "n"]
     if reported:
         header += ["Reported clean / AA (%)"]
-    header += [f"{SHORT[m]} {_arrow(m)}" for m in HEADLINE_METRICS] + ["Attack", "Training", "Date", "Run"]
+    header += [f"{_short(m)} {_arrow(m)}" for _, m in HEADLINE] + ["Attack", "Training", "Date", "Run"]
+    if files is not None:
+        header.append("Figures")
     rows = [header]
     for rank, row in enumerate(table.itertuples(index=False), start=1):
         lo, hi = wilson_interval(round(row.robust_acc * row.n), row.n)
@@ -153,17 +190,20 @@ def _main_rows(table: pd.DataFrame, notes: list[str], reported: dict[str, dict[s
         if reported:
             rep = reported.get(row.model)
             cells.append("—" if rep is None else f"{_pct(rep.get('clean_acc'))} / {_pct(rep.get('autoattack_acc'))}")
-        cells += [_cell(row.metrics.get((HEADLINE_METHOD, m)), notes, interval=False) for m in HEADLINE_METRICS]
+        cells += [_cell(row.metrics.get(pair), notes, interval=False) for pair in HEADLINE]
         cells += [row.attack, row.training or "—", row.created_at.strftime("%Y-%m-%d"), f"`{row.run_id}`"]
+        if files is not None:
+            folder = files.root / "runs" / row.run_id
+            cells.append(f"[figures]({files.link(folder)})" if folder.is_dir() else "—")
         rows.append(cells)
     return rows
 
 
-def _detail_rows(table: pd.DataFrame, notes: list[str]) -> list[list[str]]:
-    pairs = sorted({key for metrics in table["metrics"] for key in metrics})
+def _detail_rows(table: pd.DataFrame, notes: list[str], *, featurevis: bool = False) -> list[list[str]]:
+    pairs = sorted({key for metrics in table["metrics"] for key in metrics if (key[0] == FV_METHOD) == featurevis})
     methods = list(dict.fromkeys(method for method, _ in pairs))
-    names = [name for name in METRICS if any(metric == name for _, metric in pairs)]
-    rows = [["Model", "Method"] + [f"{SHORT.get(m, m)} {_arrow(m)}" for m in names]]
+    names = [name for name in (FV_SCORES if featurevis else METRICS) if any(metric == name for _, metric in pairs)]
+    rows = [["Model", "Method"] + [f"{_short(m)} {_arrow(m)}" for m in names]]
     for row in table.itertuples(index=False):
         for method in methods:
             if any((method, m) in row.metrics for m in names):
@@ -192,8 +232,16 @@ def _ref(notes: list[str], note: str) -> str:
     return f"note {list(dict.fromkeys(notes)).index(note) + 1}"
 
 
+def _higher(metric: str) -> bool:
+    return FV_SCORES[metric].higher_is_better if metric in FV_SCORES else METRICS.get(metric).higher_is_better
+
+
+def _short(metric: str) -> str:
+    return FV_SCORES[metric].short if metric in FV_SCORES else SHORT.get(metric, metric)
+
+
 def _arrow(metric: str) -> str:
-    return "↑" if METRICS.get(metric).higher_is_better else "↓"
+    return "↑" if _higher(metric) else "↓"
 
 
 def _correlation_section(table: pd.DataFrame) -> str:
@@ -202,20 +250,21 @@ def _correlation_section(table: pd.DataFrame) -> str:
     rows = [["Method", "Metric", "Models", "Spearman ρ (robust acc, metric) [95% bootstrap]",
              "Robust → more interpretable?"]]
     verdicts = []
-    for method in methods:
-        for name in HEADLINE_METRICS:
-            pairs = [(r.robust_acc, r.metrics[(method, name)]["mean"]) for r in table.itertuples(index=False)
-                     if (method, name) in r.metrics and r.metrics[(method, name)]["mean"] is not None
-                     and not r.metrics[(method, name)]["trivial"]]  # fmt: skip
-            if not pairs:
-                continue
-            rho, lo, hi = spearman_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
-            sign = 1 if METRICS.get(name).higher_is_better else -1
-            verdict = _verdict(rho, lo, hi, sign, len(pairs))
-            verdicts.append(verdict)
-            ci = "" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]"
-            rows.append([method, f"{SHORT[name]} {_arrow(name)}", str(len(pairs)),
-                         "n/a" if math.isnan(rho) else f"{rho:+.2f}{ci}", verdict])  # fmt: skip
+    combos = [(m, name) for m in methods if m != FV_METHOD for name in HEADLINE_METRICS]
+    combos += [(FV_METHOD, name) for name in FV_HEADLINE if FV_METHOD in methods]
+    for method, name in combos:
+        pairs = [(r.robust_acc, r.metrics[(method, name)]["mean"]) for r in table.itertuples(index=False)
+                 if (method, name) in r.metrics and r.metrics[(method, name)]["mean"] is not None
+                 and not r.metrics[(method, name)]["trivial"]]  # fmt: skip
+        if not pairs:
+            continue
+        rho, lo, hi = spearman_bootstrap([a for a, _ in pairs], [b for _, b in pairs])
+        sign = 1 if _higher(name) else -1
+        verdict = _verdict(rho, lo, hi, sign, len(pairs))
+        verdicts.append(verdict)
+        ci = "" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]"
+        rows.append([method, f"{_short(name)} {_arrow(name)}", str(len(pairs)),
+                     "n/a" if math.isnan(rho) else f"{rho:+.2f}{ci}", verdict])  # fmt: skip
     supported = sum(v.startswith("yes") for v in verdicts)
     against = sum(v.startswith("no") for v in verdicts)
     summary = (
@@ -247,8 +296,32 @@ def _markdown(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_leaderboard(s: Session) -> str:
+def _scatter_plots(table: pd.DataFrame, files: Files, slug: str, title: str) -> Path | None:
+    """One figure: AA robust accuracy (x) against each headline score (y), one point per model, with intervals."""
+    from harness import figures
+
+    panels = []
+    for method, name in HEADLINE:
+        points = []
+        for r in table.itertuples(index=False):
+            m = r.metrics.get((method, name))
+            if m is None or m["mean"] is None:
+                continue
+            lo, hi = wilson_interval(round(r.robust_acc * r.n), r.n)
+            points.append({"label": r.model, "x": 100 * r.robust_acc, "x_err": (100 * lo, 100 * hi), "y": m["mean"],
+                           "y_err": None if m["low"] is None else (m["low"], m["high"])})  # fmt: skip
+        if points:
+            source = "featurevis" if method == FV_METHOD else method
+            panels.append({"points": points, "x_label": "AA robust accuracy (%)",
+                           "y_label": f"{_short(name)} {_arrow(name)}", "title": f"{_short(name)} ({source})"})
+    if not panels:
+        return None
+    path = files.root / "plots" / (re.sub(r"[^A-Za-z0-9._-]+", "_", slug) + ".png")
+    return figures.scatter_grid(panels, path, ncols=4, title=f"Robustness vs interpretability: {title}")
+
+
+def build_leaderboard(s: Session, files: Files | None = None) -> str:
     """Render the leaderboard for everything completed in the database, with imported reported entries."""
     from harness.rb_format import reported_entries
 
-    return render(runs_frame(s), reported_entries(s))
+    return render(runs_frame(s), reported_entries(s), files)

@@ -11,7 +11,7 @@ import io
 import json
 from typing import IO, Any
 
-TERMINAL = frozenset({"loaded", "checked", "attacked", "explained", "error", "bye"})
+TERMINAL = frozenset({"loaded", "checked", "attacked", "explained", "visualised", "error", "bye"})
 
 
 def encode(message: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ gradient steps, projected onto the L2 ball of radius ``eps`` around the seed and
 
 Defaults for 28x28x1: the paper's CIFAR-10 setting (60 steps, eps 30, step 0.5 on 32x32x3 = 3072 values)
 scaled by sqrt(784 / 3072) = 0.505, which keeps the per-pixel RMS budget (eps / sqrt(dims) = 0.54) and the
-ratio steps * step_size / eps = 1: 60 steps, eps 15, step 0.25. 64 images cost ~1 s on one CPU thread with a
+ratio steps * step_size / eps = 1: 60 steps, eps 15, step 0.25. 64 images cost ~7 s of CPU time (one thread) with a
 shipped ``gap-cnn``.
 """
 

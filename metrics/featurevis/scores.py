@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from scipy import linalg
+from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
 from metrics.functional._checks import check_images, check_positive_int, check_target, describe
@@ -122,13 +123,16 @@ def encode(encoder: Callable[[Tensor], Tensor], x: Tensor, *, batch_size: int = 
     return torch.cat([encoder(x[i : i + batch_size]).flatten(1).float() for i in range(0, len(x), batch_size)])
 
 
-def fid(feats_a: Tensor, feats_b: Tensor, *, eps: float = 1e-6) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017), as pytorch-fid computes it.
+def fid(feats_a: Tensor, feats_b: Tensor, *, eps: float = 1e-6, method: str = "eigvals") -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017).
 
     ``FID = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` with sample covariances (ddof 1), in
-    float64 with ``scipy.linalg.sqrtm``. If the square root is not finite (singular product, e.g. fewer
-    samples than dimensions), ``eps * I`` is added to both covariances and it is recomputed; a negligible
-    imaginary part (diagonal within 1e-3 of 0) is dropped.
+    float64. ``method="sqrtm"`` computes the trace term as pytorch-fid does, with ``scipy.linalg.sqrtm``: if the
+    square root is not finite (singular product, e.g. fewer samples than dimensions), ``eps * I`` is added to
+    both covariances and it is recomputed; a negligible imaginary part (diagonal within 1e-3 of 0) is dropped.
+    ``method="eigvals"`` (default, ~20x faster, for bootstrap intervals) uses ``Tr (S_a S_b)^(1/2) = sum_i
+    sqrt(lambda_i(S_a S_b))``: the eigenvalues of a product of two PSD matrices are real and >= 0, so rounding
+    noise (tiny negative or imaginary parts) is clipped; it agrees with ``sqrtm`` (tests check it).
 
     Args:
         feats_a: float ``(N, D)``, N >= 2.
@@ -153,11 +157,22 @@ def fid(feats_a: Tensor, feats_b: Tensor, *, eps: float = 1e-6) -> float:
     if feats_a.shape[1] != feats_b.shape[1]:
         raise ValueError(f"feats_a and feats_b must have the same dimension D, got {feats_a.shape[1]} and "
                          f"{feats_b.shape[1]}")  # fmt: skip
+    with threadpool_limits(1, user_api="blas"):  # small matrices: threaded BLAS only adds contention (10x slower)
+        return _fid(feats_a, feats_b, eps, method)
+
+
+def _fid(feats_a: Tensor, feats_b: Tensor, eps: float, method: str) -> float:
     a = feats_a.detach().cpu().double().numpy()
     b = feats_b.detach().cpu().double().numpy()
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     sigma_a, sigma_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     diff = mu_a - mu_b
+    if method == "eigvals":
+        eig = np.linalg.eigvals(sigma_a @ sigma_b)
+        tr_covmean = float(np.sqrt(np.clip(eig.real, 0.0, None)).sum())
+        return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * tr_covmean)
+    if method != "sqrtm":
+        raise ValueError(f"method must be 'eigvals' or 'sqrtm', got {method!r}")
     covmean = linalg.sqrtm(sigma_a @ sigma_b)
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma_a.shape[0]) * eps
