@@ -108,6 +108,11 @@ def evaluate(config: RunConfig) -> RunSummary:
             raise HarnessError(f"submission {config.model} is not an existing .py file",
                                "pass --model path/to/submission.py defining load_model() and METADATA")  # fmt: skip
         checkpoint, source, readable = None, str(config.model), config.model.parent
+    try:  # the worker's file rules only cover paths that exist when it starts; the parent fills the dir later
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HarnessError(f"cannot create the data directory {config.data_dir}: {exc.strerror or exc}",
+                           "pass --data-dir DIR pointing at a writable or existing directory") from None  # fmt: skip
     timer = StageTimer()
     channel = _open_channel(config, readable)
     run_id = None

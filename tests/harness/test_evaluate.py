@@ -3,6 +3,9 @@
 import json
 import sqlite3
 
+import pytest
+
+from harness.data import DEBIAN_FASHION_MNIST
 from tests.conftest import SUBMISSIONS, run_cli
 
 SMALL_SUITE = ["--methods", "saliency", "--metrics", "sparseness,abpc"]
@@ -18,10 +21,15 @@ def _examples(db_path):
 
 
 def test_small_standard_run_end_to_end(tmp_path, data_dir):
+    """From a data directory that does not exist yet (a fresh clone): the parent unpacks Debian's Fashion-MNIST
+    into it, and the sandboxed worker must still be allowed to read it."""
+    if not (DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip("needs Debian's dataset-fashion-mnist package")
     db = tmp_path / "r.db"
     url = f"sqlite:///{db}"
+    fresh = tmp_path / "not-yet" / "data"
     args = ["run", "--model", str(SUBMISSIONS / "fmnist_standard.py"), "--n-examples", "12", "--quiet",
-            "--db", url, "--data-dir", str(data_dir), *SMALL_SUITE]  # fmt: skip
+            "--db", url, "--data-dir", str(fresh), *SMALL_SUITE]  # fmt: skip
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert "stored run" in first.stdout and "robust accuracy" in first.stdout

@@ -2,14 +2,13 @@
 
 import shutil
 
-from tests.conftest import SUBMISSIONS, run_cli
+from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
 
 def test_gate_catches_a_degraded_model(tmp_path, data_dir):
-    baseline = tmp_path / "baseline.json"
+    """Against the committed baseline (`make check` in CI shows the untouched models pass it)."""
+    baseline = ROOT / "results" / "baseline.json"
     common = ["--only", "fmnist_pgd_linf", "--baseline", str(baseline), "--data-dir", str(data_dir), "--quiet"]
-    made = run_cli("check", "--update", *common)
-    assert made.returncode == 0 and "wrote" in made.stdout, made.stderr
     degraded = tmp_path / "submissions"
     degraded.mkdir()
     shutil.copy(SUBMISSIONS / "fmnist_pgd_linf.py", degraded)
