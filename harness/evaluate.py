@@ -155,6 +155,8 @@ def evaluate(config: RunConfig) -> RunSummary:
             run = s.get(storage.RunRecord, run_id)
             if not plan.reused:
                 _finish(s, run, resolved, metadata, checked["flags"], timer.seconds)
+            else:  # scores added to a completed run: its intermediate artifacts are not needed any more
+                s.execute(delete(storage.ArtifactRecord).where(storage.ArtifactRecord.run_id == run.id))
         return RunSummary(run_id, str(metadata["name"]), resolved, run.clean_acc, run.robust_acc,
                           reused=plan.reused, resumed=plan.resumed, timings=dict(timer.seconds))  # fmt: skip
     except BaseException as exc:
@@ -336,11 +338,7 @@ def _explain(sessions, channel, run_id: str, suite: SuiteConfig) -> None:
                 s.merge(storage.ArtifactRecord(run_id=run_id, key=f"attributions:{m['method']}",
                                                data=_pack(main=m["main"], grid=m["grid"])))  # fmt: skip
             elif m["op"] == "score":
-                values = [float(v) for v in m["values"]]
-                mean, std, low, high = summarise(values)
-                s.add(storage.MetricRecord(run_id=run_id, method=str(m["method"]), metric=str(m["metric"]), mean=mean,
-                                           std=std, n=len(values), ci_low=low, ci_high=high, values=values,
-                                           details=m["details"]))  # fmt: skip
+                s.add(metric_record(run_id, str(m["method"]), str(m["metric"]), m["values"], m["details"]))
             run.heartbeat_at = storage.utcnow()
 
     channel.request({"op": "explain", "suite": asdict(suite), "clean_pred": clean_pred, "done": done,
@@ -378,12 +376,7 @@ def _featurevis(sessions, channel, run_id: str, featurevis: FeatureVisConfig, x:
     with storage.transaction(sessions) as s:
         run = s.get(storage.RunRecord, run_id)
         for item in scores:
-            mean, std, low, high = summarise(item.values)
-            if "interval" in item.details:
-                low, high = item.details["interval"]
-            s.add(storage.MetricRecord(run_id=run_id, method=item.method, metric=item.metric, mean=mean, std=std,
-                                       n=len(item.values), ci_low=low, ci_high=high, values=item.values,
-                                       details=item.details))  # fmt: skip
+            s.add(metric_record(run_id, item.method, item.metric, item.values, item.details))
         arrays = _featurevis_arrays(out, x, featurevis, reference)
         s.merge(storage.ArtifactRecord(run_id=run_id, key="featurevis", data=_pack(**arrays)))
         run.details = {**run.details, "featurevis": {"settings": settings}}
@@ -533,6 +526,18 @@ def _fail(sessions, run_id: str, exc: BaseException) -> None:
                               finished_at=storage.utcnow(), owner_pid=None))  # fmt: skip
     except HarnessError:
         pass  # the database itself is the problem; the run stays 'running' and is seen as interrupted later
+
+
+def metric_record(run_id: str, method: str, metric: str, values: list[Any], details: dict[str, Any]
+                  ) -> storage.MetricRecord:  # fmt: skip
+    """One stored score: summary statistics of the per-example values (``details["interval"]``, where a score
+    brings its own interval, e.g. FID's bootstrap over images, replaces the bootstrap of the mean)."""
+    values = [float(v) for v in values]
+    mean, std, low, high = summarise(values)
+    if "interval" in details:
+        low, high = details["interval"]
+    return storage.MetricRecord(run_id=run_id, method=method, metric=metric, mean=mean, std=std, n=len(values),
+                                ci_low=low, ci_high=high, values=values, details=details)  # fmt: skip
 
 
 def summarise(values: list[float]) -> tuple[float | None, float | None, float | None, float | None]:

@@ -52,9 +52,13 @@ def relevance_mass_accuracy(attributions: Tensor, mask: Tensor) -> Tensor:
 
 
 def relevance_mass_ratio(attributions: Tensor, mask: Tensor) -> Tensor:
-    """RMA divided by the mask's share of the image: ``RMA / (|mask| / (H * W))``; 1.0 = chance (a uniform map).
+    """Positive relevance mass on the mask divided by the mask's share of the image; 1.0 = chance (a uniform map).
 
-    Returns: ``(N,)`` in [0, H*W/|mask|] for non-negative maps; 0.0 for an empty mask or all-zero attributions.
+    ``ratio = RMA(a+) / (|mask| / (H * W))`` with ``a+ = max(a, 0)``: only positive evidence counts as mass (as
+    in GridPG). On signed maps (integrated gradients from a random baseline) the signed total can be near 0,
+    which would make the signed ratio unbounded and its sign meaningless (values like -20 were observed).
+
+    Returns: ``(N,)`` in [0, H*W/|mask|]; 0.0 for an empty mask or no positive attribution.
 
     Example:
         >>> a = torch.tensor([[[1.0, 3.0], [0.0, 0.0]]]); m = torch.tensor([[[False, True], [False, False]]])
@@ -62,6 +66,7 @@ def relevance_mass_ratio(attributions: Tensor, mask: Tensor) -> Tensor:
         tensor([3.])
     """
     a, m = _map_and_mask(attributions, mask)
+    a = a.clamp_min(0)
     share = m.sum(dim=1).to(a.dtype) / m.shape[1]
     return _safe_div(_safe_div((a * m).sum(dim=1), a.sum(dim=1)), share)
 

@@ -71,6 +71,11 @@ def test_hand_cases():
     uniform = torch.ones(1, h, w)
     assert relevance_mass_accuracy(uniform, mask).item() == 0.25
     assert relevance_mass_ratio(uniform, mask).item() == 1.0  # chance level
+    signed = inside.clone()
+    signed[0, 3, 3] = -2.9  # signed total 0.1: the signed ratio would be 30 / 0.25 = 120
+    assert relevance_mass_ratio(signed, mask).item() == 4.0  # positive mass only: all of it on the mask
+    signed[0, 3, 2] = 1.0  # one positive unit off the mask: 3 of 4 positive units inside
+    assert relevance_mass_ratio(signed, mask).item() == pytest.approx(0.75 / 0.25)
     assert relevance_rank_accuracy(uniform, mask).item() == 0.25  # ties in expectation = chance
     assert pointing_game(uniform, mask).item() == 0.25
     ranked = torch.arange(16.0).flip(0).reshape(1, h, w)  # 15 at (0, 0): top-4 = first row
