@@ -19,7 +19,7 @@ from harness.featurevis_scores import HEADLINE_SCORES as FV_HEADLINE
 from harness.featurevis_scores import METHOD as FV_METHOD
 from harness.featurevis_scores import SCORES as FV_SCORES
 from harness.rb_format import percent
-from harness.stats import spearman_bootstrap, wilson_interval
+from harness.stats import bootstrap_difference, spearman_bootstrap, wilson_interval
 from metrics.registry import METRICS
 from metrics.suite import HEADLINE_METHOD, HEADLINE_METRICS
 
@@ -82,6 +82,7 @@ def runs_frame(s: Session) -> pd.DataFrame:
 
 def _metric_row(m: storage.MetricRecord) -> dict[str, Any]:
     return {"mean": m.mean, "low": m.ci_low, "high": m.ci_high, "n": m.n, "na": m.details.get("not_applicable"),
+            "values": list(m.values or []),
             "trivial": bool(m.details.get("trivial"))}  # fmt: skip
 
 
@@ -137,6 +138,10 @@ def render(frame: pd.DataFrame, reported: list[dict[str, Any]] | None = None, fi
         if len(detail) > 1 or len(fv_detail) > 1:
             parts.append("\n### Robustness vs interpretability\n\n")
             parts.append(_correlation_section(table))
+            versus = _versus_standard(table)
+            if versus:
+                parts.append("\n### Adversarially trained vs standard training (the seed paper's comparison)\n\n")
+                parts.append(versus)
             if files is not None:
                 plot = _scatter_plots(table, files, f"{dataset}_{threat}_{eps_text}", f"{dataset}, {threat} {eps_text}")
                 if plot is not None:
@@ -275,6 +280,56 @@ def _correlation_section(table: pd.DataFrame) -> str:
            if len(table) < 5 else "")
     )  # fmt: skip
     return _markdown(rows) + summary.rstrip() + "\n"
+
+
+def _versus_standard(table: pd.DataFrame) -> str:
+    """Each adversarially trained model minus the standard-trained one, per headline score, with a 95% interval.
+
+    Per-example scores: difference of means with an unpaired bootstrap interval. Set-level scores (FID, one
+    value per run): the stored intervals; "yes"/"no" only when they do not overlap. Empty without exactly one
+    standard-trained model and at least one adversarially trained one on the table.
+    """
+    standard = [r for r in table.itertuples(index=False) if r.training == "standard"]
+    robust = [r for r in table.itertuples(index=False) if r.training not in ("", "standard")]
+    if len(standard) != 1 or not robust:
+        return ""
+    base = standard[0]
+    rows = [["Model", "Method", "Score", "Model − " + base.model + " [95% interval]", "Robust → more interpretable?"]]
+    verdicts = []
+    for r in robust:
+        for pair in HEADLINE:
+            mine, theirs = r.metrics.get(pair), base.metrics.get(pair)
+            if mine is None or theirs is None or mine["mean"] is None or theirs["mean"] is None:
+                continue
+            if mine["trivial"] or theirs["trivial"]:
+                continue
+            sign = 1 if _higher(pair[1]) else -1
+            if mine["n"] > 1 and theirs["n"] > 1:
+                diff, lo, hi = bootstrap_difference(mine["values"], theirs["values"])
+                text = f"{diff:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                verdict = "inconclusive (interval contains 0)" if lo <= 0 <= hi else (
+                    "yes" if (1 if lo > 0 else -1) == sign else "no (the opposite)")  # fmt: skip
+            else:
+                diff = mine["mean"] - theirs["mean"]
+                text = f"{diff:+.3f} (intervals {_interval(mine)} vs {_interval(theirs)})"
+                apart = None not in (mine["low"], theirs["low"]) and (
+                    mine["high"] < theirs["low"] or mine["low"] > theirs["high"])  # fmt: skip
+                verdict = "inconclusive (intervals overlap)" if not apart else (
+                    "yes" if (1 if diff > 0 else -1) == sign else "no (the opposite)")  # fmt: skip
+            verdicts.append(verdict)
+            rows.append([r.model, pair[0], f"{_short(pair[1])} {_arrow(pair[1])}", text, verdict])
+    if len(rows) == 1:
+        return ""
+    yes = sum(v == "yes" for v in verdicts)
+    no = sum(v.startswith("no") for v in verdicts)
+    return _markdown(rows) + (
+        f"\nOf {len(verdicts)} comparisons, {yes} favour the adversarially trained model (the claim), {no} the "
+        f"standard one, {len(verdicts) - yes - no} are inconclusive. Differences are between models evaluated on "
+        "the same test images; they say nothing about models beyond these.\n")
+
+
+def _interval(m: dict[str, Any]) -> str:
+    return "—" if m["low"] is None else f"[{m['low']:.1f}, {m['high']:.1f}]"
 
 
 def _verdict(rho: float, lo: float, hi: float, sign: int, n: int) -> str:

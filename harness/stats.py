@@ -41,6 +41,28 @@ def bootstrap_interval(
     return (float(lo), float(hi))
 
 
+def bootstrap_difference(
+    a: Sequence[float], b: Sequence[float], *, n_resamples: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """mean(a) - mean(b) and its percentile bootstrap interval, resampling a and b independently (unpaired).
+
+    NaN interval when either side has fewer than 2 values.
+
+    >>> bootstrap_difference([2.0, 2.0], [1.0, 1.0, 1.0])
+    (1.0, 1.0, 1.0)
+    """
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    diff = float(x.mean() - y.mean()) if x.size and y.size else math.nan
+    if x.size < 2 or y.size < 2:
+        return diff, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    boot = (x[rng.integers(0, x.size, size=(n_resamples, x.size))].mean(axis=1)
+            - y[rng.integers(0, y.size, size=(n_resamples, y.size))].mean(axis=1))  # fmt: skip
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+    return diff, float(lo), float(hi)
+
+
 def spearman_bootstrap(
     x: Sequence[float], y: Sequence[float], *, n_resamples: int = 1000, seed: int = 0
 ) -> tuple[float, float, float]:

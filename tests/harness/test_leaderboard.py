@@ -51,3 +51,34 @@ def test_empty_database_says_how_to_start(tmp_path):
     sessions = storage.open_database(f"sqlite:///{tmp_path / 'empty.db'}")
     with sessions.begin() as s:
         assert "No completed runs yet" in build_leaderboard(s)
+
+
+def test_adversarially_trained_vs_standard_section(tmp_path):
+    """Hand-built scores: a clear gain, a clear loss and a tie, with the verdict each must get."""
+    sessions = storage.open_database(f"sqlite:///{tmp_path / 'vs.db'}")
+    with sessions.begin() as s:
+        def model(name, method):
+            return storage.get_or_create_model(s, name=name, source=f"{name}.py", file_sha256=name * 2,
+                                               weights_sha256=None, info={"training": {"method": method}})  # fmt: skip
+
+        std, rob = model("std", "standard"), model("rob", "pgd-at")
+        _add_run(s, std, "std1", n=100, robust=0.0)
+        _add_run(s, rob, "rob1", n=100, robust=0.7)
+        scores = {  # (metric, std values, rob values); Gini and SSIM higher is better, distance lower is better
+            ("expected_gradients", "sparseness"): ([0.5, 0.52, 0.48, 0.5], [0.7, 0.72, 0.68, 0.7]),
+            ("featurevis", "inversion_distance"): ([10.0, 11.0, 9.0, 10.0], [20.0, 21.0, 19.0, 20.0]),
+            ("featurevis", "inversion_ssim"): ([0.1, 0.3, 0.1, 0.3], [0.3, 0.1, 0.3, 0.1]),
+        }
+        for (method, metric), (a, b) in scores.items():
+            for run_id, values in (("std1", a), ("rob1", b)):
+                s.add(storage.MetricRecord(run_id=run_id, method=method, metric=metric, mean=sum(values) / 4,
+                                           std=0.1, n=4, ci_low=min(values), ci_high=max(values), values=values,
+                                           details={}))  # fmt: skip
+    with sessions.begin() as s:
+        text = build_leaderboard(s)
+    section = text.split("Adversarially trained vs standard training")[1]
+    rows = {line.split("|")[3].strip(): line for line in section.splitlines() if line.startswith("| rob ")}
+    assert "| +0.200 [" in rows["Gini ↑"] and rows["Gini ↑"].rstrip(" |").endswith("yes")
+    assert rows["Inv. dist. ↓"].rstrip(" |").endswith("no (the opposite)")
+    assert "0.000 [" in rows["Inv. SSIM ↑"] and "inconclusive" in rows["Inv. SSIM ↑"]
+    assert "Of 3 comparisons, 1 favour the adversarially trained model" in section
