@@ -233,6 +233,9 @@ def _check_sqlite_file(path: Path) -> None:
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             return  # a writer holds it; the normal path waits for the lock and reports it clearly
+        if "disk i/o" in str(exc).lower():  # e.g. no room for the WAL's shared-memory file next to it
+            raise HarnessError(f"the results disk is full or failing: SQLite could not open {path} ({exc}); "
+                               "nothing was written", "free disk space and run again") from None  # fmt: skip
         raise HarnessError(f"database {path} cannot be read ({exc}); it was left untouched",
                            "restore it from a backup or pass another --db") from None  # fmt: skip
     except sqlite3.DatabaseError as exc:

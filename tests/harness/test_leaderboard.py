@@ -17,14 +17,15 @@ def _add_run(s, model, run_id, *, n, robust, clean=0.9, status="complete", days=
     )  # fmt: skip
 
 
+def _model(s, name, method):
+    return storage.get_or_create_model(s, name=name, source=f"{name}.py", file_sha256=name * 2, weights_sha256=None,
+                                       info={"training": {"method": method}})  # fmt: skip
+
+
 def test_leaderboard_ranks_and_prefers_full_evaluations(tmp_path):
     sessions = storage.open_database(f"sqlite:///{tmp_path / 'lb.db'}")
     with sessions.begin() as s:
-        def model(name, method):
-            return storage.get_or_create_model(s, name=name, source=f"{name}.py", file_sha256=name * 2,
-                                               weights_sha256=None, info={"training": {"method": method}})  # fmt: skip
-
-        std, rob, tra = model("std", "standard"), model("rob", "pgd-at"), model("tra", "trades")
+        std, rob, tra = _model(s, "std", "standard"), _model(s, "rob", "pgd-at"), _model(s, "tra", "trades")
         _add_run(s, std, "std1000", n=1000, robust=0.0, clean=0.91)
         _add_run(s, rob, "rob1000", n=1000, robust=0.70, clean=0.86)
         _add_run(s, rob, "rob200new", n=200, robust=0.90, days=5)  # newer demo run: must not replace n=1000
@@ -57,11 +58,7 @@ def test_adversarially_trained_vs_standard_section(tmp_path):
     """Hand-built scores: a clear gain, a clear loss and a tie, with the verdict each must get."""
     sessions = storage.open_database(f"sqlite:///{tmp_path / 'vs.db'}")
     with sessions.begin() as s:
-        def model(name, method):
-            return storage.get_or_create_model(s, name=name, source=f"{name}.py", file_sha256=name * 2,
-                                               weights_sha256=None, info={"training": {"method": method}})  # fmt: skip
-
-        std, rob = model("std", "standard"), model("rob", "pgd-at")
+        std, rob = _model(s, "std", "standard"), _model(s, "rob", "pgd-at")
         _add_run(s, std, "std1", n=100, robust=0.0)
         _add_run(s, rob, "rob1", n=100, robust=0.7)
         scores = {  # (metric, std values, rob values); Gini and SSIM higher is better, distance lower is better
