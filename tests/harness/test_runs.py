@@ -63,7 +63,8 @@ def test_four_concurrent_runs_on_one_database_all_land(tmp_path, data_dir):
         subprocess.Popen([sys.executable, "-m", "harness", "run", "--model", str(SUBMISSIONS / "fmnist_standard.py"),
                           "--n-examples", "8", "--batch-size", "4", "--attack", "apgd-ce", "--metrics", "none",
                           "--quiet", "--seed", str(seed), "--db", f"sqlite:///{db}", "--data-dir", str(data_dir)],
-                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})  # 8 processes on 2 cores: no thread spinning
         for seed in range(4)
     ]
     outputs = [p.communicate(timeout=600) for p in procs]
