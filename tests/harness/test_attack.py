@@ -29,11 +29,11 @@ def test_tiny_apgd_run_is_verified_and_reevaluated(standard_model, fmnist_test):
 
 def test_robust_model_beats_standard_model_under_attack(standard_model, robust_model, fmnist_test):
     x, y = fmnist_test
-    x, y = x[:100], y[:100]
+    x, y = x[:50], y[:50]
     accs = {}
     for name, model in (("standard", standard_model), ("robust", robust_model)):
         out = run_autoattack(model, x, y, threat_model="Linf", eps=0.1, attack="apgd-ce", seed=0,
-                             batch_size=100, progress=False)  # fmt: skip
+                             batch_size=50, progress=False)  # fmt: skip
         accs[name] = (out.adv_pred == y).float().mean().item()
     assert accs["standard"] <= 0.10
     assert accs["robust"] >= 0.60
