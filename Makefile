@@ -4,6 +4,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 BIN := $(VENV)/bin
 N ?= 200
+TEST_JOBS ?= 2
 DB ?= sqlite:///results/robint.db
 MODELS ?= submissions/fmnist_standard.py submissions/fmnist_pgd_linf.py submissions/fmnist_trades_linf.py
 FMNIST_DEB := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
@@ -33,7 +34,7 @@ run: setup data
 	$(BIN)/robint-bench results --db $(DB)
 
 test: setup data
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_JOBS) --dist loadfile
 
 check: setup data
 	$(BIN)/robint-bench check --quiet
