@@ -59,21 +59,18 @@ class WorkerSession:
         if op == "exit":
             self.send({"op": "bye"})
             return False
-        out_of_memory = False
         try:
             getattr(self, f"_{op}")(message)
         except HarnessError as exc:
             self.send({"op": "error", "problem": exc.problem, "fix": exc.fix})
             return False
-        except MemoryError:  # answered below, once the traceback no longer keeps the frames' allocations alive
-            out_of_memory = True
+        except MemoryError:
+            self.send({"op": "error", "problem": f"the model ran out of memory during '{op}' (the worker's "
+                       "memory limit)", "fix": "raise --memory-limit or reduce --batch-size"})  # fmt: skip
+            return False
         except Exception as exc:  # the submission's own exceptions, reported as one line
             self.send({"op": "error", "problem": f"{op} failed: {type(exc).__name__}: {_first_line(exc)}",
                        "fix": fix_for(exc, "fix the submission (run with --trusted --debug for the traceback)")})
-            return False
-        if out_of_memory:
-            self.send({"op": "error", "problem": f"the model ran out of memory during '{op}' (the worker's "
-                       "memory limit)", "fix": "raise --memory-limit or reduce --batch-size"})  # fmt: skip
             return False
         return True
 

@@ -126,21 +126,18 @@ def load_submission(path: str | Path) -> Submission:
     load_model = getattr(module, "load_model", None)
     if not callable(load_model):
         raise HarnessError(f"submission {path.name} defines no load_model()", "add def load_model() -> nn.Module")
-    out_of_memory = False
     try:
         model = load_model()
     except HarnessError:
         raise
-    except MemoryError:  # raised below: until this block ends, the traceback keeps load_model's allocations alive
-        out_of_memory = True
+    except MemoryError:
+        raise HarnessError(f"load_model() in {path.name} ran out of memory (the worker's memory limit)",
+                           "raise --memory-limit, or make the model smaller") from None  # fmt: skip
     except Exception as exc:
         raise HarnessError(
             f"load_model() in {path.name} raised {type(exc).__name__}: {_first_line(exc)}",
             fix_for(exc, "fix the submission so that load_model() returns the model"),
         ) from None
-    if out_of_memory:
-        raise HarnessError(f"load_model() in {path.name} ran out of memory (the worker's memory limit)",
-                           "raise --memory-limit, or make the model smaller")  # fmt: skip
     if not isinstance(model, nn.Module):
         raise HarnessError(
             f"load_model() in {path.name} returned {type(model).__name__}, not a torch.nn.Module",
