@@ -129,10 +129,10 @@ def evaluate(config: RunConfig) -> RunSummary:
             x, y = load_examples(resolved.dataset, n=resolved.n_examples, data_dir=config.data_dir)
         with timer("contract"):
             checked = channel.request({"op": "check", "data_dir": str(config.data_dir)})
+        model_id = storage.ensure_model(sessions, name=str(metadata["name"]), source=source, file_sha256=file_sha,
+                                        weights_sha256=weights_sha, info=metadata)  # fmt: skip
         with storage.transaction(sessions) as s:
-            model_row = storage.get_or_create_model(s, name=str(metadata["name"]), source=source,
-                                                    file_sha256=file_sha, weights_sha256=weights_sha, info=metadata)
-            plan = _plan(s, model_row, resolved, suite, config, checked, channel)  # fmt: skip
+            plan = _plan(s, s.get(storage.ModelRecord, model_id), resolved, suite, config, checked, channel)
             run_id = plan.run_id
         if plan.chunks:
             with timer("attack"):

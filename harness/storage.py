@@ -363,6 +363,22 @@ def get_or_create_model(
     return model
 
 
+def ensure_model(sessions: sessionmaker[Session], **fields: Any) -> int:
+    """Id of the model row with this name and these hashes (``get_or_create_model``'s fields), created if new.
+
+    Two runs of a new model that start together both find no row and insert one: the second insert violates the
+    UNIQUE constraint and rolls back, and a fresh transaction then reads the first process's row.
+    """
+    try:
+        with transaction(sessions) as s:
+            return get_or_create_model(s, **fields).id
+    except HarnessError as exc:
+        if not isinstance(exc.__context__, IntegrityError):
+            raise
+    with transaction(sessions) as s:
+        return get_or_create_model(s, **fields).id
+
+
 def find_runs(s: Session, *, model_id: int, config_key: str, status: str | None = None) -> list[RunRecord]:
     """Runs of a model with an identical configuration, newest first."""
     query = select(RunRecord).where(RunRecord.model_id == model_id, RunRecord.config_key == config_key)

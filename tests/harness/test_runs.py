@@ -89,3 +89,25 @@ def test_prune_removes_dead_runs_only(tmp_path, data_dir):
     assert "deadrun00001  interrupted" in listing and "(pruned)" in listing
     remaining = run_cli("runs", "--db", f"sqlite:///{db}").stdout
     assert "deadrun00001" not in remaining and " complete " in remaining
+
+
+def test_a_model_inserted_concurrently_is_reused_not_reported_as_damage(tmp_path):
+    """Two new runs of one model: the second INSERT of the model row loses the race and reads the winner's row."""
+    from sqlalchemy import event, func, select
+
+    from harness import storage
+
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    sessions, other = storage.open_database(url), storage.open_database(url)
+    fields = {"name": "m", "source": "m.py", "file_sha256": "f" * 64, "weights_sha256": "w" * 64, "info": {}}
+    raced = []
+
+    def insert_first_from_another_process(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO models") and not raced:
+            with other.begin() as s:  # commits between this process's SELECT (no row) and its INSERT
+                raced.append(storage.get_or_create_model(s, **fields).id)
+
+    event.listen(sessions.kw["bind"], "before_cursor_execute", insert_first_from_another_process)
+    assert storage.ensure_model(sessions, **fields) == raced[0]
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(storage.ModelRecord)) == 1
