@@ -372,7 +372,7 @@ def ensure_model(sessions: sessionmaker[Session], **fields: Any) -> int:
     try:
         with transaction(sessions) as s:
             return get_or_create_model(s, **fields).id
-    except HarnessError as exc:
+    except HarnessError as exc:  # transaction() turns database errors into HarnessErrors; the original is the context
         if not isinstance(exc.__context__, IntegrityError):
             raise
     with transaction(sessions) as s:
