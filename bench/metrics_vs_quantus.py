@@ -24,6 +24,10 @@ explicit subsets / noise). Settings (Quantus defaults unless stated):
 Quantus runs with ``batch_size=min(n, 256)`` (one chunk: its fastest setting here), ours with ``--batch-size``
 images per forward pass (default 256 on CPU, where larger batches are no faster, and 8192 on CUDA). Times are
 wall-clock seconds of one call each, after a warm-up (on CUDA, one pass over 8 images; TF32 off on both sides).
+Each line also says how many images Quantus's call ran through the model, what share of its time those forward
+passes alone take when replayed (same shapes, no gradients), and how many images ours ran: an implementation that
+runs the same forward passes cannot be faster than ``100 / share`` times, whatever it does around them (ours skips
+the steps that change no pixel, and batches across steps and examples).
 Prints one line per metric, then exactly ``min speedup: S max abs diff: D`` (D over the compared metrics).
 """
 
@@ -81,6 +85,36 @@ class Recorder:
         setattr(np.random, self.name, self.original)
 
 
+class ForwardLog:
+    """Record the input shape of every forward pass of ``model`` while active (Quantus's own model calls)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model, self.shapes = model, []
+
+    def __enter__(self) -> list[torch.Size]:
+        self.handle = self.model.register_forward_hook(lambda _m, inputs, _out: self.shapes.append(inputs[0].shape))
+        return self.shapes
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()
+
+
+def replay_forwards(model: torch.nn.Module, shapes: list[torch.Size], device: torch.device) -> float:
+    """Seconds the model alone takes for forward passes of these input shapes (no gradients): the part of a
+    Quantus call that any implementation running the same forward passes must pay."""
+    if not shapes:
+        return 0.0
+    generator = torch.Generator().manual_seed(0)
+    inputs = [torch.rand(shape, generator=generator).to(device) for shape in shapes]
+
+    def run() -> None:
+        with torch.inference_mode():
+            for images in inputs:
+                model(images)
+
+    return timed(run, device)[0]
+
+
 def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object]:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -104,22 +138,30 @@ def run_cases(model, x, y, a, device: torch.device, batch_size: int,
 
     def compare(name, quantus_call, ours_call, to_numpy=lambda out: out.cpu().numpy(), record=None, reshape=None,
                 note=None):
-        if record is not None:
-            with Recorder(record) as draws:
+        with ForwardLog(model) as shapes:
+            if record is not None:
+                with Recorder(record) as draws:
+                    tq, q = timed(quantus_call, device)
+                extra = reshape(draws)
+            else:
                 tq, q = timed(quantus_call, device)
-            extra = reshape(draws)
-        else:
-            tq, q = timed(quantus_call, device)
-            extra = None
-        to, ours = timed(lambda: ours_call(extra), device)
+                extra = None
+        n_forward = sum(shape[0] for shape in shapes)
+        t_forward = replay_forwards(model, shapes, device)
+        with ForwardLog(model) as our_shapes:
+            to, ours = timed(lambda: ours_call(extra), device)
+        n_ours = sum(shape[0] for shape in our_shapes)
         q_arr = np.asarray(q if not isinstance(q, dict) else [q[k] for k in q if k != "original"], dtype=np.float64)
         if isinstance(q, dict):
             q_arr = q_arr.T
         diff = float(np.abs(q_arr - np.asarray(to_numpy(ours), dtype=np.float64)).max())
         results.append((name, tq, to, float("nan") if note else diff))
         if verbose:
+            share = (f"{n_forward:>7} imgs ({100 * t_forward / tq:3.0f}% of its time), ours {n_ours:>7} imgs"
+                     if n_forward else "none")
             print(f"{name:<26} quantus {tq:8.2f} s   ours {to:7.2f} s   ratio {tq / to:7.2f}   max abs diff {diff:.2e}"
-                  + (f" (not compared: {note})" if note else ""), flush=True)  # fmt: skip
+                  f"   quantus forwards: {share}" + (f" (not compared: {note})" if note else ""),
+                  flush=True)  # fmt: skip
 
     kw = dict(disable_warnings=True)
     call = dict(model=model, x_batch=xn, y_batch=yn, a_batch=an, device=qdev, batch_size=qbs)

@@ -293,8 +293,11 @@ def import_(paths: tuple[Path, ...], db: str) -> None:
             record = json.loads(f.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise HarnessError(f"cannot read archived run {f}: {exc}", "restore the file from git") from None
-        with sessions.begin() as s:
-            added += import_archive_record(s, record)
+        try:
+            added += import_archive_record(sessions, record)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise HarnessError(f"archived run {f} is malformed ({type(exc).__name__}: {exc})",
+                               "restore the file from git, or re-export it with `robint-bench export`") from None
     click.echo(f"imported {added} new run(s) from {len(files)} file(s)")
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
 from harness import storage
+from harness.errors import HarnessError
 
 ARCHIVE_FORMAT = "robint-bench-run/1"
 _EXAMPLE_COLUMNS = ("idx", "label", "clean_pred", "adv_pred", "clean_correct", "robust_correct", "perturbation")
@@ -81,24 +83,42 @@ def archive_record(run: storage.RunRecord) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def import_archive_record(s: Session, record: dict[str, Any]) -> bool:
-    """Insert an archived run unless its id is already present; return whether it was inserted."""
+def import_archive_record(sessions: sessionmaker[Session], record: dict[str, Any]) -> bool:
+    """Insert an archived run unless its id is already present; return whether it was inserted.
+
+    The model row is found or created in its own transaction (:func:`storage.ensure_model`), and a run that another
+    import inserts between our check and our insert counts as present: concurrent imports of one archive both
+    succeed, and each run lands once.
+    """
     if record.get("format") != ARCHIVE_FORMAT:
         raise ValueError(f"not a {ARCHIVE_FORMAT} record (format={record.get('format')!r})")
     data = dict(record["run"])
-    if s.get(storage.RunRecord, data["id"]) is not None:
-        return False
-    model = storage.get_or_create_model(s, **record["model"])
+    with storage.transaction(sessions) as s:
+        if s.get(storage.RunRecord, data["id"]) is not None:
+            return False
+    model_id = storage.ensure_model(sessions, **record["model"])
     cols = record["examples"]["columns"]
-    run = storage.RunRecord(
-        model_id=model.id,
-        created_at=datetime.fromisoformat(data.pop("created_at")),
-        finished_at=datetime.fromisoformat(f) if (f := data.pop("finished_at")) else None,
-        **data,
-    )
-    run.examples = [storage.ExampleRecord(**dict(zip(cols, row, strict=True))) for row in record["examples"]["rows"]]
-    run.metrics = [storage.MetricRecord(**m) for m in record["metrics"]]
-    s.add(run)
+    try:
+        with storage.transaction(sessions) as s:
+            if s.get(storage.RunRecord, data["id"]) is not None:
+                return False
+            run = storage.RunRecord(
+                model_id=model_id,
+                created_at=datetime.fromisoformat(data.pop("created_at")),
+                finished_at=datetime.fromisoformat(f) if (f := data.pop("finished_at")) else None,
+                **data,
+            )
+            run.examples = [storage.ExampleRecord(**dict(zip(cols, row, strict=True)))
+                            for row in record["examples"]["rows"]]  # fmt: skip
+            run.metrics = [storage.MetricRecord(**m) for m in record["metrics"]]
+            s.add(run)
+    except HarnessError as exc:  # transaction() wraps database errors; the original is the context
+        if not isinstance(exc.__context__, IntegrityError):
+            raise
+        with storage.transaction(sessions) as s:
+            if s.get(storage.RunRecord, record["run"]["id"]) is None:
+                raise
+        return False
     return True
 
 

@@ -111,3 +111,44 @@ def test_a_model_inserted_concurrently_is_reused_not_reported_as_damage(tmp_path
     assert storage.ensure_model(sessions, **fields) == raced[0]
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(storage.ModelRecord)) == 1
+
+
+def test_a_run_imported_concurrently_lands_once(tmp_path):
+    """Two imports of one archive: the second INSERT of the run loses the race and counts the run as present."""
+    from sqlalchemy import event, func, select
+
+    from harness import storage
+    from harness.records import import_archive_record
+
+    archived = sorted((ROOT / "results" / "archive").glob("*.json"))[0]
+    record = json.loads(archived.read_text())
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    sessions, other = storage.open_database(url), storage.open_database(url)
+    raced = []
+
+    def import_first_from_another_process(conn, cursor, statement, *args):
+        if statement.startswith("INSERT INTO runs") and not raced:
+            raced.append(import_archive_record(other, record))  # commits between our check and our INSERT
+
+    event.listen(sessions.kw["bind"], "before_cursor_execute", import_first_from_another_process)
+    assert import_archive_record(sessions, record) is False
+    assert raced == [True]
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(storage.RunRecord)) == 1
+        assert s.scalar(select(func.count()).select_from(storage.ModelRecord)) == 1
+        run = s.get(storage.RunRecord, record["run"]["id"])
+        assert len(run.examples) == len(record["examples"]["rows"]) == run.n_examples
+    assert import_archive_record(sessions, record) is False  # and a plain re-import is a no-op
+
+
+def test_a_malformed_archive_is_one_error_line_and_imports_nothing(tmp_path):
+    bad = tmp_path / "archive" / "broken.json"
+    bad.parent.mkdir()
+    bad.write_text('{"format": "robint-bench-run/1", "run": {"id": "abc"}}')
+    db = tmp_path / "r.db"
+    result = run_cli("import", str(bad.parent), "--db", f"sqlite:///{db}")
+    assert result.returncode != 0
+    assert "archived run" in result.stderr and "broken.json" in result.stderr and "malformed" in result.stderr
+    assert "Traceback" not in result.stderr
+    listing = run_cli("results", "--json", "--db", f"sqlite:///{db}").stdout
+    assert json.loads(listing) == []
