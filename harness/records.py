@@ -93,30 +93,29 @@ def import_archive_record(sessions: sessionmaker[Session], record: dict[str, Any
     if record.get("format") != ARCHIVE_FORMAT:
         raise ValueError(f"not a {ARCHIVE_FORMAT} record (format={record.get('format')!r})")
     data = dict(record["run"])
+    run_id = data["id"]
     with storage.transaction(sessions) as s:
-        if s.get(storage.RunRecord, data["id"]) is not None:
+        if s.get(storage.RunRecord, run_id) is not None:
             return False
-    model_id = storage.ensure_model(sessions, **record["model"])
     cols = record["examples"]["columns"]
+    run = storage.RunRecord(  # built before any write, so a malformed record leaves no model row behind
+        created_at=datetime.fromisoformat(data.pop("created_at")),
+        finished_at=datetime.fromisoformat(f) if (f := data.pop("finished_at")) else None,
+        **data,
+    )
+    run.examples = [storage.ExampleRecord(**dict(zip(cols, row, strict=True))) for row in record["examples"]["rows"]]
+    run.metrics = [storage.MetricRecord(**m) for m in record["metrics"]]
+    run.model_id = storage.ensure_model(sessions, **record["model"])
     try:
         with storage.transaction(sessions) as s:
-            if s.get(storage.RunRecord, data["id"]) is not None:
+            if s.get(storage.RunRecord, run_id) is not None:
                 return False
-            run = storage.RunRecord(
-                model_id=model_id,
-                created_at=datetime.fromisoformat(data.pop("created_at")),
-                finished_at=datetime.fromisoformat(f) if (f := data.pop("finished_at")) else None,
-                **data,
-            )
-            run.examples = [storage.ExampleRecord(**dict(zip(cols, row, strict=True)))
-                            for row in record["examples"]["rows"]]  # fmt: skip
-            run.metrics = [storage.MetricRecord(**m) for m in record["metrics"]]
             s.add(run)
     except HarnessError as exc:  # transaction() wraps database errors; the original is the context
         if not isinstance(exc.__context__, IntegrityError):
             raise
         with storage.transaction(sessions) as s:
-            if s.get(storage.RunRecord, record["run"]["id"]) is None:
+            if s.get(storage.RunRecord, run_id) is None:
                 raise
         return False
     return True

@@ -144,11 +144,14 @@ def test_a_run_imported_concurrently_lands_once(tmp_path):
 def test_a_malformed_archive_is_one_error_line_and_imports_nothing(tmp_path):
     bad = tmp_path / "archive" / "broken.json"
     bad.parent.mkdir()
-    bad.write_text('{"format": "robint-bench-run/1", "run": {"id": "abc"}}')
+    record = json.loads(sorted((ROOT / "results" / "archive").glob("*.json"))[0].read_text())
+    del record["run"]["finished_at"]  # a whole model, a run missing one field
+    bad.write_text(json.dumps(record))
     db = tmp_path / "r.db"
     result = run_cli("import", str(bad.parent), "--db", f"sqlite:///{db}")
     assert result.returncode != 0
     assert "archived run" in result.stderr and "broken.json" in result.stderr and "malformed" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     listing = run_cli("results", "--json", "--db", f"sqlite:///{db}").stdout
     assert json.loads(listing) == []
+    assert _count(db, "SELECT COUNT(*) FROM models") == 0  # nothing half-written: not even the model row
