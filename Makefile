@@ -41,6 +41,8 @@ check: setup data
 
 lint: setup
 	$(BIN)/ruff check harness metrics tests bench
+	$(BIN)/ruff format --check harness metrics tests bench
+	$(BIN)/lint-imports
 
 bench: setup data
 	$(BIN)/python bench/aa_overhead.py

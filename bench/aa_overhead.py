@@ -17,12 +17,11 @@ from pathlib import Path
 
 from pyautoattack import AutoAttack
 
-from harness.attack import parse_attack
+from harness.attack.autoattack import parse_attack
 from harness.data import load_examples
-from harness.evaluate import RunConfig, evaluate
-from harness.inference import resolve_device
-from harness.seeding import seed_everything
-from harness.submission import load_submission
+from harness.device import resolve_device, seed_everything
+from harness.pipeline.evaluate import RunConfig, evaluate
+from harness.worker.submission import load_submission
 
 
 def raw_autoattack(model_path: Path, n: int, attack: str, seed: int, batch_size: int, device) -> tuple[float, float]:
@@ -33,8 +32,15 @@ def raw_autoattack(model_path: Path, n: int, attack: str, seed: int, batch_size:
     x, y = load_examples(sub.metadata["dataset"], n=n)
     seed_everything(seed)
     version, attacks = parse_attack(attack)
-    adversary = AutoAttack(model, attacks=attacks, device=device, eps=float(sub.metadata.get("eps", 0.1)),
-                           norm=sub.metadata.get("threat_model", "Linf"), seed=seed, version=version)  # fmt: skip
+    adversary = AutoAttack(
+        model,
+        attacks=attacks,
+        device=device,
+        eps=float(sub.metadata.get("eps", 0.1)),
+        norm=sub.metadata.get("threat_model", "Linf"),
+        seed=seed,
+        version=version,
+    )
     _, y_adv = adversary.run_standard_evaluation(x, y, batch_size=batch_size)
     robust = (y_adv.cpu() == y).float().mean().item()
     return time.perf_counter() - start, robust
@@ -44,9 +50,20 @@ def harness_run(model_path: Path, n: int, attack: str, seed: int, batch_size: in
     """Seconds and robust accuracy of the harness's full run (fresh database each time)."""
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        summary = evaluate(RunConfig(model=model_path, n_examples=n, attack=attack, seed=seed, batch_size=batch_size,
-                                     device=str(device), db=f"sqlite:///{tmp}/bench.db", progress=False,
-                                     metrics="none", featurevis=False))  # robustness only: the AA overhead
+        summary = evaluate(
+            RunConfig(
+                model=model_path,
+                n_examples=n,
+                attack=attack,
+                seed=seed,
+                batch_size=batch_size,
+                device=str(device),
+                db=f"sqlite:///{tmp}/bench.db",
+                progress=False,
+                metrics="none",
+                featurevis=False,
+            )
+        )  # robustness only: the AA overhead
         return time.perf_counter() - start, summary.robust_acc
 
 
@@ -73,8 +90,10 @@ def main() -> None:
     raw_accs = {a for name, a in accs if name == "raw_autoattack"}
     ours_accs = {a for name, a in accs if name == "harness_run"}
     identical = raw_accs == ours_accs and len(raw_accs) == 1
-    print(f"device {device}, n {args.n}, attack {args.attack}, best raw {min(raw_times):.2f} s, "
-          f"best harness {min(ours_times):.2f} s")  # fmt: skip
+    print(
+        f"device {device}, n {args.n}, attack {args.attack}, best raw {min(raw_times):.2f} s, "
+        f"best harness {min(ours_times):.2f} s"
+    )
     print(f"ratio: {min(ours_times) / min(raw_times):.2f} identical: {'yes' if identical else 'no'}")
 
 

@@ -46,7 +46,7 @@ from captum.attr import Saliency
 
 import metrics.functional as F
 from harness.data import load_examples
-from harness.submission import load_submission
+from harness.worker.submission import load_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,8 +125,9 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, object
     return time.perf_counter() - start, out
 
 
-def run_cases(model, x, y, a, device: torch.device, batch_size: int,
-              verbose: bool = True) -> list[tuple[str, float, float, float]]:  # fmt: skip
+def run_cases(
+    model, x, y, a, device: torch.device, batch_size: int, verbose: bool = True
+) -> list[tuple[str, float, float, float]]:
     n = x.shape[0]
     qbs = min(n, 256)
     xn, yn, an = x.cpu().numpy(), y.cpu().numpy(), a.cpu().numpy()
@@ -136,8 +137,9 @@ def run_cases(model, x, y, a, device: torch.device, batch_size: int,
     explain_q = quantus_explainer(device)
     results = []
 
-    def compare(name, quantus_call, ours_call, to_numpy=lambda out: out.cpu().numpy(), record=None, reshape=None,
-                note=None):
+    def compare(
+        name, quantus_call, ours_call, to_numpy=lambda out: out.cpu().numpy(), record=None, reshape=None, note=None
+    ):
         with ForwardLog(model) as shapes:
             if record is not None:
                 with Recorder(record) as draws:
@@ -157,50 +159,87 @@ def run_cases(model, x, y, a, device: torch.device, batch_size: int,
         diff = float(np.abs(q_arr - np.asarray(to_numpy(ours), dtype=np.float64)).max())
         results.append((name, tq, to, float("nan") if note else diff))
         if verbose:
-            share = (f"{n_forward:>7} imgs ({100 * t_forward / tq:3.0f}% of its time), ours {n_ours:>7} imgs"
-                     if n_forward else "none")
-            print(f"{name:<26} quantus {tq:8.2f} s   ours {to:7.2f} s   ratio {tq / to:7.2f}   max abs diff {diff:.2e}"
-                  f"   quantus forwards: {share}" + (f" (not compared: {note})" if note else ""),
-                  flush=True)  # fmt: skip
+            share = (
+                f"{n_forward:>7} imgs ({100 * t_forward / tq:3.0f}% of its time), ours {n_ours:>7} imgs"
+                if n_forward
+                else "none"
+            )
+            print(
+                f"{name:<26} quantus {tq:8.2f} s   ours {to:7.2f} s   ratio {tq / to:7.2f}   max abs diff {diff:.2e}"
+                f"   quantus forwards: {share}" + (f" (not compared: {note})" if note else ""),
+                flush=True,
+            )
 
     kw = dict(disable_warnings=True)
     call = dict(model=model, x_batch=xn, y_batch=yn, a_batch=an, device=qdev, batch_size=qbs)
 
-    compare("PixelFlipping",
-            lambda: quantus.PixelFlipping(features_in_step=28, perturb_baseline=0.0, **kw)(**call),
-            lambda _: F.perturbation_curve(model, x, a, y, order="morf", mode="deletion", baseline="black", n_steps=28,
-                                           batch_size=batch_size)[:, 1:])  # fmt: skip
-    compare("RegionPerturbation",
-            lambda: quantus.RegionPerturbation(patch_size=4, regions_evaluation=49, perturb_baseline=0.0, **kw)(**call),
-            lambda _: (lambda c: c[:, :1] - c[:, 1:])(F.perturbation_curve(
-                model, x, a, y, order="morf", mode="deletion", baseline="black", patch_size=4, batch_size=batch_size)))
-    compare("FaithfulnessCorrelation",
-            lambda: quantus.FaithfulnessCorrelation(normalise=False, return_aggregate=False, **kw)(**call),
-            lambda subsets: F.faithfulness_correlation(model, x, a, y, subsets=subsets, batch_size=batch_size),
-            record="choice",
-            reshape=lambda d: torch.from_numpy(np.concatenate([np.stack(d[i:i + 100 * qbs]).reshape(100, -1, 224)
-                                                               for i in range(0, len(d), 100 * qbs)], axis=1))
-            .transpose(0, 1).contiguous().to(device))  # fmt: skip
-    compare("Infidelity(black)",
-            lambda: quantus.Infidelity(n_perturb_samples=1, perturb_baseline=0.0, **kw)(**call),
-            lambda _: F.infidelity(model, x, a, y, patch_size=4, batch_size=batch_size))
-    compare("Infidelity(uniform)",
-            lambda: quantus.Infidelity(n_perturb_samples=4, perturb_patch_sizes=[7], perturb_baseline="uniform",
-                                       **kw)(**call),
-            lambda noise: F.infidelity(model, x, a, y, patch_size=7, noise=noise, batch_size=batch_size),
-            record="uniform",
-            reshape=lambda d: torch.from_numpy(np.concatenate([np.stack(d[i:i + 4 * 16]).reshape(4, 16, -1)
-                                                               for i in range(0, len(d), 4 * 16)], axis=2))
-            .float().permute(2, 0, 1).contiguous().to(device))  # fmt: skip
-    compare("RelevanceMassAccuracy",
-            lambda: quantus.RelevanceMassAccuracy(**kw)(**call, s_batch=sn),
-            lambda _: F.relevance_mass_accuracy(a, mask))
-    compare("RelevanceRankAccuracy",
-            lambda: quantus.RelevanceRankAccuracy(**kw)(**call, s_batch=sn),
-            lambda _: F.relevance_rank_accuracy(a, mask))
-    compare("PointingGame",
-            lambda: quantus.PointingGame(**kw)(**call, s_batch=sn),
-            lambda _: F.pointing_game(a, mask))
+    compare(
+        "PixelFlipping",
+        lambda: quantus.PixelFlipping(features_in_step=28, perturb_baseline=0.0, **kw)(**call),
+        lambda _: F.perturbation_curve(
+            model, x, a, y, order="morf", mode="deletion", baseline="black", n_steps=28, batch_size=batch_size
+        )[:, 1:],
+    )
+    compare(
+        "RegionPerturbation",
+        lambda: quantus.RegionPerturbation(patch_size=4, regions_evaluation=49, perturb_baseline=0.0, **kw)(**call),
+        lambda _: (lambda c: c[:, :1] - c[:, 1:])(
+            F.perturbation_curve(
+                model, x, a, y, order="morf", mode="deletion", baseline="black", patch_size=4, batch_size=batch_size
+            )
+        ),
+    )
+    compare(
+        "FaithfulnessCorrelation",
+        lambda: quantus.FaithfulnessCorrelation(normalise=False, return_aggregate=False, **kw)(**call),
+        lambda subsets: F.faithfulness_correlation(model, x, a, y, subsets=subsets, batch_size=batch_size),
+        record="choice",
+        reshape=lambda d: (
+            torch.from_numpy(
+                np.concatenate(
+                    [np.stack(d[i : i + 100 * qbs]).reshape(100, -1, 224) for i in range(0, len(d), 100 * qbs)], axis=1
+                )
+            )
+            .transpose(0, 1)
+            .contiguous()
+            .to(device)
+        ),
+    )
+    compare(
+        "Infidelity(black)",
+        lambda: quantus.Infidelity(n_perturb_samples=1, perturb_baseline=0.0, **kw)(**call),
+        lambda _: F.infidelity(model, x, a, y, patch_size=4, batch_size=batch_size),
+    )
+    compare(
+        "Infidelity(uniform)",
+        lambda: quantus.Infidelity(n_perturb_samples=4, perturb_patch_sizes=[7], perturb_baseline="uniform", **kw)(
+            **call
+        ),
+        lambda noise: F.infidelity(model, x, a, y, patch_size=7, noise=noise, batch_size=batch_size),
+        record="uniform",
+        reshape=lambda d: (
+            torch.from_numpy(
+                np.concatenate(
+                    [np.stack(d[i : i + 4 * 16]).reshape(4, 16, -1) for i in range(0, len(d), 4 * 16)], axis=2
+                )
+            )
+            .float()
+            .permute(2, 0, 1)
+            .contiguous()
+            .to(device)
+        ),
+    )
+    compare(
+        "RelevanceMassAccuracy",
+        lambda: quantus.RelevanceMassAccuracy(**kw)(**call, s_batch=sn),
+        lambda _: F.relevance_mass_accuracy(a, mask),
+    )
+    compare(
+        "RelevanceRankAccuracy",
+        lambda: quantus.RelevanceRankAccuracy(**kw)(**call, s_batch=sn),
+        lambda _: F.relevance_rank_accuracy(a, mask),
+    )
+    compare("PointingGame", lambda: quantus.PointingGame(**kw)(**call, s_batch=sn), lambda _: F.pointing_game(a, mask))
     m = n // 4
     tiles = x[: 4 * m].reshape(m, 4, *x.shape[1:])
     mosaic = torch.cat([torch.cat([tiles[:, 0], tiles[:, 1]], 3), torch.cat([tiles[:, 2], tiles[:, 3]], 3)], 2)
@@ -208,26 +247,42 @@ def run_cases(model, x, y, a, device: torch.device, batch_size: int,
     m_target = y[: 4 * m].reshape(m, 4).gather(1, cell[:, None]).squeeze(1)
     m_attr = saliency(model, mosaic, m_target)
     quadrants = [tuple(int(j == int(c)) for j in range(4)) for c in cell]
-    compare("Focus",
-            lambda: quantus.Focus(**kw)(model=model, x_batch=mosaic.cpu().numpy(), y_batch=m_target.cpu().numpy(),
-                                        a_batch=m_attr.cpu().numpy(), custom_batch=quadrants, device=qdev,
-                                        batch_size=qbs),
-            lambda _: F.grid_pointing_game(m_attr, cell))  # fmt: skip
-    compare("MPRT",
-            lambda: quantus.MPRT(seed=42, **kw)(**call, explain_func=explain_q),
-            lambda _: F.model_parameter_randomisation(model, x, y, saliency, batch_size=batch_size,
-                                                      generator=torch.Generator().manual_seed(43)),
-            note="Quantus re-initialises CUDA layers with the CUDA RNG, ours on CPU" if device.type == "cuda" else None)
-    compare("MaxSensitivity",
-            lambda: quantus.MaxSensitivity(nr_samples=20, **kw)(**call, explain_func=explain_q),
-            lambda noise: F.max_sensitivity(model, x, y, saliency, noise=noise, batch_size=batch_size),
-            record="uniform",
-            reshape=lambda d: torch.from_numpy(np.concatenate([np.stack(d[i:i + 20]) for i in range(0, len(d), 20)],
-                                                              axis=1)).float().reshape(20, n, *x.shape[1:])
-            .transpose(0, 1).contiguous().to(device))  # fmt: skip
-    compare("Sparseness",
-            lambda: quantus.Sparseness(**kw)(**call),
-            lambda _: F.sparseness(a))
+    compare(
+        "Focus",
+        lambda: quantus.Focus(**kw)(
+            model=model,
+            x_batch=mosaic.cpu().numpy(),
+            y_batch=m_target.cpu().numpy(),
+            a_batch=m_attr.cpu().numpy(),
+            custom_batch=quadrants,
+            device=qdev,
+            batch_size=qbs,
+        ),
+        lambda _: F.grid_pointing_game(m_attr, cell),
+    )
+    compare(
+        "MPRT",
+        lambda: quantus.MPRT(seed=42, **kw)(**call, explain_func=explain_q),
+        lambda _: F.model_parameter_randomisation(
+            model, x, y, saliency, batch_size=batch_size, generator=torch.Generator().manual_seed(43)
+        ),
+        note="Quantus re-initialises CUDA layers with the CUDA RNG, ours on CPU" if device.type == "cuda" else None,
+    )
+    compare(
+        "MaxSensitivity",
+        lambda: quantus.MaxSensitivity(nr_samples=20, **kw)(**call, explain_func=explain_q),
+        lambda noise: F.max_sensitivity(model, x, y, saliency, noise=noise, batch_size=batch_size),
+        record="uniform",
+        reshape=lambda d: (
+            torch.from_numpy(np.concatenate([np.stack(d[i : i + 20]) for i in range(0, len(d), 20)], axis=1))
+            .float()
+            .reshape(20, n, *x.shape[1:])
+            .transpose(0, 1)
+            .contiguous()
+            .to(device)
+        ),
+    )
+    compare("Sparseness", lambda: quantus.Sparseness(**kw)(**call), lambda _: F.sparseness(a))
     return results
 
 
@@ -236,8 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--n", type=int, default=256)
     parser.add_argument("--model", type=Path, default=ROOT / "submissions" / "fmnist_standard.py")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="images per forward pass (ours); default 256 on CPU, 8192 on CUDA")  # fmt: skip
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="images per forward pass (ours); default 256 on CPU, 8192 on CUDA"
+    )
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads for both sides (0: torch's default)")
     args = parser.parse_args(argv)
@@ -260,8 +316,10 @@ def main(argv: list[str] | None = None) -> None:
     if device.type == "cuda":  # warm-up: CUDA kernels load lazily on first use
         run_cases(model, x[:8], y[:8], a[:8], device, batch_size, verbose=False)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"# {sub.name} on {device} ({name}, {torch.get_num_threads()} threads), n={args.n}, batch_size={batch_size}, "
-          f"torch {torch.__version__}, quantus {quantus.__version__}")
+    print(
+        f"# {sub.name} on {device} ({name}, {torch.get_num_threads()} threads), n={args.n}, batch_size={batch_size}, "
+        f"torch {torch.__version__}, quantus {quantus.__version__}"
+    )
     results = run_cases(model, x, y, a, device, batch_size)
     speedup = min(tq / to for _, tq, to, _ in results)
     diff = max(d for *_, d in results if not np.isnan(d))

@@ -13,8 +13,11 @@ class HarnessError(Exception):
 def fix_for(exc: BaseException, default: str) -> str:
     """The fix to suggest for an exception raised by a submission's own code."""
     if isinstance(exc, PermissionError):
-        return ("the evaluation sandbox blocks network access and files outside the submission's directory: "
-                "a submission must not need them")  # fmt: skip
+        return (
+            "the evaluation sandbox blocks network access, files outside the submission's directory and (when "
+            "robint-bench runs as root, its worker runs as nobody) files that only their owner may read: "
+            "a submission must not need them"
+        )
     if isinstance(exc, MemoryError) or "out of memory" in str(exc).lower() or "can't allocate" in str(exc).lower():
         return "the worker's memory limit was hit: raise --memory-limit or reduce --batch-size"
     return default

@@ -57,7 +57,11 @@ def check_eps(threat_model: str, eps: float, input_numel: int) -> None:
 
 
 def eps_text(eps: float) -> str:
-    """Canonical text for a float eps: ``8/255`` when it is k/255, else a short decimal."""
+    """Canonical text for a float eps: ``8/255`` when it is k/255, else a short decimal.
+
+    >>> eps_text(8 / 255), eps_text(0.1), eps_text(1.5)
+    ('8/255', '0.1', '1.5')
+    """
     frac = Fraction(eps).limit_denominator(255)
     if frac.denominator == 255 and abs(float(frac) - eps) < 1e-9:
         return f"{frac.numerator}/255"

@@ -21,28 +21,33 @@ import torch
 from captum.attr import GradientShap, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 from torch import nn
 
-from harness.registry import Registry
+from metrics._registry import Registry
+from metrics.controls import control_input, control_random
 
 Output = Literal["logit", "probability"]
 
 
 @dataclass(frozen=True)
 class AttributionMethod:
-    """A registered method: ``fn(model, x, target, **kw)``; ``needs_background`` = wants training images."""
+    """A registered method: ``fn(model, x, target, **kw)``; ``needs_background`` = wants training images;
+    ``control`` = a control (metrics/controls.py: attributions that carry nothing of the model), not a method."""
 
     name: str
     fn: Callable[..., torch.Tensor]
     description: str
     randomised: bool = False
     needs_background: bool = False
+    control: bool = False
 
 
 METHODS: Registry[AttributionMethod] = Registry("attribution method")
 
 
-def register(name: str, description: str, *, randomised: bool = False, needs_background: bool = False):
+def register(
+    name: str, description: str, *, randomised: bool = False, needs_background: bool = False, control: bool = False
+):
     def decorator(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        METHODS.add(name, AttributionMethod(name, fn, description, randomised, needs_background))
+        METHODS.add(name, AttributionMethod(name, fn, description, randomised, needs_background, control))
         return fn
 
     return decorator
@@ -119,15 +124,16 @@ def integrated_gradients(
     baseline: Literal["black", "uniform"] = "uniform",
     n_trials: int = 10,
     n_steps: int = 50,
-    output: Output = "probability",
+    output: Output = "logit",
     internal_batch_size: int = 512,
     seed: int = 0,
 ):
     """IG from a black image, or averaged over ``n_trials`` U[0,1] baselines (the seed paper's setting)."""
     ig = IntegratedGradients(_forward(model, output))
     if baseline == "black":
-        return ig.attribute(x, torch.zeros_like(x), target=target, n_steps=n_steps,
-                            internal_batch_size=internal_batch_size)  # fmt: skip
+        return ig.attribute(
+            x, torch.zeros_like(x), target=target, n_steps=n_steps, internal_batch_size=internal_batch_size
+        )
     if baseline != "uniform":
         raise ValueError(f"baseline must be 'black' or 'uniform', got {baseline!r}")
     generator = torch.Generator().manual_seed(seed)
@@ -151,12 +157,19 @@ def smoothgrad(
 ):
     tunnel = NoiseTunnel(Saliency(_forward(model, output)))
     with _seeded(seed, x.device):
-        return tunnel.attribute(x, nt_type="smoothgrad", nt_samples=nt_samples, stdevs=stdev, target=target,
-                                nt_samples_batch_size=max(1, 4096 // max(1, len(x))))  # fmt: skip
+        return tunnel.attribute(
+            x,
+            nt_type="smoothgrad",
+            nt_samples=nt_samples,
+            stdevs=stdev,
+            target=target,
+            nt_samples_batch_size=max(1, 4096 // max(1, len(x))),
+        )
 
 
-@register("gradient_shap", "GradientSHAP with a training-image background (captum)", randomised=True,
-          needs_background=True)  # fmt: skip
+@register(
+    "gradient_shap", "GradientSHAP with a training-image background (captum)", randomised=True, needs_background=True
+)
 def gradient_shap(
     model: nn.Module,
     x: torch.Tensor,
@@ -170,12 +183,17 @@ def gradient_shap(
 ):
     explainer = GradientShap(_forward(model, output))
     with _seeded(seed, x.device):
-        return explainer.attribute(x, baselines=match_background(background, x), n_samples=n_samples, stdevs=stdev,
-                                   target=target)  # fmt: skip
+        return explainer.attribute(
+            x, baselines=match_background(background, x), n_samples=n_samples, stdevs=stdev, target=target
+        )
 
 
-@register("expected_gradients", "shap.GradientExplainer (expected gradients), the seed paper's SHAP",
-          randomised=True, needs_background=True)  # fmt: skip
+@register(
+    "expected_gradients",
+    "shap.GradientExplainer (expected gradients), the seed paper's SHAP",
+    randomised=True,
+    needs_background=True,
+)
 def expected_gradients(
     model: nn.Module,
     x: torch.Tensor,
@@ -203,6 +221,12 @@ def expected_gradients(
     finally:
         np.random.set_state(np_state)
     return out
+
+
+_RANDOM_CONTROL = "control: U[0,1) noise, independent of model and input (metrics/controls.py)"
+_INPUT_CONTROL = "control: input x U[0,1) noise, the input's structure without the model (metrics/controls.py)"
+register("control_random", _RANDOM_CONTROL, randomised=True, control=True)(control_random)
+register("control_input", _INPUT_CONTROL, randomised=True, control=True)(control_input)
 
 
 class _SelectOutput(nn.Module):

@@ -1,6 +1,7 @@
 """2x2 composites for the Grid Pointing Game (Rao, Böhle, Schiele, CVPR 2022), and object masks.
 
-Composites tile four correctly classified test images of four distinct classes. They are used at native
+Composites tile four test images of four distinct classes (the suite draws them whatever the model predicts, so
+that all models of a data set share them). They are used at native
 resolution (2H x 2W) when the model returns exactly one row of logits for such an input, else downscaled
 to H x W (area interpolation). A model that does not recognise the cells makes GridPG meaningless, so the
 recognition rate (how many of the 4 cell classes are in the model's top 4) is measured alongside.
@@ -39,7 +40,7 @@ def object_masks(x: torch.Tensor, threshold: float = OBJECT_THRESHOLD) -> torch.
 def make_composites(
     x: torch.Tensor, y: torch.Tensor, correct: torch.Tensor, *, n_composites: int, generator: torch.Generator
 ) -> Composites:
-    """Tile correctly classified images of 4 distinct classes (classes without a candidate are skipped).
+    """Tile images of 4 distinct classes among those marked ``correct`` (classes without a candidate are skipped).
 
     x ``(N, C, H, W)``, y and correct ``(N,)``; returns ``n_composites`` native-resolution composites.
 
@@ -49,7 +50,9 @@ def make_composites(
     pools = {int(c): (correct & (y == c)).nonzero().flatten() for c in torch.unique(y).tolist()}
     classes = torch.tensor(sorted(c for c, idx in pools.items() if len(idx) > 0))
     if len(classes) < GRID * GRID:
-        raise ValueError(f"only {len(classes)} classes have a correctly classified example; GridPG needs 4")
+        k = len(classes)
+        have = "class has" if k == 1 else "classes have"
+        raise ValueError(f"only {k} {have} a correctly classified example; GridPG needs 4")
     n, c, h, w = x.shape
     images = torch.empty(n_composites, c, GRID * h, GRID * w, dtype=x.dtype)
     cell_classes = torch.empty(n_composites, GRID * GRID, dtype=torch.long)
@@ -66,8 +69,9 @@ def make_composites(
 
 
 @torch.no_grad()
-def fit_to_model(model: nn.Module, composites: Composites, num_classes: int, input_hw: tuple[int, int],
-                 device: torch.device) -> Composites:  # fmt: skip
+def fit_to_model(
+    model: nn.Module, composites: Composites, num_classes: int, input_hw: tuple[int, int], device: torch.device
+) -> Composites:
     """Keep native resolution if the model gives one ``(1, K)`` row for a composite, else downscale."""
     probe = composites.images[:1].to(device)
     try:
@@ -82,17 +86,25 @@ def fit_to_model(model: nn.Module, composites: Composites, num_classes: int, inp
 
 
 @torch.no_grad()
-def recognition(
+def recognised_cells(
     model: nn.Module, composites: Composites, *, device: torch.device, batch_size: int = 256
 ) -> torch.Tensor:
-    """Per composite, how many of its 4 cell classes are among the model's top 4 classes: ``(M,)`` in 0..4."""
-    counts = []
+    """Per composite and cell, whether the cell's class is among the model's top 4 classes: bool ``(M, 4)``."""
+    hits = []
     for i in range(0, len(composites), batch_size):
         logits = model(composites.images[i : i + batch_size].to(device)).cpu()
         top = logits.topk(GRID * GRID, dim=1).indices
         cells = composites.cell_classes[i : i + batch_size]
-        counts.append((cells.unsqueeze(2) == top.unsqueeze(1)).any(2).sum(1))
-    return torch.cat(counts).float()
+        hits.append((cells.unsqueeze(2) == top.unsqueeze(1)).any(2))
+    return torch.cat(hits)
+
+
+@torch.no_grad()
+def recognition(
+    model: nn.Module, composites: Composites, *, device: torch.device, batch_size: int = 256
+) -> torch.Tensor:
+    """Per composite, how many of its 4 cell classes are among the model's top 4 classes: ``(M,)`` in 0..4."""
+    return recognised_cells(model, composites, device=device, batch_size=batch_size).sum(1).float()
 
 
 def chance_recognition(num_classes: int) -> float:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from harness.registry import Registry
+from metrics._registry import Registry
 
 
 class NotApplicable(Exception):
@@ -32,6 +32,8 @@ class GridInputs:
     chance: float
     native: bool
     attributions: torch.Tensor | None = None
+    recognised: torch.Tensor | None = None  # (M*4,) bool: the row's cell class is in the model's top 4
+    row_ids: tuple[str, ...] = ()  # (M*4,) model-independent identity of each row: "<4 source indices>:<cell>"
 
 
 @dataclass
@@ -57,100 +59,236 @@ class MetricContext:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(name.encode()))
 
 
+# Degenerate attribution maps (metrics/functional/degenerate.py) on which a metric is undefined: its value there
+# is a convention for 0/0 or the result of tie-breaking, not a property of an explanation. Every metric is undefined
+# on all-zero maps (no relevance anywhere: 0/0 ratios, Spearman/Pearson of a constant, Gini of zeros, curves and
+# rankings ordered by tie-breaking alone, infidelity and sensitivity reduce to properties of the model) and on
+# non-finite ones. Metrics that order or correlate attributions are undefined on constant maps too; localisation,
+# sparseness, infidelity and sensitivity are defined there (chance level, Gini 0, a real prediction error).
+# The suite drops the values of such images and stores n/a with the reason when no image is left.
+UNDEFINED_ON_ZERO: frozenset[str] = frozenset({"zero", "non_finite"})
+UNDEFINED_ON_CONSTANT: frozenset[str] = frozenset({"zero", "constant", "non_finite"})
+
+
 @dataclass(frozen=True)
 class MetricSpec:
+    """One row of the metric table, read by the suite, the leaderboard, the gate and the figures.
+
+    ``stage`` says who computes it: ``attribution`` metrics score one attribution method's maps (``compute``),
+    ``featurevis`` scores are computed from a run's feature visualisations (metrics.featurevis.scoring).
+    """
+
     name: str
     family: str
-    compute: Callable[[MetricContext], torch.Tensor]
+    short: str  # column label
     higher_is_better: bool
     value_range: tuple[float, float]
     description: str
+    compute: Callable[[MetricContext], torch.Tensor] | None = None
+    unit: str = ""
+    stage: str = "attribution"
     needs: frozenset[str] = frozenset()
+    undefined_on: frozenset[str] = UNDEFINED_ON_ZERO  # degenerate map kinds on which the metric is undefined
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+    @property
+    def headline(self) -> bool:
+        return self.name in HEADLINE_METRICS or self.name in FEATUREVIS_HEADLINE
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 
-def metric(name: str, family: str, *, higher_is_better: bool, value_range: tuple[float, float], description: str,
-           needs: tuple[str, ...] = ()):  # fmt: skip
+def metric(
+    name: str,
+    *,
+    family: str,
+    short: str,
+    higher_is_better: bool,
+    value_range: tuple[float, float],
+    description: str,
+    needs: tuple[str, ...] = (),
+    undefined_on: frozenset[str] = UNDEFINED_ON_ZERO,
+    unit: str = "",
+):
+    """Register an attribution metric: ``compute(ctx) -> (N,)`` per-example values."""
+
     def decorator(fn: Callable[[MetricContext], torch.Tensor]) -> Callable[[MetricContext], torch.Tensor]:
-        METRICS.add(name, MetricSpec(name, family, fn, higher_is_better, value_range, description, frozenset(needs)))
+        METRICS.add(
+            name,
+            MetricSpec(
+                name=name,
+                family=family,
+                short=short,
+                higher_is_better=higher_is_better,
+                value_range=value_range,
+                description=description,
+                compute=fn,
+                unit=unit,
+                needs=frozenset(needs),
+                undefined_on=frozenset(undefined_on),
+            ),
+        )
         return fn
 
     return decorator
 
 
-# Perturbation settings shared by the faithfulness metrics: pixel features removed in 50 steps, replaced by
-# U[0,1] noise (a black baseline would change nothing on Fashion-MNIST's zero background). One baseline draw and
-# one random order per method feed all four curves, so deletion, insertion, ABPC and relative deletion are
-# computed from the same perturbed images and each curve is computed once.
+def attribution_metrics() -> list[str]:
+    """Names of the metrics the suite can compute per attribution method (``--metrics all``), sorted."""
+    return [name for name, spec in METRICS.items() if spec.stage == "attribution"]
+
+
+# Perturbation settings shared by the faithfulness metrics: pixel features removed in 50 steps; the score of every
+# curve is the softmax probability of the target class. Two fills for removed pixels: "uniform" (U[0,1] noise; a
+# black baseline would change nothing on Fashion-MNIST's zero background) and "road" (noisy linear imputation from
+# the kept neighbours, Rong et al. 2022), whose filled pixels carry no new signal a model could react to. One
+# baseline / imputation-noise draw and one random order per method feed all curves of a fill, so deletion,
+# insertion, ABPC and relative deletion are computed from the same perturbed images and each curve once.
 CURVE_STEPS = 50
-_CURVES = {"morf": ("morf", "deletion"), "lerf": ("lerf", "deletion"), "random": ("random", "deletion"),
-           "insertion": ("morf", "insertion")}  # fmt: skip
+_CURVES = {
+    "morf": ("morf", "deletion"),
+    "lerf": ("lerf", "deletion"),
+    "random": ("random", "deletion"),
+    "insertion": ("morf", "insertion"),
+}
 
 
-def _curve_auc(ctx: MetricContext, which: str) -> torch.Tensor:
+def _curve_auc(ctx: MetricContext, which: str, fill: str = "uniform") -> torch.Tensor:
     """AUC (fraction of features on the x-axis) of one of the shared curves, computed once per context."""
     from metrics.functional import curve_auc, perturbation_curve
 
-    key = f"curve_auc:{which}"
+    key = f"curve_auc:{fill}:{which}"
     if key not in ctx.cache:
-        if "baseline" not in ctx.cache:
-            ctx.cache["baseline"] = (
-                torch.rand(ctx.x.shape, generator=ctx.generator("baseline")).to(ctx.x.device)
-                if ctx.baseline == "uniform" else ctx.baseline
-            )  # fmt: skip
         order, mode = _CURVES[which]
-        curve = perturbation_curve(ctx.model, ctx.x, ctx.attributions, ctx.target, order=order, mode=mode,
-                                   baseline=ctx.cache["baseline"], n_steps=CURVE_STEPS,
-                                   generator=ctx.generator("random_order"), batch_size=ctx.batch_size)  # fmt: skip
+        generator = ctx.generator("random_order")
+        if fill == "road":
+            if "road_noise" not in ctx.cache:
+                ctx.cache["road_noise"] = torch.randn(ctx.x.shape, generator=ctx.generator("road")).to(ctx.x.device)
+            fill_args = {"fill": "road", "noise": ctx.cache["road_noise"]}
+        else:
+            if "baseline" not in ctx.cache:
+                ctx.cache["baseline"] = (
+                    torch.rand(ctx.x.shape, generator=ctx.generator("baseline")).to(ctx.x.device)
+                    if ctx.baseline == "uniform"
+                    else ctx.baseline
+                )
+            fill_args = {"baseline": ctx.cache["baseline"]}
+        curve = perturbation_curve(
+            ctx.model,
+            ctx.x,
+            ctx.attributions,
+            ctx.target,
+            order=order,
+            mode=mode,
+            n_steps=CURVE_STEPS,
+            generator=generator,
+            batch_size=ctx.batch_size,
+            **fill_args,
+        )
         ctx.cache[key] = curve_auc(curve, n_features=ctx.x.shape[2] * ctx.x.shape[3])
     return ctx.cache[key]
 
 
-@metric("deletion_auc", "faithfulness", higher_is_better=False, value_range=(0, 1),
-        description="area under the MoRF deletion curve of the target probability (raw)")  # fmt: skip
-def _deletion_auc(ctx: MetricContext) -> torch.Tensor:
-    return _curve_auc(ctx, "morf")
+def _register_curves(fill: str, suffix: str, label: str, note: str) -> None:
+    """Deletion AUC, insertion AUC, ABPC and relative deletion under one fill (``suffix`` names them)."""
+    faithfulness = {"family": "faithfulness", "undefined_on": UNDEFINED_ON_CONSTANT}
+    definitions = (
+        ("deletion_auc", "Del. AUC", False, (0, 1), "area under the MoRF deletion curve (raw)", ("morf",)),
+        ("insertion_auc", "Ins. AUC", True, (0, 1), "area under the MoRF insertion curve (raw)", ("insertion",)),
+        (
+            "abpc",
+            "ABPC",
+            True,
+            (-1, 1),
+            "LeRF minus MoRF deletion area (normalised for the model's own reaction)",
+            ("lerf", "morf"),
+        ),
+        ("deletion_relative", "Del. rel.", True, (-1, 1), "random-order minus MoRF deletion area", ("random", "morf")),
+    )
+    for name, short, higher, value_range, description, curves in definitions:
+
+        def compute(ctx: MetricContext, curves: tuple[str, ...] = curves) -> torch.Tensor:
+            first = _curve_auc(ctx, curves[0], fill)
+            return first if len(curves) == 1 else first - _curve_auc(ctx, curves[1], fill)
+
+        metric(
+            name + suffix,
+            short=short + label,
+            higher_is_better=higher,
+            value_range=value_range,
+            description=f"{description}; {note}",
+            **faithfulness,
+        )(compute)
 
 
-@metric("insertion_auc", "faithfulness", higher_is_better=True, value_range=(0, 1),
-        description="area under the MoRF insertion curve, starting from the baseline (raw)")  # fmt: skip
-def _insertion_auc(ctx: MetricContext) -> torch.Tensor:
-    return _curve_auc(ctx, "insertion")
+_register_curves("uniform", "", "", "removed pixels filled with U[0,1] noise")
+_register_curves("road", "_road", " (ROAD)", "removed pixels imputed from their neighbours (ROAD, Rong et al. 2022)")
 
 
-@metric("abpc", "faithfulness", higher_is_better=True, value_range=(-1, 1),
-        description="area between the LeRF and MoRF deletion curves (normalised for the model's own "
-                    "reaction)")  # fmt: skip
-def _abpc(ctx: MetricContext) -> torch.Tensor:
-    return _curve_auc(ctx, "lerf") - _curve_auc(ctx, "morf")
-
-
-@metric("deletion_relative", "faithfulness", higher_is_better=True, value_range=(-1, 1),
-        description="random-order deletion AUC minus MoRF deletion AUC of the same model")  # fmt: skip
-def _deletion_relative(ctx: MetricContext) -> torch.Tensor:
-    return _curve_auc(ctx, "random") - _curve_auc(ctx, "morf")
-
-
-@metric("faithfulness_correlation", "faithfulness", higher_is_better=True, value_range=(-1, 1),
-        description="Pearson corr. of subset attribution sums and score drops (Bhatt et al. 2020)")  # fmt: skip
+@metric(
+    "faithfulness_correlation",
+    short="Faith. corr.",
+    family="faithfulness",
+    higher_is_better=True,
+    value_range=(-1, 1),
+    description="Pearson corr. of subset attribution sums and score drops (Bhatt et al. 2020)",
+    undefined_on=UNDEFINED_ON_CONSTANT,
+)
 def _faithfulness_correlation(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import faithfulness_correlation
 
-    return faithfulness_correlation(ctx.model, ctx.x, ctx.attributions, ctx.target, baseline=ctx.baseline,
-                                    generator=ctx.generator("faithfulness_correlation"),
-                                    batch_size=ctx.batch_size)  # fmt: skip
+    return faithfulness_correlation(
+        ctx.model,
+        ctx.x,
+        ctx.attributions,
+        ctx.target,
+        baseline=ctx.baseline,
+        generator=ctx.generator("faithfulness_correlation"),
+        batch_size=ctx.batch_size,
+    )
 
 
-@metric("infidelity", "faithfulness", higher_is_better=False, value_range=(0, float("inf")),
-        description="expected squared error of attribution-predicted vs actual output change "
-                    "(Yeh et al. 2019)")  # fmt: skip
+@metric(
+    "infidelity",
+    short="Infidelity",
+    family="faithfulness",
+    higher_is_better=False,
+    value_range=(0, float("inf")),
+    description="Yeh et al. (2019): E[(I . a - (f(x) - f(x - I)))^2] over Gaussian I (sigma 0.2), attributions "
+    "at their optimal scale; f = target logit",
+)
 def _infidelity(ctx: MetricContext) -> torch.Tensor:
+    from metrics.functional import infidelity_gaussian
+
+    return infidelity_gaussian(
+        ctx.model, ctx.x, ctx.attributions, ctx.target, generator=ctx.generator("infidelity"), batch_size=ctx.batch_size
+    )
+
+
+@metric(
+    "infidelity_patch",
+    short="Infid. (patch)",
+    family="faithfulness",
+    higher_is_better=False,
+    value_range=(0, float("inf")),
+    description="Quantus's Infidelity: cumulative 4x4 patches replaced by U[0,1] values, target logit",
+)
+def _infidelity_patch(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import infidelity
 
-    return infidelity(ctx.model, ctx.x, ctx.attributions, ctx.target, generator=ctx.generator("infidelity"),
-                      batch_size=ctx.batch_size)  # fmt: skip
+    return infidelity(
+        ctx.model,
+        ctx.x,
+        ctx.attributions,
+        ctx.target,
+        baseline="uniform",
+        generator=ctx.generator("infidelity_patch"),
+        batch_size=ctx.batch_size,
+    )
 
 
 def _masks(ctx: MetricContext) -> torch.Tensor:
@@ -159,34 +297,60 @@ def _masks(ctx: MetricContext) -> torch.Tensor:
     return ctx.masks
 
 
-@metric("relevance_mass_ratio", "localisation", higher_is_better=True, value_range=(0, float("inf")),
-        description="attribution mass on the object / the object's share of the image (chance 1)",
-        needs=("mask",))  # fmt: skip
+@metric(
+    "relevance_mass_ratio",
+    short="Mass ratio",
+    family="localisation",
+    higher_is_better=True,
+    value_range=(0, float("inf")),
+    description="attribution mass on the object / the object's share of the image (chance 1)",
+    needs=("mask",),
+)
 def _relevance_mass_ratio(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import relevance_mass_ratio
 
     return relevance_mass_ratio(ctx.attributions, _masks(ctx))
 
 
-@metric("relevance_rank_accuracy", "localisation", higher_is_better=True, value_range=(0, 1),
-        description="share of the top-|mask| attributed pixels inside the object mask", needs=("mask",))  # fmt: skip
+@metric(
+    "relevance_rank_accuracy",
+    short="Rank acc.",
+    family="localisation",
+    higher_is_better=True,
+    value_range=(0, 1),
+    description="share of the top-|mask| attributed pixels inside the object mask",
+    needs=("mask",),
+)
 def _relevance_rank_accuracy(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import relevance_rank_accuracy
 
     return relevance_rank_accuracy(ctx.attributions, _masks(ctx))
 
 
-@metric("pointing_game", "localisation", higher_is_better=True, value_range=(0, 1),
-        description="1 if the maximal attribution lies on the object", needs=("mask",))  # fmt: skip
+@metric(
+    "pointing_game",
+    short="Pointing",
+    family="localisation",
+    higher_is_better=True,
+    value_range=(0, 1),
+    description="1 if the maximal attribution lies on the object",
+    needs=("mask",),
+)
 def _pointing_game(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import pointing_game
 
     return pointing_game(ctx.attributions, _masks(ctx))
 
 
-@metric("gridpg", "localisation", higher_is_better=True, value_range=(0, 1),
-        description="Grid Pointing Game: positive attribution in the target cell / all positive (chance 0.25)",
-        needs=("grid",))  # fmt: skip
+@metric(
+    "gridpg",
+    short="GridPG",
+    family="localisation",
+    higher_is_better=True,
+    value_range=(0, 1),
+    description="Grid Pointing Game: positive attribution in the target cell / all positive (chance 0.25)",
+    needs=("grid",),
+)
 def _gridpg(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import grid_pointing_game
 
@@ -196,33 +360,157 @@ def _gridpg(ctx: MetricContext) -> torch.Tensor:
     return grid_pointing_game(grid.attributions, grid.cell, grid=(2, 2))
 
 
-@metric("randomisation", "sanity", higher_is_better=False, value_range=(-1, 1),
-        description="Spearman corr. of attributions before/after cascading top-down parameter randomisation "
-                    "(mean over layers; Adebayo et al. 2018)", needs=("explain",))  # fmt: skip
+@metric(
+    "randomisation",
+    short="Random. ρ",
+    family="sanity",
+    higher_is_better=False,
+    value_range=(-1, 1),
+    description="Spearman corr. of attributions before/after cascading top-down parameter randomisation "
+    "(mean over layers; Adebayo et al. 2018)",
+    needs=("explain",),
+    undefined_on=UNDEFINED_ON_CONSTANT,
+)
 def _randomisation(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import model_parameter_randomisation
 
     n = min(ctx.n_sanity, len(ctx.x))
-    per_layer = model_parameter_randomisation(ctx.model, ctx.x[:n], ctx.target[:n], ctx.explain,
-                                              generator=ctx.generator("randomisation"))  # fmt: skip
+    per_layer = model_parameter_randomisation(
+        ctx.model, ctx.x[:n], ctx.target[:n], ctx.explain, generator=ctx.generator("randomisation")
+    )
     ctx.details["randomisation_per_layer"] = per_layer.mean(0).tolist()
     return per_layer.mean(1)
 
 
-@metric("max_sensitivity", "robustness", higher_is_better=False, value_range=(0, float("inf")),
-        description="largest relative change of the explanation under small input noise (Yeh et al. 2019)",
-        needs=("explain",))  # fmt: skip
+@metric(
+    "randomisation_efficient",
+    short="eMPRT",
+    family="sanity",
+    higher_is_better=True,
+    value_range=(-1, float("inf")),
+    description="relative rise of the explanation's entropy when every layer is re-initialised (EfficientMPRT, "
+    "Hedstroem et al. 2023)",
+    needs=("explain",),
+    undefined_on=UNDEFINED_ON_CONSTANT,
+)
+def _randomisation_efficient(ctx: MetricContext) -> torch.Tensor:
+    from metrics.functional import efficient_model_parameter_randomisation
+
+    n = min(ctx.n_sanity, len(ctx.x))
+    return efficient_model_parameter_randomisation(
+        ctx.model,
+        ctx.x[:n],
+        ctx.target[:n],
+        ctx.explain,
+        attributions=ctx.attributions[:n],
+        generator=ctx.generator("randomisation_efficient"),
+        batch_size=ctx.batch_size,
+    )
+
+
+@metric(
+    "max_sensitivity",
+    short="Max-sens.",
+    family="robustness",
+    higher_is_better=False,
+    value_range=(0, float("inf")),
+    description="largest relative change of the explanation under small input noise (Yeh et al. 2019)",
+    needs=("explain",),
+)
 def _max_sensitivity(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import max_sensitivity
 
     n = min(ctx.n_sanity, len(ctx.x))
-    return max_sensitivity(ctx.model, ctx.x[:n], ctx.target[:n], ctx.explain,
-                           generator=ctx.generator("max_sensitivity"))  # fmt: skip
+    return max_sensitivity(
+        ctx.model, ctx.x[:n], ctx.target[:n], ctx.explain, generator=ctx.generator("max_sensitivity")
+    )
 
 
-@metric("sparseness", "complexity", higher_is_better=True, value_range=(0, 1),
-        description="Gini index of |attributions| (Chalasani et al. 2020)")  # fmt: skip
+@metric(
+    "sparseness",
+    short="Gini",
+    family="complexity",
+    higher_is_better=True,
+    value_range=(0, 1),
+    description="Gini index of |attributions| (Chalasani et al. 2020)",
+)
 def _sparseness(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import sparseness
 
     return sparseness(ctx.attributions)
+
+
+# Feature-visualisation scores: computed from a run's inversions and generations (metrics.featurevis.scoring), stored
+# under the method name FEATUREVIS_METHOD like every other score.
+FEATUREVIS_METHOD = "featurevis"
+_FEATUREVIS = (
+    MetricSpec("inversion_ssim", "inversion", "Inv. SSIM", True, (-1, 1), "SSIM between inversion and target image"),
+    MetricSpec(
+        "inversion_psnr",
+        "inversion",
+        "Inv. PSNR",
+        True,
+        (0, float("inf")),
+        "PSNR between inversion and target",
+        unit="dB",
+    ),
+    MetricSpec(
+        "inversion_distance",
+        "inversion",
+        "Inv. dist.",
+        False,
+        (0, float("inf")),
+        "distance between inversion and target in the reference encoder's feature space",
+    ),
+    MetricSpec(
+        "inversion_loss",
+        "inversion",
+        "Inv. loss",
+        False,
+        (0, float("inf")),
+        "the model's own relative representation distance after inversion",
+    ),
+    MetricSpec(
+        "generation_fid",
+        "generation",
+        "FID",
+        False,
+        (0, float("inf")),
+        "FID of class-specific generations against real test images (reference features)",
+    ),
+    MetricSpec(
+        "generation_judge_accuracy",
+        "generation",
+        "Judge acc.",
+        True,
+        (0, 1),
+        "share of generations the reference classifier assigns to their intended class",
+    ),
+)
+for _spec in _FEATUREVIS:
+    METRICS.add(_spec.name, MetricSpec(**{**_spec.__dict__, "stage": "featurevis"}))
+FEATUREVIS_SCORES: tuple[str, ...] = tuple(spec.name for spec in _FEATUREVIS)  # in detail-table column order
+
+# Leaderboard headline: these attribution metrics for HEADLINE_METHOD, then these feature-visualisation scores, in
+# this column order (normalised faithfulness, localisation, sanity, complexity; inversion and generation).
+HEADLINE_METHOD = "expected_gradients"
+HEADLINE_METRICS: tuple[str, ...] = (
+    "abpc",
+    "abpc_road",
+    "deletion_relative",
+    "deletion_relative_road",
+    "gridpg",
+    "relevance_mass_ratio",
+    "randomisation",
+    "sparseness",
+)
+FEATUREVIS_HEADLINE: tuple[str, ...] = (
+    "inversion_ssim",
+    "inversion_distance",
+    "generation_fid",
+    "generation_judge_accuracy",
+)
+HEADLINE: tuple[tuple[str, str], ...] = (
+    *((HEADLINE_METHOD, name) for name in HEADLINE_METRICS),
+    *((FEATUREVIS_METHOD, name) for name in FEATUREVIS_HEADLINE),
+)

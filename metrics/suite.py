@@ -1,12 +1,16 @@
 """The interpretability suite of a run: attribution methods x metrics on the first ``n_explain`` test images.
 
 Default suite (documented in README): expected_gradients (the seed paper's SHAP) and integrated_gradients
-(uniform-noise baselines, as the paper) x deletion/insertion AUC, ABPC, relative deletion, faithfulness
-correlation, relevance mass ratio, pointing game, GridPG, randomisation and sparseness.
+(uniform-noise baselines, as the paper) x deletion/insertion AUC, ABPC, relative deletion (U[0,1] and ROAD fills),
+faithfulness correlation, relevance mass ratio, pointing game, GridPG, randomisation (MPRT and EfficientMPRT) and
+sparseness; plus two controls (metrics/controls.py) scored with the requested headline metrics, so that every
+headline score has a control it must beat. Every method explains the same function of the model: the target
+class's logit (``output="logit"``; ``"probability"``, the softmax probability, as an option recorded with the run).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Iterator
@@ -19,14 +23,37 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from metrics.attribution import METHODS, explain
-from metrics.composites import chance_recognition, fit_to_model, make_composites, object_masks, recognition
-from metrics.registry import METRICS, GridInputs, MetricContext, NotApplicable
+from metrics.composites import (
+    Composites,
+    chance_recognition,
+    fit_to_model,
+    make_composites,
+    object_masks,
+    recognised_cells,
+    recognition,
+)
+from metrics.controls import CONTROLS, control_explainer
+from metrics.functional.degenerate import DEGENERATE_KINDS, Degenerate, count_degenerate, degenerate_maps
+from metrics.registry import METRICS, GridInputs, MetricContext, MetricSpec, NotApplicable
 
 DEFAULT_METHODS: tuple[str, ...] = ("expected_gradients", "integrated_gradients")
 DEFAULT_METRICS: tuple[str, ...] = (
-    "deletion_auc", "insertion_auc", "abpc", "deletion_relative", "faithfulness_correlation",
-    "relevance_mass_ratio", "pointing_game", "gridpg", "randomisation", "sparseness",
-)  # fmt: skip
+    "deletion_auc",
+    "insertion_auc",
+    "abpc",
+    "deletion_relative",
+    "deletion_auc_road",
+    "abpc_road",
+    "deletion_relative_road",
+    "faithfulness_correlation",
+    "relevance_mass_ratio",
+    "pointing_game",
+    "gridpg",
+    "randomisation",
+    "randomisation_efficient",
+    "sparseness",
+)
+DEFAULT_CONTROLS: tuple[str, ...] = CONTROLS
 # Cost-reduced integrated gradients for the default suite (the paper: 10 uniform baselines x 50 steps; override
 # with --method-option integrated_gradients.n_trials=10 --method-option integrated_gradients.n_steps=50).
 DEFAULT_METHOD_OPTIONS: tuple[tuple[str, str, Any], ...] = (
@@ -45,17 +72,35 @@ class SuiteConfig:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     n_explain: int = 100
     n_sanity: int = 16
-    n_composites: int = 12
+    n_composites: int = 16
     target: Literal["label", "predicted"] = "label"
     baseline: str = "uniform"
     seed: int = 0
     batch_size: int = 256
     n_background: int = 200
     method_options: tuple[tuple[str, str, Any], ...] = DEFAULT_METHOD_OPTIONS
+    controls: tuple[str, ...] = DEFAULT_CONTROLS
+    output: Literal["logit", "probability"] = "logit"
+    reliability: bool = False  # also MetaQuantus reliability of the headline metrics (metrics/suite_reliability.py)
 
     def options_for(self, method: str) -> dict[str, Any]:
-        """Keyword arguments for ``method`` (``method_options`` rows are (method, key, value))."""
-        return {key: value for name, key, value in self.method_options if name == method}
+        """Keyword arguments for ``method`` (``method_options`` rows are (method, key, value)); every method that
+        takes ``output`` explains ``self.output`` unless an option says otherwise."""
+        options = {key: value for name, key, value in self.method_options if name == method}
+        if "output" in inspect.signature(METHODS.get(method).fn).parameters:
+            options.setdefault("output", self.output)
+        return options
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (method, metric) scored: methods x metrics, then the controls x the requested headline metrics."""
+        headline = [m for m in self.metrics if METRICS.get(m).headline]
+        pairs = [(a, b) for a in self.methods for b in self.metrics]
+        pairs += [(c, b) for c in self.controls for b in headline if (c, b) not in pairs]
+        if self.reliability:
+            from metrics.suite_reliability import METHOD, reliability_metrics
+
+            pairs += [(METHOD, b) for b in reliability_metrics(self.metrics)]
+        return pairs
 
     def validate(self) -> None:
         for name in self.methods:
@@ -66,9 +111,15 @@ class SuiteConfig:
                 options = [p for p in accepted if p not in ("model", "x", "target", "background", "seed")]
                 raise ValueError(f"{name} has no option {key!r}; its options: {', '.join(options)}")
         for name in self.metrics:
-            METRICS.get(name)
+            if METRICS.get(name).stage != "attribution":
+                raise ValueError(f"{name} is not computed per attribution method")
         if self.target not in ("label", "predicted"):
             raise ValueError(f"target must be 'label' or 'predicted', got {self.target!r}")
+        if self.output not in ("logit", "probability"):
+            raise ValueError(f"output must be 'logit' or 'probability', got {self.output!r}")
+        for name in self.controls:
+            if not METHODS.get(name).control:
+                raise ValueError(f"{name} is not a control (see metrics/controls.py)")
         if min(self.n_explain, self.n_sanity, self.n_composites, self.batch_size) < 1:
             raise ValueError("n_explain, n_sanity, n_composites and batch_size must be positive")
 
@@ -125,32 +176,86 @@ def iter_suite(
     grid, grid_reason = None, None
     if "gridpg" in config.metrics:
         grid, grid_reason = _grid_inputs(model, x, y, clean_pred, config, num_classes, device)
-    todo = [(a, b) for a in config.methods for b in config.metrics if (a, b) not in done]
+    todo = [pair for pair in config.pairs() if pair not in done]
     with tqdm(total=len(todo), desc="interpretability", unit="score", disable=not progress, leave=False) as bar:
-        for method in dict.fromkeys(a for a, _ in todo):
+        for method in dict.fromkeys(a for a, _ in todo if a in METHODS):
             explain_fn = _explainer(method, background, config)
             attributions = cached.get(method)
             if attributions is None:
                 bar.set_postfix_str(f"{method}: attributions")
-                attributions = Attributions(method, _batched(explain_fn, model, xe, target, config.batch_size))
+                # a control is drawn for all images at once (its noise is seeded per call, not per chunk)
+                size = (
+                    max(len(xe), len(grid.images) if grid is not None else 0) if METHODS.get(method).control else None
+                )
+                size = size or config.batch_size
+                attributions = Attributions(method, _batched(explain_fn, model, xe, target, size))
                 if grid is not None and grid_reason is None:
-                    attributions.grid = _batched(explain_fn, model, grid.images.to(device), grid.target.to(device),
-                                                 config.batch_size)  # fmt: skip
+                    attributions.grid = _batched(
+                        explain_fn, model, grid.images.to(device), grid.target.to(device), size
+                    )
                 yield attributions
             if grid is not None:
                 grid.attributions = None if attributions.grid is None else attributions.grid.to(device)
-            ctx = MetricContext(model=model, x=xe, target=target, attributions=attributions.main.to(device),
-                                explain=explain_fn, masks=masks, grid=grid, baseline=config.baseline,
-                                seed=config.seed, n_sanity=config.n_sanity, batch_size=config.batch_size)  # fmt: skip
+            ctx = MetricContext(
+                model=model,
+                x=xe,
+                target=target,
+                attributions=attributions.main.to(device),
+                explain=explain_fn,
+                masks=masks,
+                grid=grid,
+                baseline=config.baseline,
+                seed=config.seed,
+                n_sanity=config.n_sanity,
+                batch_size=config.batch_size,
+            )
             for name in [b for a, b in todo if a == method]:
                 bar.set_postfix_str(f"{method}: {name}")
                 ctx.details = {}
-                yield _score(name, method, ctx, grid, grid_reason)
+                if METHODS.get(method).control and "explain" in METRICS.get(name).needs:
+                    # a control explains every randomised / perturbed model with fresh noise: what is left of the
+                    # score then is the input's structure alone (e.g. the floor of MPRT), not identical draws
+                    fresh = control_explainer(method, generator=ctx.generator(f"{method}:{name}"))
+                    yield _score(name, method, dataclasses.replace(ctx, explain=fresh), grid, grid_reason)
+                else:
+                    yield _score(name, method, ctx, grid, grid_reason)
                 bar.update(1)
+        wanted = tuple(b for a, b in todo if a not in METHODS)
+        if wanted:
+            bar.set_postfix_str("reliability")
+            yield from _reliability(model, xe, target, wanted, background, config, masks is not None)
+            bar.update(len(wanted))
 
 
-def run_suite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor,
-              **kwargs: Any) -> list[MetricScore]:  # fmt: skip
+def _reliability(model, x, target, metrics, background, config: SuiteConfig, has_masks: bool) -> Iterator[MetricScore]:
+    """MetaQuantus reliability of ``metrics`` with the suite's own (non-control) methods."""
+    from metrics.suite_reliability import METHOD, reliability_scores
+
+    explain_fns = {m: _explainer(m, background, config) for m in config.methods if not METHODS.get(m).control}
+    if len(explain_fns) < 2:
+        reason = "reliability needs at least two attribution methods (its inter-consistency compares their ranking)"
+        for name in metrics:
+            yield MetricScore(METHOD, name, [], {"family": "reliability", "not_applicable": reason})
+        return
+    scores = reliability_scores(
+        model,
+        x,
+        target,
+        metrics=metrics,
+        explain_fns=explain_fns,
+        masks=(lambda xs: object_masks(xs)) if has_masks else (lambda xs: None),
+        seed=config.seed,
+        batch_size=config.batch_size,
+    )
+    for name, (values, details) in scores.items():
+        if not values:
+            details["not_applicable"] = "no perturbation kept an image (all criteria undefined)"
+        yield MetricScore(METHOD, name, values, details)
+
+
+def run_suite(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, clean_pred: torch.Tensor, **kwargs: Any
+) -> list[MetricScore]:
     """All scores of :func:`iter_suite` as a list."""
     return [item for item in iter_suite(model, x, y, clean_pred, **kwargs) if isinstance(item, MetricScore)]
 
@@ -172,48 +277,122 @@ def _explain_positional(model: nn.Module, x: torch.Tensor, target: torch.Tensor,
 
 
 def _batched(explain_fn, model: nn.Module, x: torch.Tensor, target: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([explain_fn(model, x[i : i + batch_size], target[i : i + batch_size])
-                      for i in range(0, len(x), batch_size)])  # fmt: skip
+    return torch.cat(
+        [explain_fn(model, x[i : i + batch_size], target[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    )
 
 
 def _score(name: str, method: str, ctx: MetricContext, grid: GridInputs | None, grid_reason: str | None) -> MetricScore:
     spec = METRICS.get(name)
     details: dict[str, Any] = {"family": spec.family, "higher_is_better": spec.higher_is_better}
+    details["degenerate"] = count_degenerate(_degenerate_codes(ctx, "main"))
     if name == "gridpg":
         if grid is not None:
-            details.update(recognition=float(grid.recognition.mean()), chance=grid.chance, native=grid.native,
-                           composites=len(grid.recognition))  # fmt: skip
+            details.update(
+                recognition=float(grid.recognition.mean()),
+                chance=grid.chance,
+                native=grid.native,
+                composites=len(grid.recognition),
+            )
         if grid_reason is not None:
             return MetricScore(method, name, [], {**details, "not_applicable": grid_reason})
+    on_grid = name == "gridpg" and ctx.grid is not None and ctx.grid.attributions is not None
+    codes = _degenerate_codes(ctx, "grid" if on_grid else "main")
+    if on_grid:
+        details["degenerate_grid"] = count_degenerate(codes)
+    undefined = torch.isin(codes, torch.tensor([int(Degenerate[k]) for k in spec.undefined_on], device=codes.device))
+    if bool(undefined.all()):
+        return MetricScore(method, name, [], {**details, "not_applicable": _degenerate_reason(name, spec, codes)})
+    finite = codes != int(Degenerate.non_finite)
+    run = ctx if bool(finite.all()) else _finite_subset(ctx, finite, on_grid)
     try:
-        values = spec.compute(ctx).detach().double().cpu()
+        values = spec.compute(run).detach().double().cpu()
     except NotApplicable as exc:
         return MetricScore(method, name, [], {**details, "not_applicable": str(exc)})
-    details.update(ctx.details)
-    if "mask" in spec.needs and ctx.masks is not None:
-        outside = (ctx.attributions * (~ctx.masks)).flatten(1)
-        if bool((outside == 0).all()):
-            details["trivial"] = (
-                f"{method} assigns exactly zero outside the object mask on every image (e.g. zero background "
-                "times anything), so this localisation score is 1 by construction, not a finding"
-            )
-    finite = torch.isfinite(values)
-    if not bool(finite.all()):
-        details["dropped_non_finite"] = int((~finite).sum())
-    kept = [float(v) for v in values[finite]]
+    details.update(run.details)
+    # values[k] belongs to the k-th finite image (the first len(values) of them for the sanity metrics)
+    seen = finite.nonzero().flatten()[: len(values)].cpu()
+    dropped = undefined[seen.to(undefined.device)].cpu()
+    covered_all = len(seen) == int(finite.sum())
+    span = len(codes) if covered_all else (int(seen[-1]) + 1 if len(seen) else 0)  # the images the metric covered
+    if bool(undefined[:span].any()):
+        details["dropped_degenerate"] = count_degenerate(codes[:span][undefined[:span]])
+        details["degenerate_rule"] = _degenerate_reason(name, spec, None)
+        values, seen = values[~dropped], seen[~dropped]
+    finite_values = torch.isfinite(values)
+    if not bool(finite_values.all()):
+        details["dropped_non_finite"] = int((~finite_values).sum())
+    values, seen = values[finite_values], seen[finite_values]
+    if on_grid:  # only rows whose cell the model recognises; pairs of models meet on the rows both recognise
+        recognised = ctx.grid.recognised.cpu()[seen]
+        values, seen = values[recognised], seen[recognised]
+        details["rows"] = [ctx.grid.row_ids[int(i)] for i in seen]
+    else:
+        details["index"] = seen.tolist()  # which of the explained images each value belongs to (for pairing)
+    kept = [float(v) for v in values]
     if not kept:
-        details["not_applicable"] = "no finite values"
+        details["not_applicable"] = (
+            _degenerate_reason(name, spec, codes)
+            if bool(dropped.any() and dropped.all())
+            else "the model recognises none of the scored composite cells"
+            if on_grid
+            else "no finite values"
+        )
     return MetricScore(method, name, kept, details)
 
 
+def _degenerate_codes(ctx: MetricContext, which: str) -> torch.Tensor:
+    """Degenerate-map codes ``(N,)`` of the method's maps ("main") or of its GridPG composites ("grid"), computed
+    once per method (``ctx.cache``)."""
+    key = f"degenerate:{which}"
+    if key not in ctx.cache:
+        maps = ctx.attributions if which == "main" else ctx.grid.attributions
+        ctx.cache[key] = degenerate_maps(maps)
+    return ctx.cache[key]
+
+
+def _degenerate_reason(name: str, spec: MetricSpec, codes: torch.Tensor | None) -> str:
+    names = [k.replace("_", "-") for k in DEGENERATE_KINDS if k in spec.undefined_on]
+    kinds = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    rule = f"{name} is undefined on {kinds} attribution maps"
+    if codes is None:
+        return rule
+    counts = ", ".join(f"{k}: {v}" for k, v in count_degenerate(codes).items() if v)
+    return f"{rule}, and every map it would score is degenerate ({counts})"
+
+
+def _finite_subset(ctx: MetricContext, keep: torch.Tensor, on_grid: bool) -> MetricContext:
+    """The context restricted to the images (or GridPG composite rows) whose maps are finite; its own cache, shared
+    by the metrics of this method that run on the same subset."""
+    if on_grid:
+        g = ctx.grid
+        rows = keep.to(g.images.device)
+        subset = {"images": g.images[rows], "target": g.target[rows], "cell": g.cell[rows]}
+        grid = dataclasses.replace(g, **subset, attributions=g.attributions[keep])
+        return dataclasses.replace(ctx, grid=grid, details={}, cache=ctx.cache.setdefault("finite_grid", {}))
+    masks = None if ctx.masks is None else ctx.masks[keep]
+    subset = {"x": ctx.x[keep], "target": ctx.target[keep], "attributions": ctx.attributions[keep], "masks": masks}
+    return dataclasses.replace(ctx, **subset, details={}, cache=ctx.cache.setdefault("finite_main", {}))
+
+
 def _grid_inputs(model, x, y, clean_pred, config: SuiteConfig, num_classes: int, device: torch.device):
-    """Composites, their per-cell targets and the recognition check; (None, reason) when GridPG is n/a."""
-    from harness.stats import bootstrap_interval
+    """Composites, their per-cell targets and the recognition check; (None, reason) when GridPG is n/a.
+
+    The composites are model-independent: drawn (seeded) from all the run's test images, whatever the model
+    predicts, so every model of a data set is scored on the same composites; each (composite, cell) row is scored
+    only where the model recognises the cell (its class is among the model's top 4 for the composite).
+    """
+    from metrics.stats import bootstrap_interval
 
     generator = torch.Generator().manual_seed(config.seed)
     try:
-        comps = make_composites(x, y, clean_pred == y, n_composites=max(N_RECOGNITION, config.n_composites),
-                                generator=generator)  # fmt: skip
+        comps = make_composites(
+            x,
+            y,
+            torch.ones_like(y, dtype=torch.bool),
+            n_composites=max(N_RECOGNITION, config.n_composites),
+            generator=generator,
+        )
     except ValueError as exc:
         return None, str(exc)
     comps = fit_to_model(model, comps, num_classes, tuple(x.shape[2:]), device)
@@ -221,6 +400,16 @@ def _grid_inputs(model, x, y, clean_pred, config: SuiteConfig, num_classes: int,
     chance = chance_recognition(num_classes)
     cells = comps.cell_classes.shape[1]
     scored = slice(0, config.n_composites)  # attributions (expensive) only for the first n_composites
+    top = recognised_cells(
+        model,
+        Composites(comps.images[scored], comps.cell_classes[scored], comps.sources[scored], comps.native),
+        device=device,
+    )
+    row_ids = tuple(
+        f"{'-'.join(str(int(s)) for s in comps.sources[m])}:{cell}"
+        for m in range(config.n_composites)
+        for cell in range(cells)
+    )
     grid = GridInputs(
         images=comps.images[scored].repeat_interleave(cells, dim=0),
         target=comps.cell_classes[scored].flatten(),
@@ -228,6 +417,8 @@ def _grid_inputs(model, x, y, clean_pred, config: SuiteConfig, num_classes: int,
         recognition=rec,
         chance=chance,
         native=comps.native,
+        recognised=top.flatten(),
+        row_ids=row_ids,
     )
     low, _ = bootstrap_interval(rec.tolist(), seed=config.seed)
     mean = float(rec.mean())
@@ -237,11 +428,3 @@ def _grid_inputs(model, x, y, clean_pred, config: SuiteConfig, num_classes: int,
             f"(95% lower bound {low:.2f}; chance {chance:.2f}; needed > {chance + RECOGNITION_MARGIN:.2f})"
         )
     return grid, None
-
-
-# Leaderboard headline: these metrics (normalised faithfulness, localisation, sanity, complexity) for this method
-# in the main table; the correlation section covers them for every method a run has.
-HEADLINE_METHOD = "expected_gradients"
-HEADLINE_METRICS: tuple[str, ...] = (
-    "abpc", "deletion_relative", "gridpg", "relevance_mass_ratio", "randomisation", "sparseness",
-)  # fmt: skip

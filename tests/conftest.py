@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harness.data import load_examples, prepare_fashion_mnist
-from harness.submission import load_submission
+from harness.worker.submission import load_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "submissions"

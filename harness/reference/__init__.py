@@ -65,17 +65,21 @@ def load_reference(dataset: str, directory: Path = HERE) -> nn.Module:
     Raises:
         HarnessError: no reference for the data set, the weights file is missing, or its sha256 differs.
     """
-    from harness.architectures import build
-    from harness.submission import load_weights, sha256_file
+    from harness.train.architectures import build
+    from harness.weights import load_weights, sha256_file
 
     spec = reference_spec(dataset)
     if spec is None:
-        raise HarnessError(f"robint-bench ships no reference encoder for {dataset}",
-                           "feature-visualisation scores that need it are skipped for this data set")  # fmt: skip
+        raise HarnessError(
+            f"robint-bench ships no reference encoder for {dataset}",
+            "feature-visualisation scores that need it are skipped for this data set",
+        )
     path = directory / spec.weights
     if not path.is_file():
-        raise HarnessError(f"the reference encoder {path} is missing",
-                           "restore it from the repository: git checkout -- harness/reference")  # fmt: skip
+        raise HarnessError(
+            f"the reference encoder {path} is missing",
+            "restore it from the repository: git checkout -- harness/reference",
+        )
     digest = sha256_file(path)
     if digest != spec.sha256:
         raise HarnessError(

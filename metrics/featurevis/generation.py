@@ -171,10 +171,12 @@ def generate(
         if batch_size is not None:
             check_positive_int(batch_size, "batch_size")
     chunk = batch_size or len(seeds)
-    return torch.cat([
-        _generate_chunk(model, seeds[i : i + chunk], target[i : i + chunk], steps, eps, step_size)
-        for i in range(0, len(seeds), chunk)
-    ])  # fmt: skip
+    return torch.cat(
+        [
+            _generate_chunk(model, seeds[i : i + chunk], target[i : i + chunk], steps, eps, step_size)
+            for i in range(0, len(seeds), chunk)
+        ]
+    )
 
 
 def _generate_chunk(model: nn.Module, seeds: Tensor, target: Tensor, steps: int, eps: float, lr: float) -> Tensor:

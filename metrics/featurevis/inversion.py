@@ -98,10 +98,12 @@ def invert(
             check_positive_int(batch_size, "batch_size")
     sizes = linear_schedule(steps, step_size, final_step_size)
     chunk = batch_size or len(x_target)
-    return torch.cat([
-        _invert_chunk(rep_fn, x_target[i : i + chunk], x_seed[i : i + chunk], sizes, eps)
-        for i in range(0, len(x_target), chunk)
-    ])  # fmt: skip
+    return torch.cat(
+        [
+            _invert_chunk(rep_fn, x_target[i : i + chunk], x_seed[i : i + chunk], sizes, eps)
+            for i in range(0, len(x_target), chunk)
+        ]
+    )
 
 
 def _invert_chunk(rep_fn: RepresentationFn, x_target: Tensor, x_seed: Tensor, sizes: list[float], eps) -> Tensor:

@@ -74,6 +74,7 @@ def visualise(
     config: FeatureVisConfig,
     num_classes: int,
     device: torch.device,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Inversions of the first ``n_inversion`` images of x and ``per_class`` generated images per class.
 
@@ -81,6 +82,7 @@ def visualise(
         model: logits for images in [0, 1], eval mode, on ``device``.
         x, y: test images ``(N, C, H, W)`` and labels ``(N,)`` (the first ``n_inversion`` are inverted).
         x_train, y_train: training images and labels (the class Gaussians of the generation seeds).
+        progress: a progress bar on stderr counting the optimisation steps (about a minute on a CPU).
 
     Returns:
         ``{"inversion": {...} | {"skipped": reason}, "generation": {...} | {"skipped": reason}}``; arrays are CPU
@@ -89,13 +91,69 @@ def visualise(
         ``images`` (M, C, H, W), ``logit_seed`` and ``logit_final`` (M,), ``downsample``.
     """
     config.validate()
-    return {
-        "inversion": _inversions(model, x, y, config, device),
-        "generation": _generations(model, x_train, y_train, config, num_classes, tuple(x.shape[1:]), device),
-    }
+    n = min(config.n_inversion, len(x))
+    inversion_steps = len(SEED_KINDS) * -(-n // config.batch_size) * (config.inversion_steps + 1) if n >= 2 else 0
+    generation_steps = -(-num_classes * config.per_class // config.batch_size) * config.generation_steps
+    with _Steps(inversion_steps + generation_steps, enabled=progress) as steps:
+        inversion = _inversions(model, x, y, config, device, steps)
+        if "skipped" in inversion:
+            steps.drop(inversion_steps)
+        generation = _generations(model, x_train, y_train, config, num_classes, tuple(x.shape[1:]), device, steps)
+    return {"inversion": inversion, "generation": generation}
 
 
-def _inversions(model: nn.Module, x: Tensor, y: Tensor, config: FeatureVisConfig, device) -> dict[str, Any]:
+class _Steps:
+    """A progress bar over the optimisation steps (forward passes of the model inside invert and generate)."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc="feature visualisation", unit="step", leave=False)
+
+    def __enter__(self) -> _Steps:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def tick(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def drop(self, count: int) -> None:
+        """Steps that will not run after all (a skipped part)."""
+        if self.bar is not None:
+            self.bar.total -= count
+            self.bar.refresh()
+
+    def counted(self, fn):
+        """``fn`` that ticks once per call."""
+
+        def call(x: Tensor) -> Tensor:
+            self.tick()
+            return fn(x)
+
+        return call
+
+
+class _CountedModel(nn.Module):
+    """``model`` that ticks ``steps`` once per forward pass (its state is untouched: it is only called)."""
+
+    def __init__(self, model: nn.Module, steps: _Steps) -> None:
+        super().__init__()
+        self.inner, self.steps = model, steps
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.steps.tick()
+        return self.inner(x)
+
+
+def _inversions(
+    model: nn.Module, x: Tensor, y: Tensor, config: FeatureVisConfig, device, steps: _Steps
+) -> dict[str, Any]:
     n = min(config.n_inversion, len(x))
     if n < 2:
         return {"skipped": f"inversion needs at least 2 test images, the run has {len(x)}"}
@@ -110,8 +168,15 @@ def _inversions(model: nn.Module, x: Tensor, y: Tensor, config: FeatureVisConfig
     noise = noise_seeds(targets.shape, amplitude=config.noise_amplitude, generator=generator, device=device)
     out: dict[str, Any] = {"how": how, "targets": torch.arange(n), "kinds": {}}
     for kind, seeds in zip(SEED_KINDS, (other, noise), strict=True):
-        images = invert(rep_fn, targets, seeds, steps=config.inversion_steps, step_size=config.inversion_step_size,
-                        final_step_size=None, batch_size=config.batch_size)  # fmt: skip
+        images = invert(
+            steps.counted(rep_fn),
+            targets,
+            seeds,
+            steps=config.inversion_steps,
+            step_size=config.inversion_step_size,
+            final_step_size=None,
+            batch_size=config.batch_size,
+        )
         out["kinds"][kind] = {
             "images": images.float().cpu(),
             "loss_seed": inversion_loss(rep_fn, seeds, targets).float().cpu(),
@@ -121,8 +186,16 @@ def _inversions(model: nn.Module, x: Tensor, y: Tensor, config: FeatureVisConfig
     return out
 
 
-def _generations(model: nn.Module, x_train: Tensor, y_train: Tensor, config: FeatureVisConfig, num_classes: int,
-                 shape: tuple[int, int, int], device) -> dict[str, Any]:  # fmt: skip
+def _generations(
+    model: nn.Module,
+    x_train: Tensor,
+    y_train: Tensor,
+    config: FeatureVisConfig,
+    num_classes: int,
+    shape: tuple[int, int, int],
+    device,
+    steps: _Steps,
+) -> dict[str, Any]:
     downsample = seed_downsample(shape, config.downsample)
     _, h, w = shape
     if h % downsample or w % downsample:
@@ -132,16 +205,35 @@ def _generations(model: nn.Module, x_train: Tensor, y_train: Tensor, config: Fea
     generator = torch.Generator().manual_seed(config.seed + 1)
     seeds = class_seeds(gaussians, classes, size=(h, w), generator=generator).to(device)
     classes_d = classes.to(device)
-    images = generate(model, seeds, classes_d, steps=config.generation_steps, eps=config.generation_eps,
-                      step_size=config.generation_step_size, batch_size=config.batch_size)  # fmt: skip
-    logit_seed = torch.cat([target_logit(model, seeds[i : i + config.batch_size], classes_d[i : i + config.batch_size])
-                            for i in range(0, len(seeds), config.batch_size)])  # fmt: skip
-    logit_final = torch.cat([target_logit(model, images[i : i + config.batch_size],
-                                          classes_d[i : i + config.batch_size])
-                             for i in range(0, len(images), config.batch_size)])  # fmt: skip
-    return {"classes": classes, "images": images.float().cpu(), "seeds": seeds.float().cpu(),
-            "logit_seed": logit_seed.float().cpu(), "logit_final": logit_final.float().cpu(),
-            "downsample": downsample}  # fmt: skip
+    images = generate(
+        _CountedModel(model, steps),
+        seeds,
+        classes_d,
+        steps=config.generation_steps,
+        eps=config.generation_eps,
+        step_size=config.generation_step_size,
+        batch_size=config.batch_size,
+    )
+    logit_seed = torch.cat(
+        [
+            target_logit(model, seeds[i : i + config.batch_size], classes_d[i : i + config.batch_size])
+            for i in range(0, len(seeds), config.batch_size)
+        ]
+    )
+    logit_final = torch.cat(
+        [
+            target_logit(model, images[i : i + config.batch_size], classes_d[i : i + config.batch_size])
+            for i in range(0, len(images), config.batch_size)
+        ]
+    )
+    return {
+        "classes": classes,
+        "images": images.float().cpu(),
+        "seeds": seeds.float().cpu(),
+        "logit_seed": logit_seed.float().cpu(),
+        "logit_final": logit_final.float().cpu(),
+        "downsample": downsample,
+    }
 
 
 __all__ = ["SEED_KINDS", "FeatureVisConfig", "seed_downsample", "visualise"]

@@ -155,8 +155,9 @@ def fid(feats_a: Tensor, feats_b: Tensor, *, eps: float = 1e-6, method: str = "e
         if not bool(torch.isfinite(f).all()):
             raise ValueError(f"{name} contains NaN or infinite values")
     if feats_a.shape[1] != feats_b.shape[1]:
-        raise ValueError(f"feats_a and feats_b must have the same dimension D, got {feats_a.shape[1]} and "
-                         f"{feats_b.shape[1]}")  # fmt: skip
+        raise ValueError(
+            f"feats_a and feats_b must have the same dimension D, got {feats_a.shape[1]} and {feats_b.shape[1]}"
+        )
     with threadpool_limits(1, user_api="blas"):  # small matrices: threaded BLAS only adds contention (10x slower)
         return _fid(feats_a, feats_b, eps, method)
 

@@ -8,6 +8,7 @@ explicit indices/noise; bad input raises ``ValueError`` naming the argument.
 
 from metrics.functional._stats import spearman
 from metrics.functional.complexity import sparseness
+from metrics.functional.degenerate import Degenerate, count_degenerate, degenerate_maps
 from metrics.functional.faithfulness import (
     abpc,
     curve_auc,
@@ -17,7 +18,7 @@ from metrics.functional.faithfulness import (
     perturbation_curve,
 )
 from metrics.functional.faithfulness_correlation import faithfulness_correlation
-from metrics.functional.infidelity import infidelity
+from metrics.functional.infidelity import infidelity, infidelity_gaussian
 from metrics.functional.localisation import (
     grid_pointing_game,
     pointing_game,
@@ -26,30 +27,43 @@ from metrics.functional.localisation import (
     relevance_rank_accuracy,
 )
 from metrics.functional.randomisation import (
+    discrete_entropy,
+    efficient_model_parameter_randomisation,
     model_parameter_randomisation,
     model_parameter_randomisation_score,
     randomisable_layers,
+    smooth_model_parameter_randomisation,
 )
+from metrics.functional.road import noisy_linear_imputation, road_curve
 from metrics.functional.robustness import max_sensitivity
 
 __all__ = [
+    "Degenerate",
     "abpc",
+    "count_degenerate",
     "curve_auc",
+    "degenerate_maps",
     "deletion_auc",
     "deletion_auc_relative",
+    "discrete_entropy",
+    "efficient_model_parameter_randomisation",
     "faithfulness_correlation",
     "grid_pointing_game",
     "infidelity",
+    "infidelity_gaussian",
     "insertion_auc",
     "max_sensitivity",
     "model_parameter_randomisation",
     "model_parameter_randomisation_score",
+    "noisy_linear_imputation",
     "perturbation_curve",
     "pointing_game",
     "randomisable_layers",
     "relevance_mass_accuracy",
     "relevance_mass_ratio",
     "relevance_rank_accuracy",
+    "road_curve",
+    "smooth_model_parameter_randomisation",
     "sparseness",
     "spearman",
 ]

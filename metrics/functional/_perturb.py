@@ -3,7 +3,7 @@ and lazily built, de-duplicated perturbation curves."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +21,14 @@ def rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torc
     then moved to ``device``; ``generator=None`` uses torch's global RNG of ``device``."""
     where = generator.device if generator is not None else device
     return torch.rand(shape, generator=generator, device=where, dtype=dtype).to(device)
+
+
+def randn(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """N(0, 1) drawn like :func:`rand` (on the generator's device, then moved to ``device``)."""
+    where = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)
 
 
 def resolve_baseline(baseline: str | Tensor, x: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -98,10 +106,15 @@ def chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 def model_scores(
-    model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], *, softmax: bool
+    model: nn.Module,
+    batches: Iterator[tuple[Tensor, Tensor]],
+    *,
+    softmax: bool,
+    dtype: torch.dtype | None = torch.float32,
 ) -> Tensor:
     """Target scores of the model over ``(images, target)`` batches, concatenated: the softmax probability of
-    the target class (``softmax=True``) or its logit. Raises ``ValueError`` if the model returns NaN/inf."""
+    the target class (``softmax=True``) or its logit, as ``dtype`` (``None``: the model's output dtype). Raises
+    ``ValueError`` if the model returns NaN/inf."""
     out, finite = [], []
     with torch.inference_mode():
         for images, target in batches:
@@ -116,7 +129,8 @@ def model_scores(
             out.append(values.gather(1, target[:, None]).squeeze(1))
     if not bool(torch.stack(finite).all()):
         raise ValueError("model returned NaN or infinite logits; the metric is undefined for such inputs")
-    return torch.cat(out).float()
+    scores = torch.cat(out)
+    return scores if dtype is None else scores.to(dtype)
 
 
 def curves(
@@ -132,6 +146,7 @@ def curves(
     batch_size: int,
     x_index: Tensor | None = None,
     rank_index: Tensor | None = None,
+    impute: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Scores ``(R, S)`` along perturbation curves, one row per baseline row ``r`` of ``base`` ``(R, C, H, W)``.
 
@@ -139,19 +154,26 @@ def curves(
     ``(H, W)`` each) replaced by ``base[r]`` ("deletion"), or ``base[r]`` with those pixels taken from x
     ("insertion"). An image identical to the previous step's (every newly perturbed pixel already equals the
     baseline) is not run again: it reuses that step's score. Images are built chunk by chunk (``batch_size``).
+
+    With ``impute`` (ROAD), the removed pixels (perturbed in "deletion", not yet revealed in "insertion") are
+    filled with ``impute(images, removed) + base[r]`` instead (``base`` holds the noise; ``impute`` returns the
+    images with the removed pixels replaced), and every step is run.
     """
     n_rows, n_steps = base.shape[0], counts.shape[0]
     x_index = torch.arange(n_rows, device=x.device) if x_index is None else x_index
     rank_index = torch.arange(n_rows, device=x.device) if rank_index is None else rank_index
-    # changed[r, k]: does step k alter any pixel relative to step k - 1?
-    rows = ranks[rank_index].flatten(1)
-    n_features = int(counts[-1])
-    differs = (x[x_index] != base).any(dim=1).flatten(1)
-    by_rank = torch.zeros(n_rows, n_features + 1, device=x.device)
-    by_rank.scatter_reduce_(1, rows + 1, differs.float(), reduce="amax", include_self=True)
-    cumulative = by_rank.cumsum(dim=1)
-    changed = cumulative[:, counts[1:]] > cumulative[:, counts[:-1]]
-    evaluate = torch.cat([torch.ones(n_rows, 1, dtype=torch.bool, device=x.device), changed], dim=1)
+    if impute is None:
+        # changed[r, k]: does step k alter any pixel relative to step k - 1?
+        rows = ranks[rank_index].flatten(1)
+        n_features = int(counts[-1])
+        differs = (x[x_index] != base).any(dim=1).flatten(1)
+        by_rank = torch.zeros(n_rows, n_features + 1, device=x.device)
+        by_rank.scatter_reduce_(1, rows + 1, differs.float(), reduce="amax", include_self=True)
+        cumulative = by_rank.cumsum(dim=1)
+        changed = cumulative[:, counts[1:]] > cumulative[:, counts[:-1]]
+        evaluate = torch.cat([torch.ones(n_rows, 1, dtype=torch.bool, device=x.device), changed], dim=1)
+    else:
+        evaluate = torch.ones(n_rows, n_steps, dtype=torch.bool, device=x.device)
     pairs = evaluate.nonzero()
     steps_rank = torch.arange(n_steps, device=x.device).expand(n_rows, n_steps)
     source = torch.where(evaluate, steps_rank, torch.zeros_like(steps_rank)).cummax(dim=1).values
@@ -161,7 +183,11 @@ def curves(
         r, k = pairs[start:stop, 0], pairs[start:stop, 1]
         mask = (ranks[rank_index[r]] < counts[k][:, None, None]).unsqueeze(1)
         xs = x[x_index[r]]
-        images = torch.where(mask, base[r], xs) if deletion else torch.where(mask, xs, base[r])
+        if impute is not None:
+            removed = mask if deletion else ~mask
+            images = torch.where(removed, impute(xs, removed) + base[r], xs)
+        else:
+            images = torch.where(mask, base[r], xs) if deletion else torch.where(mask, xs, base[r])
         return images, target[x_index[r]]
 
     scores = model_scores(model, (make(a, b) for a, b in chunks(pairs.shape[0], batch_size)), softmax=softmax)

@@ -2,11 +2,14 @@
 
 A *feature* is a pixel (all channels together) or a non-overlapping ``patch_size x patch_size`` patch, ranked by
 its summed attribution (channels summed). The score is the softmax probability of the target class (Quantus's
-``PixelFlipping``/``RegionPerturbation`` default, ``softmax=True``).
+``PixelFlipping``/``RegionPerturbation`` default, ``softmax=True``). Removed features are filled from a fixed
+baseline (``fill="baseline"``) or by ROAD's noisy linear imputation from the kept pixels (``fill="road"``, Rong et
+al., ICML 2022), which keeps the removed region's statistics close to the image's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -29,14 +32,31 @@ from metrics.functional._perturb import (
     resolve_baseline,
     step_counts,
 )
+from metrics.functional.road import DEFAULT_NOISE_STD, linear_imputation, road_noise
 
 Order = Literal["morf", "lerf", "random"]
 Mode = Literal["deletion", "insertion"]
 Baseline = Literal["uniform", "black", "mean"] | Tensor
+Fill = Literal["baseline", "road"]
+FILLS = ("baseline", "road")
 
 
-def _prepare(x: Tensor, attributions: Tensor, target: Tensor, patch_size: int, n_steps: int | None,
-             generator: torch.Generator | None, batch_size: int) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+def _setup(
+    model: nn.Module,
+    x: Tensor,
+    attributions: Tensor,
+    target: Tensor,
+    baseline: Baseline,
+    fill: str,
+    noise_std: float,
+    noise: Tensor | None,
+    patch_size: int,
+    n_steps: int | None,
+    generator: torch.Generator | None,
+    batch_size: int,
+) -> tuple[Callable[[str, str], Tensor], Tensor]:
+    """Check the arguments, draw the fill (baseline or ROAD noise), and return ``curve(order, mode)`` (which
+    draws a "random" order when called) with the step counts ``(S + 1,)``."""
     check_images(x)
     target = check_target(target, x.shape[0], x.device)
     check_positive_int(patch_size, "patch_size")
@@ -44,14 +64,22 @@ def _prepare(x: Tensor, attributions: Tensor, target: Tensor, patch_size: int, n
     check_generator(generator)
     scores = feature_scores(pixel_map(attributions, x.shape).to(x.device), patch_size)
     counts = step_counts(scores.shape[1], n_steps, x.device)
-    return target, scores, counts
+    check_choice(fill, "fill", FILLS)
+    if fill == "baseline":
+        if noise is not None:
+            raise ValueError('noise is only used with fill="road"')
+        base, impute = resolve_baseline(baseline, x, generator), None
+    else:
+        base, impute = road_noise(x, noise_std, noise, generator, tuple(x.shape)), linear_imputation
 
+    def curve(order: str, mode: str) -> Tensor:
+        check_choice(mode, "mode", MODES)
+        ranks = pixel_ranks(feature_ranks(scores, order, generator), x.shape[2], x.shape[3], patch_size)
+        return curves(
+            model, x, base, ranks, counts, target, mode=mode, softmax=True, batch_size=batch_size, impute=impute
+        )
 
-def _curve(model: nn.Module, x: Tensor, scores: Tensor, target: Tensor, base: Tensor, counts: Tensor, order: str,
-           mode: str, patch_size: int, generator: torch.Generator | None, batch_size: int) -> Tensor:  # fmt: skip
-    check_choice(mode, "mode", MODES)
-    ranks = pixel_ranks(feature_ranks(scores, order, generator), x.shape[2], x.shape[3], patch_size)
-    return curves(model, x, base, ranks, counts, target, mode=mode, softmax=True, batch_size=batch_size)
+    return curve, counts
 
 
 def _auc(curve: Tensor, counts: Tensor) -> Tensor:
@@ -75,6 +103,9 @@ def perturbation_curve(
     order: Order,
     mode: Mode,
     baseline: Baseline = "uniform",
+    fill: Fill = "baseline",
+    noise_std: float = DEFAULT_NOISE_STD,
+    noise: Tensor | None = None,
     patch_size: int = 1,
     n_steps: int | None = None,
     generator: torch.Generator | None = None,
@@ -96,16 +127,32 @@ def perturbation_curve(
     The generator draws the baseline first, then the random order. A step that changes no pixel (all newly
     perturbed pixels already equal the baseline) reuses the previous step's score instead of running the model.
 
+    Score: the softmax probability of the target class, ``softmax(model(x_k))[target]``, for every curve and AUC
+    here (not the logit).
+
+    Fill: ``fill="baseline"`` takes removed features from ``baseline`` as above. ``fill="road"`` (ROAD, Rong et al.
+    2022) ignores ``baseline`` and fills the removed pixels of each step's image (deletion: the first ``c_k``
+    features; insertion: all but them) by :func:`~metrics.functional.road.noisy_linear_imputation` from the kept
+    pixels, plus ``noise_std * z`` with one standard-normal ``z`` ``(N, C, H, W)`` per image shared by its steps
+    and curves (the generator draws z first, then the random order; ``noise`` gives z explicitly), solved to that
+    function's default tolerance (1e-6 relative residual in float32, 1e-10 in float64). Every step is run (the
+    imputation changes with each step). With every pixel removed (deletion's last, insertion's first point)
+    nothing is known and the imputation is 0 plus the noise.
+
     Args:
         model: returns logits ``(B, K)``; on x's device, in eval mode.
         x: float ``(N, C, H, W)``.
         attributions: ``(N, C, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W)``; channels are summed.
         target: int64 ``(N,)``.
         order, mode, baseline: see above.
+        fill: "baseline" (default) or "road", see above.
+        noise_std: ROAD's noise standard deviation (Quantus's and the paper's 0.01); only with ``fill="road"``.
+        noise: explicit standard-normal ``z`` ``(N, C, H, W)``; only with ``fill="road"``.
         patch_size: side of the square features; must divide H and W.
         n_steps: number of steps; ``None`` = one feature per step (F steps).
-        generator: source of the "uniform" baseline and the "random" order; ``None`` = torch's global RNG.
-        batch_size: images per forward pass.
+        generator: source of the "uniform" baseline or ROAD's noise, and the "random" order; ``None`` = torch's
+            global RNG.
+        batch_size: images per forward pass (and per ROAD imputation).
 
     Returns:
         ``(N, n_steps + 1)`` probabilities.
@@ -113,9 +160,10 @@ def perturbation_curve(
     Raises:
         ValueError: bad argument (named), or the model returns NaN/inf logits.
     """
-    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
-    base = resolve_baseline(baseline, x, generator)
-    return _curve(model, x, scores, target, base, counts, order, mode, patch_size, generator, batch_size)
+    curve, _ = _setup(
+        model, x, attributions, target, baseline, fill, noise_std, noise, patch_size, n_steps, generator, batch_size
+    )
+    return curve(order, mode)
 
 
 def deletion_auc(
@@ -125,6 +173,9 @@ def deletion_auc(
     target: Tensor,
     *,
     baseline: Baseline = "uniform",
+    fill: Fill = "baseline",
+    noise_std: float = DEFAULT_NOISE_STD,
+    noise: Tensor | None = None,
     patch_size: int = 1,
     n_steps: int | None = None,
     generator: torch.Generator | None = None,
@@ -135,10 +186,10 @@ def deletion_auc(
 
     Args and Raises: as :func:`perturbation_curve`. Returns: ``(N,)`` in [0, 1].
     """
-    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
-    base = resolve_baseline(baseline, x, generator)
-    curve = _curve(model, x, scores, target, base, counts, "morf", "deletion", patch_size, generator, batch_size)
-    return _auc(curve, counts)
+    curve, counts = _setup(
+        model, x, attributions, target, baseline, fill, noise_std, noise, patch_size, n_steps, generator, batch_size
+    )
+    return _auc(curve("morf", "deletion"), counts)
 
 
 def insertion_auc(
@@ -148,6 +199,9 @@ def insertion_auc(
     target: Tensor,
     *,
     baseline: Baseline = "uniform",
+    fill: Fill = "baseline",
+    noise_std: float = DEFAULT_NOISE_STD,
+    noise: Tensor | None = None,
     patch_size: int = 1,
     n_steps: int | None = None,
     generator: torch.Generator | None = None,
@@ -158,10 +212,10 @@ def insertion_auc(
 
     Args and Raises: as :func:`perturbation_curve`. Returns: ``(N,)`` in [0, 1].
     """
-    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
-    base = resolve_baseline(baseline, x, generator)
-    curve = _curve(model, x, scores, target, base, counts, "morf", "insertion", patch_size, generator, batch_size)
-    return _auc(curve, counts)
+    curve, counts = _setup(
+        model, x, attributions, target, baseline, fill, noise_std, noise, patch_size, n_steps, generator, batch_size
+    )
+    return _auc(curve("morf", "insertion"), counts)
 
 
 def abpc(
@@ -171,6 +225,9 @@ def abpc(
     target: Tensor,
     *,
     baseline: Baseline = "uniform",
+    fill: Fill = "baseline",
+    noise_std: float = DEFAULT_NOISE_STD,
+    noise: Tensor | None = None,
     patch_size: int = 1,
     n_steps: int | None = None,
     generator: torch.Generator | None = None,
@@ -181,11 +238,10 @@ def abpc(
 
     Args and Raises: as :func:`perturbation_curve`. Returns: ``(N,)`` in [-1, 1].
     """
-    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
-    base = resolve_baseline(baseline, x, generator)
-    morf = _curve(model, x, scores, target, base, counts, "morf", "deletion", patch_size, generator, batch_size)
-    lerf = _curve(model, x, scores, target, base, counts, "lerf", "deletion", patch_size, generator, batch_size)
-    return _auc(lerf, counts) - _auc(morf, counts)
+    curve, counts = _setup(
+        model, x, attributions, target, baseline, fill, noise_std, noise, patch_size, n_steps, generator, batch_size
+    )
+    return _auc(curve("lerf", "deletion"), counts) - _auc(curve("morf", "deletion"), counts)
 
 
 def deletion_auc_relative(
@@ -195,6 +251,9 @@ def deletion_auc_relative(
     target: Tensor,
     *,
     baseline: Baseline = "uniform",
+    fill: Fill = "baseline",
+    noise_std: float = DEFAULT_NOISE_STD,
+    noise: Tensor | None = None,
     patch_size: int = 1,
     n_steps: int | None = None,
     n_random: int = 1,
@@ -211,12 +270,9 @@ def deletion_auc_relative(
     Args and Raises: as :func:`perturbation_curve`. Returns: ``(N,)`` in [-1, 1].
     """
     check_positive_int(n_random, "n_random")
-    target, scores, counts = _prepare(x, attributions, target, patch_size, n_steps, generator, batch_size)
-    base = resolve_baseline(baseline, x, generator)
-    morf = _curve(model, x, scores, target, base, counts, "morf", "deletion", patch_size, generator, batch_size)
-    random_auc = torch.stack([
-        _auc(_curve(model, x, scores, target, base, counts, "random", "deletion", patch_size, generator,
-                    batch_size), counts)
-        for _ in range(n_random)
-    ]).mean(dim=0)  # fmt: skip
-    return random_auc - _auc(morf, counts)
+    curve, counts = _setup(
+        model, x, attributions, target, baseline, fill, noise_std, noise, patch_size, n_steps, generator, batch_size
+    )
+    morf = _auc(curve("morf", "deletion"), counts)
+    random_auc = torch.stack([_auc(curve("random", "deletion"), counts) for _ in range(n_random)]).mean(dim=0)
+    return random_auc - morf

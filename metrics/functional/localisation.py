@@ -4,6 +4,10 @@ Attributions ``(N, C, H, W)``, ``(N, 1, H, W)`` or ``(N, H, W)`` are reduced to 
 channels; masks are ``(N, 1, H, W)`` or ``(N, H, W)``, bool (or 0/1). An empty mask gives 0.0 for every metric
 here (nothing can be hit; Quantus returns NaN). The maps are used as given: pass non-negative maps (e.g.
 ``|a|``) to RMA, RRA and the pointing game, as Quantus (``abs=False``) does.
+
+Sums are accumulated in float64 (float32 on MPS) and the results returned in the attributions' dtype, so they do
+not depend on the summation order a device or SIMD width picks: a float32 sum of H*W terms is only accurate to
+``~H*W * 2^-24`` relative in the worst case (3e-3 at 224x224), in an order-dependent way.
 """
 
 from __future__ import annotations
@@ -14,10 +18,16 @@ from torch import Tensor
 from metrics.functional._checks import check_positive_int, describe, pixel_mask
 
 
+def _accumulation_dtype(t: Tensor) -> torch.dtype:
+    return torch.float32 if t.device.type == "mps" else torch.float64
+
+
 def _map_and_mask(attributions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """The per-pixel map ``(N, H*W)`` in the accumulation dtype and the mask ``(N, H*W)``."""
     if not isinstance(attributions, Tensor) or attributions.ndim not in (3, 4) or not attributions.is_floating_point():
         raise ValueError(f"attributions must be a float tensor (N, C, H, W) or (N, H, W), got {describe(attributions)}")
-    a = attributions.sum(dim=1) if attributions.ndim == 4 else attributions
+    a = attributions.to(_accumulation_dtype(attributions))
+    a = a.sum(dim=1) if a.ndim == 4 else a
     if a.shape[0] == 0:
         raise ValueError("attributions holds no examples (N = 0)")
     if not bool(torch.isfinite(a).all()):
@@ -48,7 +58,7 @@ def relevance_mass_accuracy(attributions: Tensor, mask: Tensor) -> Tensor:
     """
     a, m = _map_and_mask(attributions, mask)
     inside = (a * m).sum(dim=1)
-    return _safe_div(inside, a.sum(dim=1))
+    return _safe_div(inside, a.sum(dim=1)).to(attributions.dtype)
 
 
 def relevance_mass_ratio(attributions: Tensor, mask: Tensor) -> Tensor:
@@ -68,7 +78,7 @@ def relevance_mass_ratio(attributions: Tensor, mask: Tensor) -> Tensor:
     a, m = _map_and_mask(attributions, mask)
     a = a.clamp_min(0)
     share = m.sum(dim=1).to(a.dtype) / m.shape[1]
-    return _safe_div(_safe_div((a * m).sum(dim=1), a.sum(dim=1)), share)
+    return _safe_div(_safe_div((a * m).sum(dim=1), a.sum(dim=1)), share).to(attributions.dtype)
 
 
 def relevance_rank_accuracy(attributions: Tensor, mask: Tensor) -> Tensor:
@@ -94,7 +104,7 @@ def relevance_rank_accuracy(attributions: Tensor, mask: Tensor) -> Tensor:
     n_above = above.sum(dim=1)
     hits = (above & m).sum(dim=1).to(a.dtype)
     hits = hits + (k - n_above).to(a.dtype) * _safe_div((tied & m).sum(dim=1).to(a.dtype), tied.sum(dim=1).to(a.dtype))
-    return _safe_div(hits, k.to(a.dtype))
+    return _safe_div(hits, k.to(a.dtype)).to(attributions.dtype)
 
 
 def pointing_game(attributions: Tensor, mask: Tensor) -> Tensor:
@@ -114,7 +124,7 @@ def pointing_game(attributions: Tensor, mask: Tensor) -> Tensor:
     """
     a, m = _map_and_mask(attributions, mask)
     top = a == a.max(dim=1, keepdim=True).values
-    return _safe_div((top & m).sum(dim=1).to(a.dtype), top.sum(dim=1).to(a.dtype))
+    return _safe_div((top & m).sum(dim=1).to(a.dtype), top.sum(dim=1).to(a.dtype)).to(attributions.dtype)
 
 
 def grid_pointing_game(attributions: Tensor, cell: Tensor, grid: tuple[int, int] = (2, 2)) -> Tensor:
@@ -143,7 +153,8 @@ def grid_pointing_game(attributions: Tensor, cell: Tensor, grid: tuple[int, int]
     rows, cols = check_positive_int(grid[0], "grid[0]"), check_positive_int(grid[1], "grid[1]")
     if not isinstance(attributions, Tensor) or attributions.ndim not in (3, 4) or not attributions.is_floating_point():
         raise ValueError(f"attributions must be a float tensor (N, C, H, W) or (N, H, W), got {describe(attributions)}")
-    a = attributions.sum(dim=1) if attributions.ndim == 4 else attributions
+    a = attributions.to(_accumulation_dtype(attributions))
+    a = a.sum(dim=1) if a.ndim == 4 else a
     n, h, w = a.shape
     if n == 0 or h < rows or w < cols:
         raise ValueError(f"attributions of shape {tuple(attributions.shape)} cannot hold a {rows}x{cols} grid")
@@ -154,11 +165,13 @@ def grid_pointing_game(attributions: Tensor, cell: Tensor, grid: tuple[int, int]
     if bool(((cell < 0) | (cell >= rows * cols)).any()):
         raise ValueError(f"cell holds indices outside [0, {rows * cols})")
     cell = cell.to(a.device)
-    row_of = torch.bucketize(torch.arange(h, device=a.device), torch.arange(1, rows, device=a.device) * h // rows,
-                             right=True)
-    col_of = torch.bucketize(torch.arange(w, device=a.device), torch.arange(1, cols, device=a.device) * w // cols,
-                             right=True)
+    row_of = torch.bucketize(
+        torch.arange(h, device=a.device), torch.arange(1, rows, device=a.device) * h // rows, right=True
+    )
+    col_of = torch.bucketize(
+        torch.arange(w, device=a.device), torch.arange(1, cols, device=a.device) * w // cols, right=True
+    )
     cell_of = (row_of[:, None] * cols + col_of[None, :]).reshape(-1)
     positive = a.clamp(min=0).reshape(n, -1)
     inside = (positive * (cell_of[None, :] == cell[:, None])).sum(dim=1)
-    return _safe_div(inside, positive.sum(dim=1))
+    return _safe_div(inside, positive.sum(dim=1)).to(attributions.dtype)

@@ -20,29 +20,70 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import storage
-from harness.sandbox import landlock_abi
+from harness import store
+from harness.worker.sandbox import landlock_abi
 from tests.conftest import ROOT
 
 CORPUS = Path(__file__).with_name("submissions")
-FAST = ["--n-examples", "8", "--batch-size", "8", "--attack", "apgd-ce", "--metrics", "none", "--quiet",
-        "--stall-timeout", "60"]  # fmt: skip
+FAST = [
+    "--n-examples",
+    "8",
+    "--batch-size",
+    "8",
+    "--attack",
+    "apgd-ce",
+    "--metrics",
+    "none",
+    "--quiet",
+    "--stall-timeout",
+    "60",
+]
 
 
 @pytest.fixture(scope="module")
 def template_db(tmp_path_factory) -> Path:
     """A database holding one completed run, built with the real storage layer."""
     path = tmp_path_factory.mktemp("db") / "template.db"
-    sessions = storage.open_database(f"sqlite:///{path}")
-    with storage.transaction(sessions) as s:
-        model = storage.get_or_create_model(s, name="existing", source="existing.py", file_sha256="ab" * 32,
-                                            weights_sha256=None, info={"name": "existing"})  # fmt: skip
-        s.add(storage.RunRecord(id="existing0001", model_id=model.id, dataset="fashion-mnist", threat_model="Linf",
-                                eps=0.1, eps_text="0.1", n_examples=1, seed=0, attack="standard", config_key="k",
-                                status=storage.COMPLETE, clean_acc=1.0, robust_acc=0.0, config={}, provenance={},
-                                examples=[storage.ExampleRecord(idx=0, label=9, clean_pred=9, adv_pred=3,
-                                                                clean_correct=True, robust_correct=False,
-                                                                perturbation=0.1)]))  # fmt: skip
+    sessions = store.open_database(f"sqlite:///{path}")
+    with store.transaction(sessions) as s:
+        model = store.get_or_create_model(
+            s,
+            name="existing",
+            source="existing.py",
+            file_sha256="ab" * 32,
+            weights_sha256=None,
+            info={"name": "existing"},
+        )
+        s.add(
+            store.RunRecord(
+                id="existing0001",
+                model_id=model.id,
+                dataset="fashion-mnist",
+                threat_model="Linf",
+                eps=0.1,
+                eps_text="0.1",
+                n_examples=1,
+                seed=0,
+                attack="standard",
+                config_key="k",
+                status=store.COMPLETE,
+                clean_acc=1.0,
+                robust_acc=0.0,
+                config={},
+                provenance={},
+                examples=[
+                    store.ExampleRecord(
+                        idx=0,
+                        label=9,
+                        clean_pred=9,
+                        adv_pred=3,
+                        clean_correct=True,
+                        robust_correct=False,
+                        perturbation=0.1,
+                    )
+                ],
+            )
+        )
     sessions.kw["bind"].dispose()
     return path
 
@@ -65,14 +106,28 @@ def case(tmp_path, template_db, data_dir):
     class Case:
         dir, path, before = corpus, db, _rows(db)
 
-        def run(self, *args: str, env: dict[str, str] | None = None, preexec=None,
-                db_url: str | None = None) -> subprocess.CompletedProcess:  # fmt: skip
+        def run(
+            self, *args: str, env: dict[str, str] | None = None, preexec=None, db_url: str | None = None
+        ) -> subprocess.CompletedProcess:
             return subprocess.run(
-                [sys.executable, "-m", "harness", "run", *args, "--db", db_url or f"sqlite:///{db}",
-                 "--data-dir", str(data_dir)],
-                cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})},
+                [
+                    sys.executable,
+                    "-m",
+                    "harness",
+                    "run",
+                    *args,
+                    "--db",
+                    db_url or f"sqlite:///{db}",
+                    "--data-dir",
+                    str(data_dir),
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                env={**os.environ, **(env or {})},
                 preexec_fn=preexec,
-            )  # fmt: skip
+            )
 
     return Case()
 
@@ -176,8 +231,11 @@ class _RunsCode:
 
 
 def test_weights_needing_arbitrary_unpickling(case):
-    torch.save({"fc.weight": torch.zeros(10, 784), "payload": _RunsCode()}, case.dir / "evil_pickle_weights.pt",
-               pickle_protocol=pickle.HIGHEST_PROTOCOL)  # fmt: skip
+    torch.save(
+        {"fc.weight": torch.zeros(10, 784), "payload": _RunsCode()},
+        case.dir / "evil_pickle_weights.pt",
+        pickle_protocol=pickle.HIGHEST_PROTOCOL,
+    )
     proc = case.run("--model", str(case.dir / "evil_pickle_weights.py"), *FAST)
     _assert_clean_failure(case, proc, "needs arbitrary code to unpickle and was refused")
 
@@ -250,12 +308,15 @@ def test_disk_full(case):
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root for a read-only mount")
 def test_read_only_results_directory(case):
     results = case.path.parent
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount --bind -o ro {results} {results} && true"],
-                           capture_output=True)  # fmt: skip
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", f"mount --bind -o ro {results} {results} && true"], capture_output=True
+    )
     if probe.returncode != 0:
         pytest.skip("read-only bind mounts are not permitted here")
-    script = (f"mount --bind {results} {results} && mount -o remount,ro,bind {results} && "
-              f"exec {sys.executable} -m harness run --model {case.dir / 'good_linear.py'} {' '.join(FAST)} "
-              f"--db sqlite:///{case.path} --data-dir {ROOT / 'data'}")  # fmt: skip
+    script = (
+        f"mount --bind {results} {results} && mount -o remount,ro,bind {results} && "
+        f"exec {sys.executable} -m harness run --model {case.dir / 'good_linear.py'} {' '.join(FAST)} "
+        f"--db sqlite:///{case.path} --data-dir {ROOT / 'data'}"
+    )
     proc = subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     _assert_clean_failure(case, proc, "read-only")

@@ -19,8 +19,9 @@ def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.T
 
 
 def quantus_saliency(model, inputs, targets, **kwargs) -> np.ndarray:
-    """The same explanation in Quantus's explain_func convention (numpy in, numpy out)."""
-    x = torch.as_tensor(np.asarray(inputs), dtype=torch.float32)
+    """The same explanation in Quantus's explain_func convention (numpy in, numpy out), in the model's dtype."""
+    params = list(model.parameters())
+    x = torch.as_tensor(np.asarray(inputs), dtype=params[0].dtype if params else torch.float32)
     return saliency(model, x, torch.as_tensor(np.asarray(targets), dtype=torch.int64)).numpy()
 
 

@@ -18,30 +18,67 @@ from metrics.functional import (
 )
 from metrics.functional._perturb import resolve_baseline
 from tests.metrics.conftest import ConstantLogits, LinearScore, run_quantus
+from tests.metrics.rounding import (
+    U32,
+    U64,
+    Float64,
+    float64_per_image,
+    gamma,
+    logit_error_bound,
+    metric_score_roundoff,
+    probability_error_bound,
+    softmax_rel_error,
+)
 
-TOL = 1e-5  # same float32 forward passes on both sides; observed max difference 0.0
+# Against Quantus: both sides run the same float64 copy of the model (rounding.Float64) on identical images, so each
+# probability is within e = rounding.probability_error_bound (from the logit bound for any input in [0, 1] and any
+# summation order) of the exact one on either side, and ours is stored at u_s = rounding.metric_score_roundoff()
+# (float32 while metrics.functional._perturb keeps scores in float32). The attributions are made distinct (ties
+# within 1e-12, far below any float32 difference), so Quantus's unstable argsort and our stable sort agree.
+
+
+def _distinct(a):
+    """float64 attributions without exact ties: + i * 1e-12 max|a| / n at position i (both sides see these)."""
+    a = a.double()
+    ramp = torch.arange(a[0].numel(), dtype=torch.float64).reshape(a.shape[1:]) / a[0].numel()
+    return a + 1e-12 * a.abs().amax() * ramp
 
 
 @pytest.mark.parametrize("which", ["standard", "robust"])
 def test_pixel_flipping_matches_quantus(which, request, images):
     model = request.getfixturevalue(f"{which}_model")
-    x, y, a = images[0][:4], images[1][:4], request.getfixturevalue(f"{which}_saliency")[:4]
+    x, y, a = images[0][:4], images[1][:4], _distinct(request.getfixturevalue(f"{which}_saliency")[:4])
     # Quantus's "black" is the image minimum; 0.0 is our "black". features_in_step=56 <=> n_steps=14.
-    q = run_quantus(quantus.PixelFlipping(features_in_step=56, perturb_baseline=0.0, disable_warnings=True),
-                    model, x, y, a)  # fmt: skip
-    ours = perturbation_curve(model, x, a, y, order="morf", mode="deletion", baseline="black", n_steps=14)
+    metric = quantus.PixelFlipping(features_in_step=56, perturb_baseline=0.0, disable_warnings=True)
+    q = run_quantus(metric, Float64(model), x, y, a)
+    ours = perturbation_curve(
+        Float64(model), x.double(), a, y, order="morf", mode="deletion", baseline="black", n_steps=14
+    )
     assert ours.shape == (4, 15)
-    np.testing.assert_allclose(ours[:, 1:].numpy(), q, atol=TOL, rtol=0)
+    tol = 2 * probability_error_bound(logit_error_bound(model, (1, 28, 28))) + metric_score_roundoff()
+    assert tol < 1e-5
+    np.testing.assert_allclose(ours[:, 1:].numpy(), q, atol=tol, rtol=0)
 
 
 @pytest.mark.parametrize("order", ["morf", "lerf"])
 def test_region_perturbation_matches_quantus(order, standard_model, images, standard_saliency):
-    x, y, a = images[0][:4], images[1][:4], standard_saliency[:4]
-    q = run_quantus(quantus.RegionPerturbation(patch_size=7, order=order, regions_evaluation=10, perturb_baseline=0.0,
-                                               disable_warnings=True), standard_model, x, y, a)  # fmt: skip
-    ours = perturbation_curve(standard_model, x, a, y, order=order, mode="deletion", baseline="black", patch_size=7)
+    x, y, a = images[0][:4], images[1][:4], standard_saliency[:4].double()
+    # Patch sums (49 terms, float64 on both sides, in different orders: relative error <= gamma_49 u64 each) must
+    # not be near ties, or the two sides could order patches differently.
+    sums = torch.sort(a.reshape(4, 4, 7, 4, 7).sum(dim=(2, 4)).flatten(1), dim=1).values
+    assert bool(((sums[:, 1:] - sums[:, :-1]) > 4 * gamma(49, U64) * sums[:, -1:]).all())
+    metric = quantus.RegionPerturbation(
+        patch_size=7, order=order, regions_evaluation=10, perturb_baseline=0.0, disable_warnings=True
+    )
+    q = run_quantus(metric, Float64(standard_model), x, y, a)
+    ours = perturbation_curve(
+        Float64(standard_model), x.double(), a, y, order=order, mode="deletion", baseline="black", patch_size=7
+    )
     assert ours.shape == (4, 17)
-    np.testing.assert_allclose((ours[:, :1] - ours[:, 1:11]).numpy(), q, atol=TOL, rtol=0)
+    # Two probabilities per difference on each side, two stored ones on ours, and the subtraction below.
+    u_s = metric_score_roundoff()
+    tol = 4 * probability_error_bound(logit_error_bound(standard_model, (1, 28, 28))) + 3 * u_s
+    np.testing.assert_allclose((ours[:, :1] - ours[:, 1:11]).numpy(), q, atol=tol, rtol=0)
 
 
 def _linear_case(n: int = 3, side: int = 4, seed: int = 0):
@@ -62,6 +99,14 @@ def _expected_deletion(weight, x, order_idx, counts):
     return out
 
 
+def _linear_tolerance(a):
+    """float32 curves of the linear model against _expected_deletion, which sums the same float32 products
+    fl(w_p x_p) exactly: the model's logit is a float32 sum of 16 of them (error <= gamma_15 u32 sum |a|), the
+    sigmoid is 1/4-Lipschitz, and the float32 softmax over 2 classes adds softmax_rel_error (range <= sum |a|)."""
+    total = float(a.abs().flatten(1).sum(1).max())
+    return 0.25 * gamma(15, U32) * total + softmax_rel_error(total, 2, U32)
+
+
 @pytest.mark.parametrize("order", ["morf", "lerf"])
 def test_linear_model_deletion_curve_by_hand(order):
     model, x, target, a = _linear_case()
@@ -69,11 +114,12 @@ def test_linear_model_deletion_curve_by_hand(order):
     flat = a.flatten(1).numpy()
     idx = np.argsort(-flat if order == "morf" else flat, axis=1, kind="stable")
     expected = _expected_deletion(model.weight, x, idx, range(17))
-    np.testing.assert_allclose(curve.numpy(), expected, atol=1e-6)
+    tol = _linear_tolerance(a)
+    np.testing.assert_allclose(curve.numpy(), expected, atol=tol, rtol=0)
     # MoRF with the exact contributions removes the largest evidence first: its curve never lies above LeRF's.
     if order == "morf":
         lerf = perturbation_curve(model, x, a, target, order="lerf", mode="deletion", baseline="black")
-        assert bool((curve <= lerf + 1e-6).all())
+        assert bool((curve <= lerf + 2 * tol).all())
 
 
 def test_ties_broken_by_lower_index_first():
@@ -82,7 +128,8 @@ def test_ties_broken_by_lower_index_first():
     for order, key in (("morf", -a), ("lerf", a)):
         curve = perturbation_curve(model, x, a, target, order=order, mode="deletion", baseline="black", n_steps=16)
         idx = np.argsort(key.flatten(1).numpy(), axis=1, kind="stable")
-        np.testing.assert_allclose(curve.numpy(), _expected_deletion(model.weight, x, idx, range(17)), atol=1e-6)
+        expected = _expected_deletion(model.weight, x, idx, range(17))
+        np.testing.assert_allclose(curve.numpy(), expected, atol=_linear_tolerance(a), rtol=0)
 
 
 def test_patch_curve_and_uneven_steps_by_hand():
@@ -94,21 +141,25 @@ def test_patch_curve_and_uneven_steps_by_hand():
     patch_order = np.argsort(-sums, axis=1, kind="stable")
     pixel_order = np.stack([np.concatenate([np.flatnonzero(patch_of == p) for p in row]) for row in patch_order])
     counts_pixels = [0, 4, 8, 16]  # floor(k * 4 / 3) patches = 0, 1, 2, 4
-    np.testing.assert_allclose(curve.numpy(), _expected_deletion(model.weight, x, pixel_order, counts_pixels),
-                               atol=1e-6)  # fmt: skip
+    expected = _expected_deletion(model.weight, x, pixel_order, counts_pixels)
+    np.testing.assert_allclose(curve.numpy(), expected, atol=_linear_tolerance(a), rtol=0)
 
 
 def test_curve_endpoints_and_insertion(standard_model, images, standard_saliency):
-    x, y, a = images[0][:4], images[1][:4], standard_saliency[:4]
+    # A per-image float64 model gives each image the same probability in any batch; the curve only stores it at
+    # u_s (rounding.metric_score_roundoff), so the endpoints equal the direct probabilities to u_s * p <= u_s.
+    model = float64_per_image(standard_model)
+    x, y, a = images[0][:4].double(), images[1][:4], standard_saliency[:4].double()
     base = torch.full_like(x, 0.5)
-    probs = lambda t: standard_model(t).softmax(-1).gather(1, y[:, None]).squeeze(1)  # noqa: E731
+    probs = lambda t: model(t).softmax(-1).gather(1, y[:, None]).squeeze(1)  # noqa: E731
     with torch.no_grad():
         p_x, p_base = probs(x), probs(base)
-    deletion = perturbation_curve(standard_model, x, a, y, order="morf", mode="deletion", baseline=base, n_steps=7)
-    insertion = perturbation_curve(standard_model, x, a, y, order="morf", mode="insertion", baseline=base, n_steps=7)
+    deletion = perturbation_curve(model, x, a, y, order="morf", mode="deletion", baseline=base, n_steps=7)
+    insertion = perturbation_curve(model, x, a, y, order="morf", mode="insertion", baseline=base, n_steps=7)
+    tol = metric_score_roundoff() + 1e-12
     for curve, first, last in ((deletion, p_x, p_base), (insertion, p_base, p_x)):
-        np.testing.assert_allclose(curve[:, 0].numpy(), first.numpy(), atol=1e-6)
-        np.testing.assert_allclose(curve[:, -1].numpy(), last.numpy(), atol=1e-6)
+        np.testing.assert_allclose(curve[:, 0].numpy(), first.numpy(), atol=tol, rtol=0)
+        np.testing.assert_allclose(curve[:, -1].numpy(), last.numpy(), atol=tol, rtol=0)
 
 
 def test_default_uniform_baseline_changes_background_black_does_not(standard_model, images):
@@ -129,15 +180,22 @@ def test_default_uniform_baseline_changes_background_black_does_not(standard_mod
 
 
 def test_batched_equals_per_example_and_batch_size_invariant(standard_model, images, standard_saliency):
-    x, y, a = images[0][:5], images[1][:5], standard_saliency[:5]
-    base = torch.rand(x.shape, generator=torch.Generator().manual_seed(3))
+    # A per-image float64 model makes each image's score independent of its batch: equal by construction (1e-12
+    # only absorbs float64 kernel nondeterminism, were there any).
+    model = float64_per_image(standard_model)
+    x, y, a = images[0][:5].double(), images[1][:5], standard_saliency[:5].double()
+    base = torch.rand(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     kw = dict(order="morf", mode="deletion", baseline=base, patch_size=2, n_steps=14)
-    full = perturbation_curve(standard_model, x, a, y, **kw)
-    single = torch.cat([perturbation_curve(standard_model, x[i:i + 1], a[i:i + 1], y[i:i + 1],
-                                           **{**kw, "baseline": base[i:i + 1]}) for i in range(5)])  # fmt: skip
-    small = perturbation_curve(standard_model, x, a, y, batch_size=7, **kw)
-    np.testing.assert_allclose(full.numpy(), single.numpy(), atol=1e-6)
-    np.testing.assert_allclose(full.numpy(), small.numpy(), atol=1e-6)
+    full = perturbation_curve(model, x, a, y, **kw)
+    single = torch.cat(
+        [
+            perturbation_curve(model, x[i : i + 1], a[i : i + 1], y[i : i + 1], **{**kw, "baseline": base[i : i + 1]})
+            for i in range(5)
+        ]
+    )
+    small = perturbation_curve(model, x, a, y, batch_size=7, **kw)
+    np.testing.assert_allclose(full.numpy(), single.numpy(), atol=1e-12, rtol=0)
+    np.testing.assert_allclose(full.numpy(), small.numpy(), atol=1e-12, rtol=0)
 
 
 def test_generator_determinism(standard_model, images, standard_saliency):
@@ -151,17 +209,25 @@ def test_generator_determinism(standard_model, images, standard_saliency):
 def test_auc_identities_with_constant_model(images):
     x, y = images[0][:3], torch.zeros(3, dtype=torch.int64)
     model = ConstantLogits([2.0, 0.0, 1.0])
-    p = torch.tensor([2.0, 0.0, 1.0]).softmax(0)[0].item()
+    p = float(torch.tensor([2.0, 0.0, 1.0], dtype=torch.float64).softmax(0)[0])
     a = torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    np.testing.assert_allclose(deletion_auc(model, x, a, y, n_steps=10, generator=g()).numpy(), p, atol=1e-6)
-    np.testing.assert_allclose(insertion_auc(model, x, a, y, n_steps=10, generator=g()).numpy(), p, atol=1e-6)
-    np.testing.assert_allclose(abpc(model, x, a, y, n_steps=10, generator=g()).numpy(), 0.0, atol=1e-6)
-    np.testing.assert_allclose(deletion_auc_relative(model, x, a, y, n_steps=10, generator=g()).numpy(), 0.0,
-                               atol=1e-6)  # fmt: skip
+    # float32: the constant curve is the float32 softmax of (2, 0, 1) (relative error softmax_rel_error), and the
+    # float32 trapezoid over fractions c_k / 784 (each rounded: <= u (f_k + f_{k+1}) per width, 2 n u in all) with
+    # n = 10 steps adds <= (2n + gamma_{n+3}) u of a value <= 1. abpc and the relative AUC subtract two such AUCs.
+    tol = softmax_rel_error(2.0, 3, U32) + (2 * 10 + 13) * U32 * 1.01
+    np.testing.assert_allclose(deletion_auc(model, x, a, y, n_steps=10, generator=g()).numpy(), p, atol=tol)
+    np.testing.assert_allclose(insertion_auc(model, x, a, y, n_steps=10, generator=g()).numpy(), p, atol=tol)
+    np.testing.assert_allclose(abpc(model, x, a, y, n_steps=10, generator=g()).numpy(), 0.0, atol=2 * tol)
+    np.testing.assert_allclose(
+        deletion_auc_relative(model, x, a, y, n_steps=10, generator=g()).numpy(), 0.0, atol=2 * tol
+    )
 
 
 def test_aucs_from_curves(standard_model, images, standard_saliency):
+    # Each AUC recomputes the same curve (same images in the same batches, so the same model outputs on any
+    # machine) and the same float32 trapezoid: equal by construction; 1e-6 (~16 float32 ulps of a value <= 1) and
+    # 1e-7 only absorb kernel nondeterminism, were there any.
     x, y, a = images[0][:4], images[1][:4], standard_saliency[:4]
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     frac = (torch.arange(8) * 784 // 7) / 784  # n_steps=7 does not divide 784: x-axis = actual fraction removed
@@ -178,8 +244,11 @@ def test_aucs_from_curves(standard_model, images, standard_saliency):
                                auc(curve("morf", "deletion")).numpy(), atol=1e-7)  # fmt: skip
     np.testing.assert_allclose(insertion_auc(standard_model, x, a, y, n_steps=7, generator=g()).numpy(),
                                auc(curve("morf", "insertion")).numpy(), atol=1e-6)  # fmt: skip
-    np.testing.assert_allclose(abpc(standard_model, x, a, y, n_steps=7, generator=g()).numpy(),
-                               (auc(curve("lerf", "deletion")) - auc(curve("morf", "deletion"))).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        abpc(standard_model, x, a, y, n_steps=7, generator=g()).numpy(),
+        (auc(curve("lerf", "deletion")) - auc(curve("morf", "deletion"))).numpy(),
+        atol=1e-6,
+    )
     gen = g()
     torch.rand(x.shape, generator=gen)  # the baseline is drawn first, then the random order
     expected = auc(curve("random", "deletion", gen)) - auc(curve("morf", "deletion"))

@@ -24,12 +24,12 @@ from torch import nn
 
 import metrics.functional
 import metrics.suite as suite
-from metrics.registry import METRICS
+from metrics.registry import METRICS, attribution_metrics
 from metrics.suite import Attributions, MetricScore, SuiteConfig, iter_suite
 
 CORNERS = torch.tensor(list(itertools.product((0.0, 1.0), repeat=3)))  # (8, 3)
 K = len(CORNERS)
-METRIC_NAMES = tuple(name for name, spec in METRICS.items() if "mask" not in spec.needs)
+METRIC_NAMES = tuple(name for name in attribution_metrics() if "mask" not in METRICS.get(name).needs)
 CONFIG = SuiteConfig(
     methods=("saliency", "integrated_gradients"), metrics=METRIC_NAMES, n_explain=4, n_sanity=2, n_composites=2,
     batch_size=16, method_options=(("integrated_gradients", "n_trials", 1), ("integrated_gradients", "n_steps", 4)),
@@ -65,6 +65,17 @@ def _head(in_features: int, seed: int, pool: int = 1) -> nn.Linear:
     return head
 
 
+class Positional(nn.Module):
+    """Scales each pixel's features by a fixed weight in [0.5, 1.5] that varies over the image (for any size), so
+    that gradients differ between pixels: a position-blind model has constant saliency maps, which the suite
+    rightly reports as degenerate."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = torch.cos(torch.arange(x.shape[2], dtype=x.dtype) / 3).view(-1, 1)
+        cols = torch.cos(torch.arange(x.shape[3], dtype=x.dtype) / 5).view(1, -1)
+        return x * (1 + 0.5 * rows * cols)
+
+
 class PoolView(nn.Module):
     """``avg_pool2d(side)`` then ``view(-1, C)``, as RobustBench's WideResNets: 4 rows for a 2x-size input."""
 
@@ -89,7 +100,7 @@ def make_model(kind: str, side: int, seed: int = 0) -> nn.Module:
         layers = [PoolView(side), _head(K, seed)]
     else:
         raise ValueError(kind)
-    return nn.Sequential(*_corner_scores(), *layers).eval()
+    return nn.Sequential(*_corner_scores(), Positional(), *layers).eval()
 
 
 def make_images(side: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,5 +16,20 @@ import os
 
 
 def load_model():
-    with open(f"/proc/{os.getppid()}/environ", "rb") as fh:
-        raise RuntimeError(f"stolen environment: {fh.read()[:200]!r}")
+    # in a PID namespace getppid() is 0; /proc/self still names this process's pid on the host, and the harness
+    # started it a few pids earlier
+    me = int(os.readlink("/proc/self"))
+    candidates = [os.getppid()] if os.getppid() > 1 else range(me - 1, max(me - 40, 1), -1)
+    refused = None
+    for pid in candidates:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                data = fh.read()
+        except PermissionError as exc:
+            refused = refused or exc
+            continue
+        except OSError:
+            continue
+        if b"ROBINT_TEST_SECRET" in data:
+            raise RuntimeError(f"stolen environment: {data[:200]!r}")
+    raise refused or RuntimeError("no process found")

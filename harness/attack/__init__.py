@@ -1,0 +1,1 @@
+"""Attacks: threat models, AutoAttack, PGD, verification of adversarial examples, attack-sanity flags."""

@@ -1,0 +1,130 @@
+"""Attack-sanity flags: reasons to distrust a run's robust accuracy, shown on the leaderboard as footnotes."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+GRADIENT_MASKING, ZERO_GRADIENTS, RANDOMISED, CLEAN_BELOW_STATED = (
+    "gradient-masking",
+    "zero-gradients",
+    "randomised",
+    "clean-below-stated",
+)
+MASKING_SUSPECTED, DYNAMIC, STATEFUL = "gradient-masking-suspected", "dynamic-defence", "stateful-model"
+SQUARE_ALPHA = 0.002  # AutoAttack's own threshold for "Square beat the white-box attacks"
+# the gradient probe of the contract check (harness.worker.contract.gradient_probe): honest Fashion-MNIST models
+# reach logits of ~20 and input gradients of ~10; a saturated softmax gives exactly zero cross-entropy gradients
+LOGIT_SCALE_LIMIT, GRADIENT_SCALE_LIMIT, ZERO_GRADIENT_SHARE = 1e4, 1e4, 0.25
+
+
+def run_flags(
+    autoattack: dict[str, Any],
+    contract_flags: list[str],
+    metadata: dict[str, Any],
+    clean_acc: float,
+    n: int,
+    attack: str,
+) -> list[dict[str, str]]:
+    """Flags for a finished run: ``[{"code": ..., "message": ...}]``. ``contract_flags`` holds the contract check's
+    codes (``"randomised"``) and flags the parent derived during the run (:func:`masking_flags`)."""
+    flags = [dict(f) for f in contract_flags if isinstance(f, dict)]
+    contract_flags = [f for f in contract_flags if isinstance(f, str)]
+    after = autoattack.get("accuracy_after", {})
+    white_box = [v for k, v in after.items() if k not in ("clean", "square")]
+    if "square" in after and white_box and after["square"] < min(white_box) - SQUARE_ALPHA:
+        flags.append(
+            {
+                "code": GRADIENT_MASKING,
+                "message": (
+                    f"black-box Square lowered robust accuracy by {min(white_box) - after['square']:.1%} after the "
+                    "white-box attacks: gradients may be masked, so the white-box attacks (and this number) may "
+                    "overestimate robustness"
+                ),
+            }
+        )
+    if any("zero gradient" in w for w in autoattack.get("warnings", [])):
+        flags.append(
+            {
+                "code": ZERO_GRADIENTS,
+                "message": "some points had exactly zero input gradients, which "
+                "makes gradient-based attacks unreliable",
+            }
+        )
+    warnings = autoattack.get("warnings", [])
+    randomised_by_autoattack = any("randomized defense" in w for w in warnings)
+    if "randomised" in contract_flags or attack == "rand" or randomised_by_autoattack:
+        flags.append(
+            {
+                "code": RANDOMISED,
+                "message": "the model is randomised; evaluated with AutoAttack's "
+                "rand version (EOT), whose numbers vary between runs"
+                if attack == "rand"
+                else "AutoAttack's own check found the model randomised (its outputs changed between identical "
+                "forward passes): the deterministic attacks used here may overestimate robustness; evaluate it "
+                "with --attack rand",
+            }
+        )
+    if any("dynamic defense" in w for w in warnings):
+        flags.append(
+            {
+                "code": DYNAMIC,
+                "message": "AutoAttack's own check found gradient computations inside the forward pass (a dynamic "
+                "defence): its evaluation may be unreliable",
+            }
+        )
+    flags += stateful_flags(autoattack.get("chunks", {}))
+    stated = metadata.get("clean_acc")
+    if isinstance(stated, (int, float)) and 0 < stated <= 1:
+        margin = max(0.03, 3 * math.sqrt(stated * (1 - stated) / max(n, 1)))
+        if stated - clean_acc > margin:
+            flags.append(
+                {
+                    "code": CLEAN_BELOW_STATED,
+                    "message": (f"measured clean accuracy {clean_acc:.1%} is far below the stated {stated:.1%}"),
+                }
+            )
+    return flags
+
+
+def masking_flags(probe: dict[str, float]) -> list[dict[str, str]]:
+    """A "gradient masking suspected" flag when the contract check's gradient probe (logit scale, share of clean
+    images with exactly zero or non-finite cross-entropy gradients, largest gradient element) looks masked."""
+    reasons = []
+    if probe["logit_scale"] > LOGIT_SCALE_LIMIT:
+        reasons.append(f"logits reach {probe['logit_scale']:.3g} in magnitude (a saturated softmax)")
+    if probe["zero_gradient_fraction"] >= ZERO_GRADIENT_SHARE:
+        reasons.append(
+            f"{probe['zero_gradient_fraction']:.0%} of the probed clean images have exactly zero "
+            "cross-entropy input gradients"
+        )
+    if probe["nonfinite_gradient_fraction"] > 0:
+        reasons.append(f"{probe['nonfinite_gradient_fraction']:.0%} of them have non-finite input gradients")
+    if probe["gradient_scale"] > GRADIENT_SCALE_LIMIT:
+        reasons.append(f"input gradients reach {probe['gradient_scale']:.3g} (exploding)")
+    if not reasons:
+        return []
+    return [
+        {
+            "code": MASKING_SUSPECTED,
+            "message": "gradient masking suspected: "
+            + "; ".join(reasons)
+            + ": gradient-based attacks (APGD-CE above all) may fail and overestimate robustness",
+        }
+    ]
+
+
+def stateful_flags(chunks: dict[str, Any]) -> list[dict[str, str]]:
+    """A flag when a fresh worker, which never saw the clean images, classified adversarial examples differently
+    from the worker that attacked them (a model that remembers what it was shown)."""
+    disagreements = sum(int(c.get("reclassified", {}).get("disagreements", 0)) for c in chunks.values())
+    if not disagreements:
+        return []
+    return [
+        {
+            "code": STATEFUL,
+            "message": f"a fresh worker that never saw the clean test images classified {disagreements} adversarial "
+            "example(s) differently from the worker that attacked them (a stateful model?); the fresh worker's "
+            "predictions are the ones stored",
+        }
+    ]

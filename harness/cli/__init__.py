@@ -1,0 +1,44 @@
+"""The ``robint-bench`` command line: click commands only (parse flags, build a config, call the library, print).
+
+Each sub-module holds a few commands; heavy libraries are imported inside the commands, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from harness.cli.app import cli
+from harness.errors import HarnessError
+from metrics._registry import UnknownNameError
+
+__all__ = ["cli", "main"]
+
+
+def main() -> None:
+    """Console entry point: one clear error line (exit 2) for user errors, tracebacks with --debug."""
+    debug = "--debug" in sys.argv[1:] or os.environ.get("ROBINT_DEBUG") == "1"
+    try:
+        cli.main(standalone_mode=False)
+    except (HarnessError, UnknownNameError) as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug, not a user error: still one line unless --debug
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+        click.echo(f"error: unexpected {type(exc).__name__}: {first} -- rerun with --debug and report it", err=True)
+        sys.exit(1)

@@ -1,0 +1,96 @@
+"""``results``, ``runs`` and ``leaderboard``: what the database holds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from harness.cli.app import DB_OPTION, cli
+
+EMPTY_HINT = (
+    "evaluate a model with `robint-bench run --model submissions/<file>.py`, or load the archived evaluations "
+    "with `robint-bench import results/archive`"
+)
+
+
+@cli.command()
+@DB_OPTION
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Markdown file to write [default: leaderboard.md, unless only --html is given].",
+)
+@click.option(
+    "--html",
+    "html_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Also (or only) write a static HTML site into this directory: one page per data set and threat model, "
+    "sortable columns, scatter plots, run figures; it needs no server and no network.",
+)
+def leaderboard(db: str, out: Path | None, html_dir: Path | None) -> None:
+    """Regenerate leaderboard.md (and, with --html, a static HTML leaderboard) from the database."""
+    from harness.report.leaderboard import write_leaderboard
+
+    if out is None and html_dir is None:
+        out = Path("leaderboard.md")
+    if out is not None:
+        click.echo(f"wrote {write_leaderboard(db, out)}")
+    if html_dir is not None:
+        from harness.report.html import write_html_leaderboard
+
+        click.echo(f"wrote {write_html_leaderboard(db, html_dir)}")
+
+
+@cli.command()
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON (a list of runs and reported entries).")
+def results(db: str, as_json: bool) -> None:
+    """List completed runs (and entries imported with import-robustbench, marked "reported")."""
+    from harness import store
+    from harness.report.results import reported_record, result_record
+    from harness.store.robustbench import reported_entries
+
+    with store.transaction(store.open_database(db, create=False)) as s:
+        records = [result_record(run) for run in store.completed_runs(s)]
+        records += [reported_record(rep) for rep in reported_entries(s)]
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    if not records:
+        click.echo(f"no completed runs in {db} yet: {EMPTY_HINT}")
+        return
+    for r in records:
+        if r["kind"] == "reported":
+            robust = "  —  " if r["robust_acc"] is None else f"{100 * r['robust_acc']:5.2f}"
+            click.echo(
+                f"reported      {r['model']:<28} {r['dataset']} {r['threat_model']} {r['eps_text']:<6} "
+                f"       clean {100 * r['clean_acc']:5.2f}%  robust {robust}%  (imported, not measured here)"
+            )
+            continue
+        click.echo(
+            f"{r['run_id']}  {r['model']:<28} {r['dataset']} {r['threat_model']} {r['eps_text']:<6} "
+            f"n={r['n_examples']:<5} clean {100 * r['clean_acc']:5.1f}%  robust {100 * r['robust_acc']:5.1f}%"
+        )
+
+
+@cli.command()
+@DB_OPTION
+@click.option("--prune", is_flag=True, help="Delete interrupted and failed runs (their partial results too).")
+def runs(db: str, prune: bool) -> None:
+    """List every run with its status: running, complete, failed or interrupted."""
+    from harness import store
+
+    with store.transaction(store.open_database(db, create=False)) as s:
+        listing = store.runs_with_status(s, prune=prune)
+        if not listing:
+            click.echo(f"no runs in {db} yet: {EMPTY_HINT}")
+        for run, status, pruned in listing:
+            click.echo(
+                f"{run.id}  {status:<11} {run.model.name:<28} {run.dataset} {run.threat_model} {run.eps_text:<6} "
+                f"n={run.n_examples:<5} examples {len(run.examples)}/{run.n_examples}, scores {len(run.metrics)}  "
+                f"{run.created_at:%Y-%m-%d %H:%M}" + ("  (pruned)" if pruned else "")
+            )

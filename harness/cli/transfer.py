@@ -1,0 +1,84 @@
+"""``export``, ``import`` and ``import-robustbench``: runs in and out of the database as files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harness.cli.app import DB_OPTION, cli
+
+
+@cli.command()
+@click.option("--run", "run_id", required=True, help="Run id (a unique prefix is enough).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["archive", "robustbench"]),
+    default="archive",
+    show_default=True,
+    help="archive: lossless JSON that `import` reads back; robustbench: a RobustBench model_info file.",
+)
+@DB_OPTION
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory (or .json file); default results/archive or results/robustbench.",
+)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="robustbench format: a METADATA fact it needs (link, paper, authors, venue, additional_data, architecture, "
+    "reported_acc, number_forward_passes, footnote), given or overridden here (repeatable).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def export(run_id: str, fmt: str, db: str, out: Path | None, fields: tuple[str, ...], force: bool) -> None:
+    """Export a completed run."""
+    from harness import store
+    from harness.store.archive import export_run
+    from harness.store.robustbench import parse_fields
+
+    with store.transaction(store.open_database(db)) as s:
+        path = export_run(s, run_id, out, fmt=fmt, fields=parse_fields(fields) if fields else None, force=force)
+    click.echo(f"wrote {path}")
+
+
+@cli.command(name="import-robustbench")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@DB_OPTION
+def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
+    """Import RobustBench model_info JSON files (or directories of them) as reported entries for the leaderboard.
+
+    Each file is imported on its own: a bad file is one error line naming it (exit status 2), the others land."""
+    from harness import store
+    from harness.store.robustbench import import_reported
+
+    sessions = store.open_database(db)
+    added = known = 0
+    errors = []
+    for path in paths:
+        report = import_reported(sessions, path)
+        added, known, errors = added + report.added, known + report.known, errors + report.errors
+    for _, exc in errors:
+        click.echo(f"error: {exc}", err=True)
+    tail = f" ({known} already imported)" if known else ""
+    if errors:
+        tail += f"; {len(errors)} file{'s' if len(errors) != 1 else ''} could not be imported"
+    click.echo(f"imported {added} new reported entr{'y' if added == 1 else 'ies'}{tail}")
+    if errors:
+        raise SystemExit(2)
+
+
+@cli.command(name="import")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@DB_OPTION
+def import_(paths: tuple[Path, ...], db: str) -> None:
+    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped."""
+    from harness import store
+    from harness.store.archive import import_archives
+
+    added, files = import_archives(store.open_database(db), paths)
+    click.echo(f"imported {added} new run(s) from {files} file(s)")

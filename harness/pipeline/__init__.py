@@ -1,0 +1,1 @@
+"""The parent-side stages of one run: lifecycle, attack chunks, explanations, feature visualisation, figures."""

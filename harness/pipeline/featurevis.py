@@ -1,0 +1,126 @@
+"""The feature-visualisation stage, parent side: ask the worker for inversions and generations, then score them
+with the harness's own test images, real-image sets and reference encoder (metrics.featurevis.scoring)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from harness import store
+from harness.config import ResolvedConfig, RunConfig
+from harness.errors import HarnessError
+from harness.pipeline import validate
+from harness.pipeline.artifacts import FIGURE_ROWS, pack
+from harness.pipeline.scores import metric_record
+from metrics.featurevis import scoring
+from metrics.featurevis.pipeline import FeatureVisConfig
+from metrics.featurevis.scoring import Reference, tensor
+from metrics.registry import FEATUREVIS_METHOD as METHOD
+
+N_REAL = 1000  # real test images FID compares with (fixed, so that runs of any n are comparable)
+
+
+def load_reference_for(dataset: str) -> Reference:
+    """The reference of ``dataset``, or an empty one with the reason it is unavailable."""
+    from harness.reference import load_reference, reference_spec
+
+    if reference_spec(dataset) is None:
+        return Reference(None, f"robint-bench ships no reference encoder for {dataset}")
+    return Reference(load_reference(dataset))
+
+
+def real_images(dataset: str, data_dir: Path, n_generated: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """FID's real sets: the first ``N_REAL`` test images and labels, and ``n_generated`` random training images."""
+    from harness.data import load_examples
+
+    real, labels = load_examples(dataset, n=N_REAL, data_dir=data_dir)
+    x_train, _ = load_examples(dataset, split="train", data_dir=data_dir)
+    pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(seed + 2))[:n_generated]
+    return real, labels, x_train[pick]
+
+
+def missing_featurevis(sessions, run_id: str, featurevis: FeatureVisConfig) -> bool:
+    """True when the run has no featurevis scores; an error when it has some computed with other settings."""
+    with store.transaction(sessions) as s:
+        run = s.get(store.RunRecord, run_id)
+        have = any(m.method == METHOD for m in run.metrics)
+        stored = run.details.get("featurevis", {}).get("settings")
+    wanted = json.loads(json.dumps(asdict(featurevis)))
+    wanted.pop("batch_size")
+    if have and stored is not None and stored != wanted:
+        diff = ", ".join(f"{k} {stored.get(k)} vs {v}" for k, v in wanted.items() if stored.get(k) != v)
+        raise HarnessError(
+            f"run {run_id} holds feature-visualisation scores computed with other settings ({diff})",
+            "pass --fresh for a new run, or repeat the stored settings",
+        )
+    return not have
+
+
+def visualise_and_score(
+    sessions,
+    channel,
+    run_id: str,
+    featurevis: FeatureVisConfig,
+    x: torch.Tensor,
+    resolved: ResolvedConfig,
+    info,
+    config: RunConfig,
+    budgets,
+) -> None:
+    """Ask the worker for inversions and generations; score them here with the harness's own data and encoder."""
+    featurevis = replace(featurevis, batch_size=resolved.batch_size)
+    out = channel.request(
+        {"op": "visualise", "config": asdict(featurevis)},
+        budget=budgets.visualise(featurevis, info.num_classes),
+        max_line=validate.max_line_visualise(featurevis, tuple(x.shape[1:]), info.num_classes),
+    )
+    out = validate.visualised(out, x, info.num_classes)
+    reference = load_reference_for(resolved.dataset)
+    n_generated = 0 if "skipped" in out["generation"] else len(tensor(out["generation"]["classes"]))
+    real, real_labels, real_train = real_images(resolved.dataset, config.data_dir, max(n_generated, 2), resolved.seed)
+    scores = scoring.score(out, x, real, real_labels, real_train, reference, seed=resolved.seed)
+    settings = json.loads(json.dumps(asdict(featurevis)))
+    settings.pop("batch_size")
+    with store.transaction(sessions) as s:
+        run = s.get(store.RunRecord, run_id)
+        for item in scores:
+            s.add(metric_record(run_id, item.method, item.metric, item.values, item.details))
+        arrays = _featurevis_arrays(out, x, featurevis, reference)
+        s.merge(store.ArtifactRecord(run_id=run_id, key="featurevis", data=pack(**arrays)))
+        run.details = {**run.details, "featurevis": {"settings": settings}}
+        run.heartbeat_at = store.utcnow()
+
+
+def _featurevis_arrays(
+    out: dict[str, Any], x: torch.Tensor, featurevis: FeatureVisConfig, reference: Reference
+) -> dict[str, Any]:
+    """The images the run's feature-visualisation figures show (noise seeds are redrawn: they are seeded)."""
+    from metrics.featurevis.inversion import noise_seeds
+
+    arrays: dict[str, Any] = {}
+    inv, gen = out["inversion"], out["generation"]
+    if "skipped" not in inv:
+        k = min(FIGURE_ROWS, len(tensor(inv["targets"])))
+        arrays["inv_targets"] = x[:k].numpy()
+        other = inv["kinds"]["other image"]
+        arrays["inv_seed_other"] = x[tensor(other["seed_index"])[:k].long()].numpy()
+        arrays["inv_other"] = tensor(other["images"])[:k].numpy()
+        arrays["inv_noise"] = tensor(inv["kinds"]["noise"]["images"])[:k].numpy()
+        noise = noise_seeds(
+            (len(tensor(inv["targets"])), *x.shape[1:]),
+            amplitude=featurevis.noise_amplitude,
+            generator=torch.Generator().manual_seed(featurevis.seed),
+        )
+        arrays["inv_seed_noise"] = noise[:k].numpy()
+    if "skipped" not in gen:
+        arrays["gen_images"] = tensor(gen["images"]).numpy()
+        arrays["gen_classes"] = tensor(gen["classes"]).numpy()
+        if reference.model is not None:
+            with torch.no_grad():
+                arrays["gen_judge"] = reference.model(tensor(gen["images"]).float()).argmax(1).numpy()
+    return arrays

@@ -1,0 +1,165 @@
+"""The worker's resource limits and the channel to it (a sandboxed subprocess, or in-process with --trusted), and
+the time each step of a run may take.
+
+A worker reports liveness with heartbeats, which a submission can fake; so besides the stall timeout (no message at
+all for ``--stall-timeout`` seconds) each step has a **budget**: the most seconds it may take to its next progress
+message that the parent can check (an attack chunk, an attribution map, a score, its answer), heartbeats or not.
+The budgets follow from the run's size (README, Security model):
+
+- ``s`` = max(1, pixels per image / 784) (the image size relative to Fashion-MNIST), ``u`` = attack units
+  (standard 4, plus 16, rand 40, an explicit list: its length);
+- load: the stall timeout; contract check: 10 stall timeouts;
+- each attack chunk of ``b`` images: 300 s + 15 s x u x s x b;
+- each attribution map or score: 600 s + 10 s x s x n_explain;
+- feature visualisation: 600 s + 0.02 s x s x (2 x n_inversion x inversion_steps + per_class x classes x
+  generation_steps);
+- re-classification of a chunk in the fresh worker: the stall timeout (its start) + 300 s + 0.5 s x s x b.
+
+The default ``--timeout`` (wall-clock limit of the whole run) is the sum of all budgets, plus 600 s for the
+figures. ``--timeout S`` replaces it; ``--timeout none`` lifts it and every budget (only the stall timeout is
+left: for code you trust).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from harness.attack.autoattack import parse_attack
+from harness.config import ResolvedConfig, RunConfig
+from harness.errors import HarnessError
+from metrics.featurevis.pipeline import FeatureVisConfig
+from metrics.suite import SuiteConfig
+
+ATTACK_UNITS = {"standard": 4, "plus": 16, "rand": 40}
+
+
+def open_channel(config: RunConfig, readable: Path, *, data: bool = True, required: tuple[Path, ...] = ()):
+    """The channel to a new worker that may read ``readable`` (the submission's or the zoo's directory) and, with
+    ``data``, the data directory; ``required`` must stay readable for it (as root it runs as ``nobody``)."""
+    from harness.worker.channel import InProcessChannel, SubprocessChannel
+
+    if config.trusted:
+        return InProcessChannel()
+    memory = memory_bytes(config.memory_limit)
+    kind = (
+        "data"
+        if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+        else "address_space"
+    )
+    read = [readable, config.data_dir] if data else [readable]
+    return SubprocessChannel(
+        read_paths=read,
+        required_paths=[*read, *required],
+        memory_bytes=memory,
+        memory_limit_kind=kind,
+        cpu_seconds=config.cpu_limit,
+        stall_timeout=config.stall_timeout,
+        timeout=None if config.timeout is None or math.isinf(config.timeout) else config.timeout,
+        progress=config.progress,
+    )
+
+
+def memory_bytes(text: str) -> int | None:
+    """``auto`` (16 GiB or 75% of RAM, whichever is less), ``none``, or a size such as ``8G``/``512M``.
+
+    >>> memory_bytes("512M"), memory_bytes("2g"), memory_bytes("none")
+    (536870912, 2147483648, None)
+    """
+    text = text.strip().lower()
+    if text == "none":
+        return None
+    if text == "auto":
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return int(min(16 << 30, 0.75 * total))
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    try:
+        return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+    except (ValueError, IndexError):
+        raise HarnessError(f"--memory-limit {text!r} is malformed", "use e.g. 8G, 512M, auto or none") from None
+
+
+def parse_timeout(text: str | float | None) -> float | None:
+    """``--timeout``: None (the default derived from the run's size), ``none`` (no limit: ``inf``) or seconds.
+
+    >>> parse_timeout(None), parse_timeout("none"), parse_timeout("90")
+    (None, inf, 90.0)
+    """
+    if text is None:
+        return None
+    if isinstance(text, str) and text.strip().lower() in ("none", "inf", "off"):
+        return math.inf
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise HarnessError(f"--timeout {text!r} is not a positive number of seconds", "e.g. --timeout 3600, or none")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Seconds each step of one run may take (None: unlimited, with ``--timeout none``); see the module doc."""
+
+    stall: float
+    scale: float  # s: pixels per image / 784, at least 1
+    units: int  # u: attack units
+    n_explain: int
+    unlimited: bool = False
+
+    @classmethod
+    def of(cls, config: RunConfig, resolved: ResolvedConfig | None = None, numel: int = 784) -> Budgets:
+        units = 0
+        if resolved is not None:
+            version, attacks = parse_attack(resolved.attack)
+            units = ATTACK_UNITS.get(version) or len(attacks or ())
+        unlimited = config.timeout is not None and math.isinf(config.timeout)
+        return cls(config.stall_timeout, max(1.0, numel / 784), units, config.n_explain, unlimited)
+
+    def _cap(self, seconds: float) -> float | None:
+        return None if self.unlimited else seconds
+
+    @property
+    def load(self) -> float | None:
+        return self._cap(self.stall)
+
+    @property
+    def check(self) -> float | None:
+        return self._cap(10 * self.stall)
+
+    def chunk(self, size: int) -> float | None:
+        return self._cap(300 + 15 * self.units * self.scale * size)
+
+    def explain(self, n_explain: int) -> float | None:
+        return self._cap(600 + 10 * self.scale * n_explain)
+
+    def visualise(self, fv: FeatureVisConfig, num_classes: int) -> float | None:
+        work = 2 * fv.n_inversion * fv.inversion_steps + fv.per_class * num_classes * fv.generation_steps
+        return self._cap(600 + 0.02 * self.scale * work)
+
+    def classify(self, size: int) -> float | None:
+        return self._cap(self.stall + 300 + 0.5 * self.scale * size)
+
+    def total(
+        self,
+        chunks: list[tuple[int, int]],
+        suite: SuiteConfig | None,
+        featurevis: FeatureVisConfig | None,
+        num_classes: int,
+    ) -> float | None:
+        """The default wall-clock limit: every budget of the run, plus 600 s for the figures."""
+        if self.unlimited:
+            return None
+        seconds = self.load + self.check + 600
+        seconds += sum(self.chunk(b - a) + self.classify(b - a) for a, b in chunks)
+        if suite is not None:
+            messages = len(suite.methods) + len(suite.controls) + len(suite.pairs())
+            seconds += messages * self.explain(suite.n_explain)
+        if featurevis is not None:
+            seconds += self.visualise(featurevis, num_classes)
+        return seconds

@@ -1,0 +1,567 @@
+"""Schemas for everything a worker reports: the parent decides, the worker only computes.
+
+A submission's code runs in the worker, so anything the worker sends may be forged (a submission can patch the
+harness inside its own process, or write to the protocol pipe itself). Each message is checked here against the
+request in flight before the parent uses it:
+
+- ``METADATA`` (:func:`metadata`): known keys with types, ranges, lengths and a safe character set for names;
+  the parent resolves the run's configuration from it (harness.pipeline.resolve), never the worker.
+- attack chunks (:class:`AttackSchema`): only the requested chunks, each once; predictions as integer classes of
+  the right shape; adversarial examples as finite floats of the data set's shape (their eps-ball is verified by
+  harness.attack.verify against the parent's own data); AutoAttack's log as bounded numbers and text.
+- explanations (:class:`ExplainSchema`): only the requested methods and (method, metric) pairs, each once;
+  attribution maps of the right shapes; finite values; ``details`` only with known keys and bounded values, and
+  ``family``/``higher_is_better`` taken from the parent's own metric registry.
+- feature visualisations (:func:`visualised`), re-classification logits (:func:`classified`), the contract check
+  (:func:`checked`).
+
+Anything else ends the run with one line. ``max_line_*`` give the longest line each request can legitimately
+produce (the channel refuses longer ones before decoding them).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.attack.autoattack import KNOWN_ATTACKS
+from harness.errors import HarnessError
+from harness.report.escape import terminal
+from harness.threat import parse_eps, parse_threat_model
+from metrics.featurevis.pipeline import FeatureVisConfig
+from metrics.functional.degenerate import DEGENERATE_KINDS
+from metrics.registry import METRICS
+from metrics.suite import SuiteConfig
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")  # model names: also file names in exports
+TRAINING_METHOD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,31}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+CONTRACT_FLAGS = frozenset({"randomised"})
+CELLS = 4  # GridPG composites are 2x2
+
+_FIX = "the submission may be tampering with the worker; run it with --trusted --debug to investigate"
+_METADATA_FIX = "fix METADATA (see submissions/README.md)"
+_ENVELOPE = 1 << 16  # bytes of JSON around a message's arrays
+
+
+def _reject(what: str, fix: str = _FIX) -> HarnessError:
+    return HarnessError(f"the worker returned {what}", fix)
+
+
+# --- METADATA --------------------------------------------------------------------------------------------------
+
+_TEXT_LIMITS = {
+    "dataset": 300,
+    "architecture": 200,
+    "authors": 500,
+    "paper": 500,
+    "link": 500,
+    "title": 300,
+    "venue": 200,
+    "weights": 255,
+    "source": 64,
+    "robustbench_id": 100,
+}
+_EXTRA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_MAX_EXTRA_KEYS = 32
+
+
+def metadata(raw: Any) -> dict[str, Any]:
+    """A validated copy of the METADATA a worker reports; ``HarnessError`` naming the first problem.
+
+    Keys: ``name`` (1-64 characters of ``A-Z a-z 0-9 . _ + -``, starting with a letter or digit), ``dataset``,
+    ``architecture`` (text), optional ``threat_model`` (Linf or L2), ``eps`` (a positive number or text such as
+    ``8/255``), ``clean_acc`` (a number in [0, 1]), ``weights``, ``authors``, ``paper`` and other short text,
+    ``additional_data`` (bool), ``number_forward_passes`` (a positive integer) and ``training`` (a dict of short
+    scalars; its ``method`` is a name like ``pgd-at``). Text has no control characters. Other keys: at most 32
+    identifiers with short scalar values.
+    """
+    if not isinstance(raw, dict):
+        raise HarnessError(f"METADATA is a {type(raw).__name__}, not a dict", _METADATA_FIX)
+    out: dict[str, Any] = {}
+    name = raw.get("name")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise HarnessError(
+            f"METADATA name {terminal(name, 80)!r} is not 1-64 characters of A-Z, a-z, 0-9, '.', '_', '+', '-' "
+            "starting with a letter or digit",
+            _METADATA_FIX,
+        )
+    out["name"] = name
+    for key in ("dataset", "architecture"):
+        out[key] = _text(raw.get(key), f"METADATA {key}", _TEXT_LIMITS[key], required=True)
+    extra = 0
+    for key, value in raw.items():
+        if key in ("name", "dataset", "architecture"):
+            continue
+        where = f"METADATA {terminal(key, 40)}"
+        if key == "threat_model":
+            out[key] = None if value is None else parse_threat_model(_text(value, where, 16))
+        elif key == "eps":
+            out[key] = _eps(value, where)
+        elif key == "clean_acc":
+            out[key] = None if value is None else _number(value, where, 0.0, 1.0)
+        elif key == "additional_data":
+            if not isinstance(value, bool):
+                raise HarnessError(f"{where} must be true or false", _METADATA_FIX)
+            out[key] = value
+        elif key == "number_forward_passes":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**6:
+                raise HarnessError(f"{where} must be a positive integer", _METADATA_FIX)
+            out[key] = value
+        elif key == "training":
+            out[key] = _training(value)
+        elif key in _TEXT_LIMITS:
+            out[key] = None if value is None else _text(value, where, _TEXT_LIMITS[key])
+        else:
+            extra += 1
+            if not isinstance(key, str) or not _EXTRA_KEY.match(key) or extra > _MAX_EXTRA_KEYS:
+                raise HarnessError(
+                    f"METADATA key {terminal(key, 40)!r} is not allowed (unknown keys: at most {_MAX_EXTRA_KEYS}, "
+                    "identifiers of up to 64 characters)",
+                    _METADATA_FIX,
+                )
+            out[key] = _scalar(value, where, 500)
+    return out
+
+
+def _training(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or len(value) > 64:
+        raise HarnessError("METADATA training must be a dict of at most 64 entries", _METADATA_FIX)
+    out = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not _EXTRA_KEY.match(key):
+            raise HarnessError(f"METADATA training key {terminal(key, 40)!r} is not an identifier", _METADATA_FIX)
+        out[key] = _scalar(item, f"METADATA training {key}", 1000)
+    method = out.get("method")
+    if method is not None and (not isinstance(method, str) or not TRAINING_METHOD.match(method)):
+        raise HarnessError(
+            f"METADATA training method {terminal(method, 40)!r} is not a short name such as standard or pgd-at",
+            _METADATA_FIX,
+        )
+    return out
+
+
+def _eps(value: Any, where: str) -> float | str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise HarnessError(f"{where} must be a number or text such as 8/255", _METADATA_FIX)
+    if isinstance(value, str):
+        _text(value, where, 32)
+    eps, _ = parse_eps(value)
+    if not math.isfinite(eps) or eps <= 0:
+        raise HarnessError(f"{where} {value!r} is not a positive number", _METADATA_FIX)
+    return value
+
+
+def _scalar(value: Any, where: str, limit: int) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return _number(value, where, -1e300, 1e300)
+    if isinstance(value, str):
+        return _text(value, where, limit)
+    raise HarnessError(f"{where} must be text, a number, true/false or null", _METADATA_FIX)
+
+
+def _text(value: Any, where: str, limit: int, *, required: bool = False, fix: str = _METADATA_FIX) -> str:
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise HarnessError(f"{where} must be {'non-empty ' if required else ''}text", fix)
+    if len(value) > limit:
+        raise HarnessError(f"{where} is {len(value)} characters long (at most {limit})", fix)
+    if _CONTROL.search(value):
+        raise HarnessError(f"{where} contains control characters", fix)
+    return value
+
+
+def _number(value: Any, where: str, low: float, high: float, fix: str = _METADATA_FIX) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise HarnessError(f"{where} must be a finite number", fix)
+    if not low <= value <= high:
+        raise HarnessError(f"{where} {value!r} is outside [{low:g}, {high:g}]", fix)
+    return value
+
+
+def loaded(reply: dict[str, Any]) -> dict[str, Any]:
+    """The validated METADATA of a ``loaded`` reply."""
+    _keys(reply, {"op", "metadata"}, "loaded")
+    return metadata(reply["metadata"])
+
+
+# --- the contract check ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the contract check reports: its flags (known codes only), the device, the gradient probe."""
+
+    flags: list[str]
+    device: str
+    probe: dict[str, float]
+
+
+_DEVICE = re.compile(r"^(cpu|cuda(:\d{1,2})?|mps)$")
+PROBE_KEYS = ("logit_scale", "zero_gradient_fraction", "gradient_scale", "nonfinite_gradient_fraction")
+
+
+def checked(reply: dict[str, Any]) -> Checked:
+    """A ``checked`` reply: flags from :data:`CONTRACT_FLAGS`, a device name, the gradient probe's numbers."""
+    _keys(reply, {"op", "flags", "device", "probe"}, "checked")
+    flags, device, probe = reply["flags"], reply["device"], reply["probe"]
+    if not isinstance(flags, list) or not all(isinstance(f, str) and f in CONTRACT_FLAGS for f in flags):
+        raise _reject("unknown contract-check flags")
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise _reject(f"a malformed device name {terminal(device, 40)!r}")
+    if not isinstance(probe, dict) or set(probe) != set(PROBE_KEYS):
+        raise _reject("a malformed gradient probe")
+    numbers = {}
+    for key in PROBE_KEYS:
+        value = probe[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value < 0:
+            raise _reject(f"a malformed gradient probe ({key})")
+        numbers[key] = float(value)
+    if numbers["zero_gradient_fraction"] > 1 or numbers["nonfinite_gradient_fraction"] > 1:
+        raise _reject("a malformed gradient probe (fractions above 1)")
+    return Checked(sorted(set(flags)), device, numbers)
+
+
+# --- the attack ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    start: int
+    end: int
+    clean_pred: np.ndarray
+    adv_pred: np.ndarray
+    x_adv: np.ndarray  # float32
+    accuracy_after: dict[str, float]
+    warnings: list[str]
+
+
+class AttackSchema:
+    """The chunks one ``attack`` request may return: each requested ``[start, end)`` once, in any order."""
+
+    def __init__(self, chunks: list[tuple[int, int]], num_classes: int, shape: tuple[int, ...]) -> None:
+        self.pending = {(int(a), int(b)) for a, b in chunks}
+        self.num_classes, self.shape = num_classes, tuple(shape)
+
+    def chunk(self, m: dict[str, Any]) -> Chunk:
+        keys = {"op", "start", "end", "clean_pred", "adv_pred", "x_adv", "accuracy_after", "warnings"}
+        _keys(m, keys, "chunk")
+        start, end = m["start"], m["end"]
+        if not (_int(start) and _int(end)) or (start, end) not in self.pending:
+            raise _reject(f"attack results for examples {terminal(start, 20)}..{terminal(end, 20)}, never requested")
+        n = end - start
+        clean_pred = _classes(m["clean_pred"], n, self.num_classes, "clean predictions")
+        adv_pred = _classes(m["adv_pred"], n, self.num_classes, "adversarial predictions")
+        x_adv = _floats(m["x_adv"], (n, *self.shape), "adversarial examples", finite=True).astype(np.float32)
+        accuracy = m["accuracy_after"]
+        allowed = {"clean", *KNOWN_ATTACKS}
+        if not isinstance(accuracy, dict) or len(accuracy) > len(allowed) or not set(accuracy) <= allowed:
+            raise _reject("a malformed AutoAttack log (accuracy_after)")
+        after = {k: _number(v, f"accuracy after {k}", 0.0, 1.0, _FIX) for k, v in accuracy.items()}
+        warnings = m["warnings"]
+        if not isinstance(warnings, list) or len(warnings) > 32 or not all(isinstance(w, str) for w in warnings):
+            raise _reject("malformed AutoAttack warnings")
+        self.pending.discard((start, end))
+        return Chunk(start, end, clean_pred, adv_pred, x_adv, after, [terminal(w, 500) for w in warnings])
+
+    def finish(self) -> None:
+        if self.pending:
+            missing = ", ".join(f"{a}..{b}" for a, b in sorted(self.pending)[:5])
+            raise _reject(f"no attack results for the requested examples {missing}")
+
+
+def max_line_attack(batch_size: int, shape: tuple[int, ...]) -> int:
+    """The longest ``chunk`` line: float64 adversarial examples and int64 predictions of one chunk, base64."""
+    return _b64(batch_size * (8 * math.prod(shape) + 16)) + _ENVELOPE
+
+
+# --- explanations ----------------------------------------------------------------------------------------------
+
+_Validator = Any
+DETAIL_KEYS: dict[str, _Validator] = {}  # filled below: key -> function(value, context) -> value
+
+
+class ExplainSchema:
+    """The messages one ``explain`` request may send: attributions of each requested method (unless the parent
+    sent them as cached) once, then one score per requested (method, metric) pair."""
+
+    def __init__(
+        self,
+        suite: SuiteConfig,
+        done: set[tuple[str, str]],
+        cached: set[str],
+        shape: tuple[int, ...],
+    ) -> None:
+        self.todo = [pair for pair in suite.pairs() if pair not in done]
+        self.missing = set(self.todo)
+        self.methods = {method for method, _ in self.todo}
+        self.needs = self.methods - set(cached)
+        self.have = set(cached) & self.methods
+        self.n, self.shape, self.suite = suite.n_explain, tuple(shape), suite
+
+    def message(self, m: dict[str, Any]) -> dict[str, Any]:
+        if m["op"] == "attributions":
+            return self._attributions(m)
+        return self._score(m)
+
+    def _attributions(self, m: dict[str, Any]) -> dict[str, Any]:
+        _keys(m, {"op", "method", "main", "grid"}, "attributions")
+        method = m["method"]
+        if not isinstance(method, str) or method not in self.needs:
+            raise _reject(f"attributions of {terminal(method, 40)!r}, which were not requested (or came twice)")
+        main = _floats(m["main"], (self.n, *self.shape), f"{method} attributions", finite=False)
+        grid = m["grid"]
+        if grid is not None:
+            c, h, w = self.shape if len(self.shape) == 3 else (None, None, None)
+            if (
+                not isinstance(grid, np.ndarray)
+                or grid.ndim != 4
+                or tuple(grid.shape[1:])
+                not in (
+                    (c, h, w),
+                    (c, 2 * h, 2 * w) if h else None,
+                )
+            ):
+                raise _reject(f"{method} GridPG attributions of a malformed shape")
+            if grid.shape[0] > CELLS * self.suite.n_composites:
+                raise _reject(f"{method} GridPG attributions for composites never requested")
+            grid = _floats(grid, grid.shape, f"{method} GridPG attributions", finite=False)
+        self.needs.discard(method)
+        self.have.add(method)
+        return {"op": "attributions", "method": method, "main": main, "grid": grid}
+
+    def _score(self, m: dict[str, Any]) -> dict[str, Any]:
+        _keys(m, {"op", "method", "metric", "values", "details"}, "score")
+        pair = (m["method"], m["metric"])
+        if not all(isinstance(p, str) for p in pair) or pair not in self.missing:
+            raise _reject(
+                f"a score for ({terminal(pair[0], 40)}, {terminal(pair[1], 40)}), which was not requested "
+                "(or came twice)"
+            )
+        if pair[0] not in self.have:
+            raise _reject(f"a score of {pair[0]} before its attributions")
+        values = m["values"]
+        limit = max(self.n, CELLS * self.suite.n_composites)
+        if not isinstance(values, list) or len(values) > limit:
+            raise _reject(f"more than {limit} values for {pair[0]} x {pair[1]}")
+        values = [_number(v, f"a value of {pair[0]} x {pair[1]}", -1e300, 1e300, _FIX) for v in values]
+        details = _details(m["details"], pair, len(values), self)
+        self.missing.discard(pair)
+        return {"op": "score", "method": pair[0], "metric": pair[1], "values": values, "details": details}
+
+    def finish(self) -> None:
+        if self.missing:
+            pairs = ", ".join(f"{a} x {b}" for a, b in sorted(self.missing)[:5])
+            raise _reject(f"no scores for the requested {pairs}")
+
+
+def _details(raw: Any, pair: tuple[str, str], n_values: int, schema: ExplainSchema) -> dict[str, Any]:
+    if not isinstance(raw, dict) or len(raw) > 32:
+        raise _reject(f"malformed details for {pair[0]} x {pair[1]}")
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("family", "higher_is_better"):
+            continue  # the parent's own registry says what they are
+        check = DETAIL_KEYS.get(key) if isinstance(key, str) else None
+        if check is None:
+            raise _reject(
+                f"an unknown detail {terminal(key, 40)!r} for {pair[0]} x {pair[1]}",
+                "a new detail of a metric must be added to DETAIL_KEYS in harness/pipeline/validate.py",
+            )
+        try:
+            out[key] = check(value, n_values, schema)
+        except (TypeError, ValueError):
+            raise _reject(f"a malformed detail {key!r} for {pair[0]} x {pair[1]}") from None
+    spec = METRICS.get(pair[1])
+    return {"family": spec.family, "higher_is_better": spec.higher_is_better, **out}
+
+
+def _counts(value: Any, *_: Any) -> dict[str, int]:
+    if not isinstance(value, dict) or not set(value) <= set(DEGENERATE_KINDS):
+        raise ValueError
+    return {k: _count(v) for k, v in value.items()}
+
+
+def _count(value: Any, *_: Any) -> int:
+    if not _int(value) or not 0 <= value <= 10**9:
+        raise ValueError
+    return value
+
+
+def _short_text(value: Any, *_: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError
+    return terminal(value, 500)
+
+
+def _finite(value: Any, *_: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError
+    return float(value)
+
+
+def _flag(value: Any, *_: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+def _layer_means(value: Any, *_: Any) -> list[float]:
+    if not isinstance(value, list) or len(value) > 1000:
+        raise ValueError
+    return [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _none(v) for v in value]
+
+
+def _none(value: Any) -> None:
+    if value is not None:
+        raise ValueError
+
+
+_ROW = re.compile(r"^[0-9]{1,6}(-[0-9]{1,6}){0,7}:[0-9]{1,2}$")
+
+
+def _rows(value: Any, n_values: int, _schema: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) != n_values:
+        raise ValueError
+    if not all(isinstance(r, str) and _ROW.match(r) for r in value):
+        raise ValueError
+    return value
+
+
+def _index(value: Any, n_values: int, schema: ExplainSchema) -> list[int]:
+    if not isinstance(value, list) or len(value) != n_values or not all(_int(i) and 0 <= i < schema.n for i in value):
+        raise ValueError
+    return value
+
+
+DETAIL_KEYS.update(
+    degenerate=_counts,
+    degenerate_grid=_counts,
+    dropped_degenerate=_counts,
+    degenerate_rule=_short_text,
+    not_applicable=_short_text,
+    dropped_non_finite=_count,
+    recognition=_finite,
+    chance=_finite,
+    native=_flag,
+    composites=_count,
+    randomisation_per_layer=_layer_means,
+    rows=_rows,
+    index=_index,
+)
+
+
+def max_line_explain(suite: SuiteConfig, shape: tuple[int, ...]) -> int:
+    """The longest ``explain`` line: float64 attributions of the explained images and of the GridPG composites
+    (at twice the resolution), or a score's values with their row ids."""
+    numel = math.prod(shape)
+    arrays = 8 * numel * (suite.n_explain + CELLS * suite.n_composites * 4)
+    values = 64 * max(suite.n_explain, CELLS * suite.n_composites)
+    return _b64(arrays) + values + _ENVELOPE
+
+
+# --- feature visualisation, re-classification ------------------------------------------------------------------
+
+
+def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
+    """A ``visualised`` reply, checked for structure here and for shapes, range and classes by
+    ``metrics.featurevis.scoring.validate``."""
+    from metrics.featurevis import scoring
+
+    _keys(out, {"op", "inversion", "generation"}, "visualised")
+    inv, gen = out["inversion"], out["generation"]
+    for name, section in (("inversion", inv), ("generation", gen)):
+        if not isinstance(section, dict):
+            raise _reject(f"a malformed {name} section")
+        if "skipped" in section:
+            _keys(section, {"skipped"}, name)
+            section["skipped"] = terminal(_text(section["skipped"], f"the {name} reason", 500, fix=_FIX), 500)
+    if "skipped" not in inv:
+        _keys(inv, {"how", "targets", "kinds"}, "inversion")
+        inv["how"] = terminal(_text(inv["how"], "the representation's description", 200, fix=_FIX), 200)
+        if not isinstance(inv["kinds"], dict) or not all(isinstance(k, dict) for k in inv["kinds"].values()):
+            raise _reject("malformed inversions")
+        for kind, entry in inv["kinds"].items():
+            wanted = {"images", "loss_seed", "loss_final"} | ({"seed_index"} if kind == "other image" else set())
+            _keys(entry, wanted, f"inversion ({terminal(kind, 20)})", with_op=False)
+            if not all(isinstance(entry[k], np.ndarray) and entry[k].dtype.kind in "fiu" for k in wanted):
+                raise _reject("inversions that are not numeric arrays")
+            if "seed_index" in entry:
+                index = entry["seed_index"]
+                if index.dtype.kind not in "iu" or index.ndim != 1 or ((index < 0) | (index >= len(x))).any():
+                    raise _reject("inversion seed indices outside the run's test images")
+    if "skipped" not in gen:
+        _keys(gen, {"classes", "images", "seeds", "logit_seed", "logit_final", "downsample"}, "generation")
+        if not _int(gen["downsample"]) or not 1 <= gen["downsample"] <= 64:
+            raise _reject("a malformed generation downsampling factor")
+        for key in ("classes", "images", "seeds", "logit_seed", "logit_final"):
+            if not isinstance(gen[key], np.ndarray) or gen[key].dtype.kind not in "fiu":
+                raise _reject(f"generation {key} that is not a numeric array")
+        if gen["seeds"].shape != gen["images"].shape:
+            raise _reject("generation seeds of another shape than the images")
+    try:
+        scoring.validate(out, x, num_classes)
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise _reject(str(exc) if isinstance(exc, ValueError) else "malformed feature visualisations") from None
+    return out
+
+
+def max_line_visualise(config: FeatureVisConfig, shape: tuple[int, ...], num_classes: int) -> int:
+    """The longest ``visualised`` line: float64 inversions (two seed kinds) and generations with their seeds."""
+    images = 2 * config.n_inversion + 2 * config.per_class * num_classes
+    return _b64(8 * (images * math.prod(shape) + 4 * images)) + _ENVELOPE
+
+
+def classified(reply: dict[str, Any], n: int, num_classes: int) -> np.ndarray:
+    """The logits ``(n, num_classes)`` of a ``classified`` reply (finite floats)."""
+    _keys(reply, {"op", "logits"}, "classified")
+    return _floats(reply["logits"], (n, num_classes), "re-classification logits", finite=True)
+
+
+def max_line_classify(n: int, num_classes: int) -> int:
+    return _b64(8 * n * num_classes) + _ENVELOPE
+
+
+# --- helpers ---------------------------------------------------------------------------------------------------
+
+
+def _keys(m: Any, wanted: set[str], what: str, with_op: bool = True) -> None:
+    if not isinstance(m, dict) or set(m) != set(wanted):
+        raise _reject(f"a malformed {what!r} message")
+    if with_op and m["op"] != what and what in ("loaded", "checked", "chunk", "attributions", "score"):
+        raise _reject(f"a malformed {what!r} message")
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _classes(value: Any, n: int, num_classes: int, what: str) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or value.dtype.kind not in "iu" or value.shape != (n,):
+        raise _reject(f"{what} that are not {n} integer classes")
+    if ((value < 0) | (value >= num_classes)).any():
+        raise _reject(f"{what} outside the {num_classes} classes")
+    return value.astype(np.int64)
+
+
+def _floats(value: Any, shape: tuple[int, ...], what: str, *, finite: bool) -> np.ndarray:
+    if not isinstance(value, np.ndarray) or value.dtype.kind != "f" or value.dtype.itemsize > 8:
+        raise _reject(f"{what} that are not a float array")
+    if tuple(value.shape) != tuple(shape):
+        raise _reject(f"{what} of shape {tuple(value.shape)}, expected {tuple(shape)}")
+    if finite and not np.isfinite(value).all():
+        raise _reject(f"non-finite {what}")
+    return value
+
+
+def _b64(raw_bytes: int) -> int:
+    return 4 * (raw_bytes + 256) // 3 + 4

@@ -1,0 +1,687 @@
+"""The leaderboard's analysis as typed values: one :class:`Board` per data set x threat model x eps, with its ranked
+entries, their scores' controls, the training recipes, the adversarially-trained-vs-standard comparisons, the
+correlations across models and the dose-response across eps. Markdown (harness.report.markdown) and plots only
+render these values; tests assert on them.
+
+Statistics (README, "Robustness vs interpretability"): every comparison between models on the same images is
+paired (per-image scores aligned by image index, GridPG by composite cell); recipes with several training seeds
+are compared with a mixed-model t interval over seeds and images (``metrics.stats.recipe_difference``); rank
+correlations across models use exact permutation tests; p-values of one board's family of comparisons (and,
+separately, of its correlations and of its dose-response tests) are Holm-adjusted, and verdicts come from the
+adjusted p-values only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from harness import store
+from harness.store.robustbench import reported_entries
+from harness.threat import parse_eps
+from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METRICS, METRICS
+from metrics.stats import (
+    dose_response_test,
+    holm,
+    paired_comparison,
+    recipe_difference,
+    spearman_permutation_test,
+    wilson_interval,
+)
+
+ALPHA = 0.05
+MIN_MODELS = 5  # with fewer models an exact two-sided rank test cannot reject at 5%
+RELIABILITY_METHOD = "reliability"
+CONTROL_METHODS = ("control_random", "control_input")
+INCONCLUSIVE = "inconclusive (interval contains 0)"
+
+
+@dataclass(frozen=True)
+class Score:
+    """One stored score of a run: mean, 95% interval, n, per-example values and what each value belongs to
+    (``keys``: image indices, or GridPG composite cells; None for runs stored before keys were recorded)."""
+
+    mean: float | None
+    low: float | None
+    high: float | None
+    n: int
+    na: str | None = None
+    values: tuple[float, ...] = ()
+    keys: tuple[Any, ...] | None = None
+    details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model's run on a board (its completed run with the most examples)."""
+
+    run_id: str
+    model: str
+    n: int
+    attack: str
+    clean_acc: float
+    robust_acc: float
+    training: str
+    created_at: datetime
+    flags: tuple[dict[str, str], ...]
+    scores: dict[tuple[str, str], Score]
+    reported: dict[str, Any] | None = None
+    recipe: str = ""
+    eps_trained: float | None = None
+    seed: int | None = None
+    malformed: str | None = None  # why a stored row could not be read completely
+
+    @property
+    def robust_interval(self) -> tuple[float, float]:
+        """95% Wilson interval of the robust accuracy."""
+        return wilson_interval(round(self.robust_acc * self.n), self.n)
+
+    def degenerate(self, method: str) -> dict[str, int]:
+        """How many of ``method``'s maps were all-zero, constant or non-finite (from any of its scores)."""
+        for (m, _), score in self.scores.items():
+            if m == method and "degenerate" in score.details:
+                return dict(score.details["degenerate"])
+        return {}
+
+
+@dataclass(frozen=True)
+class ControlCheck:
+    """A method's score minus a control's, paired on the same images: does the method beat the control?"""
+
+    model: str
+    method: str
+    metric: str
+    control: str
+    diff: float
+    low: float
+    high: float
+    beats: bool  # separated from the control in the metric's better direction
+    matches: bool  # not separated from the control (the interval contains 0)
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Spearman correlation across the board's models between robust accuracy and one score."""
+
+    method: str
+    metric: str
+    n_models: int
+    rho: float
+    p_value: float
+    p_adjusted: float
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """An adversarially trained recipe minus the standard one on one score (paired on the same images).
+
+    ``kind``: "paired" (one seed each: paired bootstrap interval, sign-flip test), "recipes" (seeds x images:
+    mixed-model t interval and test), "intervals" (set-level scores such as FID with one seed: stored intervals
+    compared, no p-value). ``informative`` is False when a model's score does not beat its controls.
+    """
+
+    model: str  # the adversarially trained recipe's label (its model's name when it has one seed)
+    method: str
+    metric: str
+    diff: float
+    low: float
+    high: float
+    verdict: str
+    kind: str = "paired"
+    p_value: float = math.nan
+    p_adjusted: float = math.nan
+    n: int = 0
+    seeds: tuple[int, int] = (1, 1)
+    informative: bool = True
+    intervals: tuple[tuple[float | None, float | None], tuple[float | None, float | None]] | None = None
+    note: str = ""
+
+    @property
+    def per_example(self) -> bool:
+        return self.kind != "intervals"
+
+
+@dataclass(frozen=True)
+class DoseResponse:
+    """Spearman correlation between the training eps and a score across the models of one method and threat
+    model (standard training counted as eps 0), with an exact permutation p-value."""
+
+    method: str
+    metric: str
+    n_models: int
+    eps_values: tuple[float, ...]
+    rho: float
+    p_value: float
+    p_adjusted: float
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """A metric's MetaQuantus reliability on one model (noise resilience, adversary reactivity, MC)."""
+
+    model: str
+    metric: str
+    mc: float
+    noise_resilience: float
+    adversary_reactivity: float
+    reliable: bool
+
+
+@dataclass
+class Recipe:
+    """Models trained with one recipe (method, threat model, eps, architecture, epochs), one per seed."""
+
+    label: str
+    training: str
+    eps: float | None
+    entries: list[Entry]
+
+
+@dataclass
+class Board:
+    """One leaderboard section: a data set, threat model and eps."""
+
+    dataset: str
+    threat_model: str
+    eps_text: str
+    entries: list[Entry] = field(default_factory=list)
+    reported_only: list[dict[str, Any]] = field(default_factory=list)  # reported here, not measured
+    reported: list[dict[str, Any]] = field(default_factory=list)  # every reported entry of this setting
+    recipes: list[Recipe] = field(default_factory=list)
+    controls: list[ControlCheck] = field(default_factory=list)
+    correlations: list[Correlation] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    dose_response: list[DoseResponse] = field(default_factory=list)
+    reliability: list[Reliability] = field(default_factory=list)
+    standard_model: str | None = None  # the standard recipe's label
+
+    @property
+    def detail_pairs(self) -> list[tuple[str, str]]:
+        """Every (method, metric) some entry has, sorted (reliability and controls have their own sections)."""
+        return sorted({key for e in self.entries for key in e.scores if key[0] != RELIABILITY_METHOD})
+
+    def informative(self, model: str, method: str, metric: str) -> bool:
+        """Whether ``model``'s score beats every control the metric must beat (True when none was scored)."""
+        spec = METRICS.get(metric)
+        checks = [c for c in self.controls if (c.model, c.method, c.metric) == (model, method, metric)]
+        return all(c.beats for c in checks if c.control in spec_controls(spec.name))
+
+    def reliable(self, metric: str) -> bool | None:
+        """Reliable on every model that measured it (None when none did)."""
+        found = [r.reliable for r in self.reliability if r.metric == metric]
+        return all(found) if found else None
+
+
+def spec_controls(metric: str) -> tuple[str, ...]:
+    """The controls a metric's score must beat: both, except for the randomisation tests, which random noise wins
+    by construction (independent draws are uncorrelated), so only the input-structured control is a bar there."""
+    return ("control_input",) if metric.startswith("randomisation") else CONTROL_METHODS
+
+
+def verdict(direction: int, higher_is_better: bool, inconclusive: str = INCONCLUSIVE) -> str:
+    """The claim's verdict from the sign of an effect (0: not established) and the metric's direction.
+
+    >>> verdict(+1, higher_is_better=True), verdict(+1, higher_is_better=False), verdict(0, True)
+    ('yes', 'no (the opposite)', 'inconclusive (interval contains 0)')
+    """
+    if direction == 0:
+        return inconclusive
+    return "yes" if (direction > 0) == higher_is_better else "no (the opposite)"
+
+
+def interval_direction(low: float, high: float) -> int:
+    """+1 / -1 when the interval excludes 0 above / below it, else 0."""
+    return 0 if low <= 0 <= high else (1 if low > 0 else -1)
+
+
+def analyse(s: Session) -> list[Board]:
+    """Every board of the leaderboard, from the completed runs and the imported reported entries."""
+    return build_boards(runs_frame(s), reported_entries(s))
+
+
+# --- reading the database --------------------------------------------------------------------------------------
+
+
+def runs_frame(s: Session) -> pd.DataFrame:
+    """One row per completed run with the columns the boards need (``scores``: {(method, metric): Score}); a row
+    that cannot be read completely is kept, with what could be read and the reason (``malformed``)."""
+    rows = []
+    for run in store.completed_runs(s):
+        info = run.model.info if isinstance(run.model.info, dict) else {}
+        training = info.get("training")
+        training = training if isinstance(training, dict) else {}
+        problems = []
+        scores = {}
+        for m in run.metrics:
+            try:
+                scores[(m.method, m.metric)] = _score(m)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"score {m.method}/{m.metric}: {type(exc).__name__}")
+        method = training.get("method", "")
+        if not isinstance(method, str):
+            problems.append(f"training method {type(method).__name__}")
+            method = ""
+        rows.append(
+            {
+                "run_id": run.id,
+                "model": str(run.model.name),
+                "identity": run.model.weights_sha256 or run.model.file_sha256,
+                "dataset": run.dataset,
+                "threat_model": run.threat_model,
+                "eps_text": run.eps_text,
+                "eps": run.eps,
+                "n": run.n_examples,
+                "attack": run.attack,
+                "clean_acc": run.clean_acc,
+                "robust_acc": run.robust_acc,
+                "training": method,
+                "recipe": _recipe_label(method, training, info),
+                "eps_trained": _number(training.get("eps")),
+                "seed": training.get("seed") if isinstance(training.get("seed"), int) else None,
+                "created_at": run.created_at,
+                "scores": scores,
+                "flags": tuple(f for f in (run.flags or []) if isinstance(f, dict)),
+                "malformed": "; ".join(problems) or None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return parse_eps(str(value))[0] if value is not None else None
+    except Exception:  # noqa: BLE001  (a stored value that is not an eps)
+        return None
+
+
+def _recipe_label(method: str, training: dict[str, Any], info: dict[str, Any]) -> str:
+    """``method threat eps architecture epochs`` (the seed excluded): models sharing it replicate a recipe."""
+    if not method:
+        return ""
+    if method == "standard":
+        parts = [method]
+    else:
+        parts = [method, str(training.get("threat_model") or ""), str(training.get("eps") or "")]
+    parts += [str(info.get("architecture") or ""), f"{training.get('epochs')}ep" if training.get("epochs") else ""]
+    return " ".join(p for p in parts if p)
+
+
+def _score(m: store.MetricRecord) -> Score:
+    details = m.details if isinstance(m.details, dict) else {}
+    keys = details.get("index", details.get("rows"))
+    return Score(
+        mean=None if m.mean is None else float(m.mean),
+        low=m.ci_low,
+        high=m.ci_high,
+        n=int(m.n),
+        na=details.get("not_applicable"),
+        values=tuple(float(v) for v in (m.values or [])),
+        keys=tuple(keys) if isinstance(keys, list) and len(keys) == len(m.values or []) else None,
+        details=details,
+    )
+
+
+def select_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per table and model name: the newest model version, then its run with the largest n (latest wins)."""
+    if frame.empty:
+        return frame
+    keys = ["dataset", "threat_model", "eps_text", "model"]
+    newest = frame.groupby([*keys, "identity"])["created_at"].max().reset_index()
+    newest = newest.sort_values("created_at").groupby(keys).tail(1)[[*keys, "identity"]]
+    frame = frame.merge(newest, on=[*keys, "identity"])
+    frame = frame.sort_values(["n", "created_at"]).groupby(keys).tail(1)
+    return frame.sort_values(
+        ["dataset", "threat_model", "eps", "robust_acc", "clean_acc"], ascending=[True, True, True, False, False]
+    )
+
+
+def build_boards(frame: pd.DataFrame, reported: list[dict[str, Any]]) -> list[Board]:
+    """Boards in order (measured settings first, then settings only reported entries have)."""
+    boards: list[Board] = []
+    if len(frame):
+        for (dataset, threat, eps_text), table in select_rows(frame).groupby(
+            ["dataset", "threat_model", "eps_text"], sort=False
+        ):
+            boards.append(_board(dataset, threat, eps_text, table, reported))
+    for rep in reported:  # reported-only settings still get a section
+        key = (rep["dataset"], rep["threat_model"], str(rep["eps"]).strip())
+        if not any(_same_setting(key, (b.dataset, b.threat_model, b.eps_text)) for b in boards):
+            boards.append(Board(*key))
+    for board in boards:
+        board.reported = [r for r in reported if _same_setting(_setting(r), _key(board))]
+        if not board.entries:
+            board.reported_only = list(board.reported)
+    return boards
+
+
+def _key(board: Board) -> tuple[str, str, str]:
+    return board.dataset, board.threat_model, board.eps_text
+
+
+def _setting(rep: dict[str, Any]) -> tuple[str, str, Any]:
+    return rep["dataset"], rep["threat_model"], rep["eps"]
+
+
+def _same_setting(a: tuple[str, str, Any], b: tuple[str, str, Any]) -> bool:
+    return a[0] == b[0] and a[1] == b[1] and abs(parse_eps(str(a[2]))[0] - parse_eps(str(b[2]))[0]) < 1e-9
+
+
+def _board(dataset: str, threat: str, eps_text: str, table: pd.DataFrame, reported: list[dict[str, Any]]) -> Board:
+    mine = {r["model_id"]: r for r in reported if _same_setting(_setting(r), (dataset, threat, eps_text))}
+    entries = [
+        Entry(
+            run_id=row.run_id,
+            model=row.model,
+            n=row.n,
+            attack=row.attack,
+            clean_acc=row.clean_acc,
+            robust_acc=row.robust_acc,
+            training=row.training,
+            created_at=row.created_at,
+            flags=row.flags,
+            scores=row.scores,
+            reported=mine.get(row.model),
+            recipe=row.recipe,
+            eps_trained=row.eps_trained,
+            seed=row.seed,
+            malformed=row.malformed,
+        )
+        for row in table.itertuples(index=False)
+    ]
+    measured = {e.model for e in entries}
+    board = Board(dataset, threat, eps_text, entries, [r for r in mine.values() if r["model_id"] not in measured])
+    board.recipes = recipes(entries)
+    board.controls = control_checks(entries)
+    board.reliability = reliability(entries)
+    board.correlations = correlations(entries, board)
+    board.standard_model, board.comparisons = versus_standard(board)
+    board.dose_response = dose_response(board)
+    return board
+
+
+# --- controls and reliability -----------------------------------------------------------------------------------
+
+
+def aligned(a: Score, b: Score) -> tuple[np.ndarray, np.ndarray] | None:
+    """The per-example values of two scores on the examples both have (by key), or None when they cannot be
+    paired (keys missing and lengths differ)."""
+    if a.keys is None or b.keys is None:
+        if a.keys is None and b.keys is None and len(a.values) == len(b.values):
+            return np.asarray(a.values), np.asarray(b.values)
+        return None
+    where = {k: i for i, k in enumerate(b.keys)}
+    common = [(i, where[k]) for i, k in enumerate(a.keys) if k in where]
+    return np.asarray([a.values[i] for i, _ in common]), np.asarray([b.values[j] for _, j in common])
+
+
+def control_checks(entries: list[Entry]) -> list[ControlCheck]:
+    """Each headline score of each real method against the run's controls, paired on the same images."""
+    out = []
+    for e in entries:
+        for (method, metric), score in e.scores.items():
+            if method in (*CONTROL_METHODS, FEATUREVIS_METHOD, RELIABILITY_METHOD) or metric not in HEADLINE_METRICS:
+                continue
+            for control in CONTROL_METHODS:
+                ref = e.scores.get((control, metric))
+                pair = None if ref is None or score.mean is None or ref.mean is None else aligned(score, ref)
+                if pair is None or len(pair[0]) < 2:
+                    continue
+                r = paired_comparison(*pair)
+                direction = interval_direction(r.lo, r.hi)
+                higher = METRICS.get(metric).higher_is_better
+                beats = direction != 0 and (direction > 0) == higher
+                out.append(ControlCheck(e.model, method, metric, control, r.diff, r.lo, r.hi, beats, direction == 0))
+    return out
+
+
+def reliability(entries: list[Entry]) -> list[Reliability]:
+    """The MetaQuantus reliability scores stored on the board's runs (``run --reliability``)."""
+    out = []
+    for e in entries:
+        for (method, metric), score in e.scores.items():
+            d = score.details
+            if method == RELIABILITY_METHOD and score.mean is not None and "noise_resilience" in d:
+                out.append(
+                    Reliability(
+                        e.model,
+                        metric,
+                        score.mean,
+                        d["noise_resilience"],
+                        d["adversary_reactivity"],
+                        bool(d.get("reliable")),
+                    )
+                )
+    return out
+
+
+# --- recipes, comparisons, correlations, dose-response ----------------------------------------------------------
+
+
+def recipes(entries: list[Entry]) -> list[Recipe]:
+    """The board's models grouped by training recipe (models without a recipe stand alone)."""
+    groups: dict[str, Recipe] = {}
+    for e in entries:
+        label = e.recipe or e.model
+        groups.setdefault(label, Recipe(label, e.training, e.eps_trained, [])).entries.append(e)
+    return list(groups.values())
+
+
+def _informative(board: Board, entries: list[Entry], pair: tuple[str, str]) -> bool:
+    return all(board.informative(e.model, *pair) for e in entries)
+
+
+def versus_standard(board: Board) -> tuple[str | None, list[Comparison]]:
+    """Each adversarially trained recipe minus the standard recipe on every headline score (paired on the same
+    images), with Holm-adjusted p-values over the board's family; empty without exactly one standard recipe and at
+    least one adversarially trained one."""
+    standard = [r for r in board.recipes if r.training == "standard"]
+    robust = [r for r in board.recipes if r.training not in ("", "standard")]
+    if len(standard) != 1 or not robust:
+        return None, []
+    base = standard[0]
+    out = [c for r in robust for pair in HEADLINE if (c := _compare(board, r, base, pair)) is not None]
+    adjusted = holm([c.p_value if c.informative else math.nan for c in out]) if out else []
+    final = []
+    for c, p_adj in zip(out, adjusted, strict=True):
+        higher = METRICS.get(c.metric).higher_is_better
+        if c.kind == "intervals" or not c.informative:
+            final.append(c)
+            continue
+        direction = 0 if not p_adj < ALPHA else (1 if c.diff > 0 else -1)
+        text = verdict(direction, higher, f"inconclusive (adjusted p = {p_adj:.2g})")
+        final.append(_replace(c, p_adjusted=float(p_adj), verdict=text))
+    return (base.entries[0].model if len(base.entries) == 1 else base.label), final
+
+
+def _replace(c: Comparison, **changes: Any) -> Comparison:
+    from dataclasses import replace
+
+    return replace(c, **changes)
+
+
+def _compare(board: Board, robust: Recipe, base: Recipe, pair: tuple[str, str]) -> Comparison | None:
+    models = [*robust.entries, *base.entries]
+    scores = [e.scores.get(pair) for e in models]
+    if any(s is None or s.mean is None for s in scores):
+        return None
+    label = robust.entries[0].model if len(robust.entries) == 1 else robust.label
+    seeds = (len(robust.entries), len(base.entries))
+    informative = _informative(board, models, pair)
+    note = "" if informative else "a model's score does not beat its controls"
+    higher = METRICS.get(pair[1]).higher_is_better
+    if all(s.n <= 1 for s in scores):  # set-level (FID): one value per run
+        if seeds[0] >= 2 and seeds[1] >= 2:  # one value per seed: Welch's t test over seeds
+            from scipy.stats import ttest_ind
+
+            a = [s.values[0] for s in scores[: seeds[0]]]
+            b = [s.values[0] for s in scores[seeds[0] :]]
+            test = ttest_ind(a, b, equal_var=False)
+            lo, hi = test.confidence_interval(0.95)
+            diff = float(np.mean(a) - np.mean(b))
+            return Comparison(
+                label,
+                *pair,
+                diff,
+                float(lo),
+                float(hi),
+                "",
+                "recipes",
+                float(test.pvalue),
+                n=1,
+                seeds=seeds,
+                informative=informative,
+                note=note,
+            )
+        mine, theirs = scores[0], scores[-1]
+        diff = float(np.mean([s.mean for s in scores[: seeds[0]]]) - np.mean([s.mean for s in scores[seeds[0] :]]))
+        apart = None not in (mine.low, theirs.low) and (mine.high < theirs.low or mine.low > theirs.high)
+        direction = (1 if diff > 0 else -1) if apart else 0
+        text = verdict(direction, higher, "inconclusive (intervals overlap)")
+        intervals = ((mine.low, mine.high), (theirs.low, theirs.high))
+        return Comparison(
+            label,
+            *pair,
+            diff,
+            math.nan,
+            math.nan,
+            text,
+            "intervals",
+            seeds=seeds,
+            informative=informative,
+            intervals=intervals,
+            note=note,
+        )
+    shared_rows = pair[1] != "gridpg" or all(s.keys is not None for s in scores)  # old runs: per-model composites
+    matrix = _common_matrix(scores) if shared_rows else None
+    if matrix is None or matrix.shape[1] < 2:
+        return Comparison(
+            label,
+            *pair,
+            math.nan,
+            math.nan,
+            math.nan,
+            "n/a (no examples scored by both)",
+            "paired",
+            seeds=seeds,
+            informative=False,
+            note="the models were scored on different examples",
+        )
+    a, b = matrix[: seeds[0]], matrix[seeds[0] :]
+    if seeds[0] >= 2 and seeds[1] >= 2:
+        r = recipe_difference(a, b)
+        diff, lo, hi, p, kind = r.diff, r.lo, r.hi, r.p_value, "recipes"
+    else:
+        res = paired_comparison(a.mean(0), b.mean(0))
+        diff, lo, hi, p, kind = res.diff, res.lo, res.hi, res.p_value, "paired"
+        if max(seeds) > 1:
+            note = (note + "; " if note else "") + "one recipe has a single seed: seed-to-seed spread not included"
+    if not informative:
+        return Comparison(
+            label,
+            *pair,
+            diff,
+            lo,
+            hi,
+            "not informative (does not beat its controls)",
+            kind,
+            p,
+            n=matrix.shape[1],
+            seeds=seeds,
+            informative=False,
+            note=note,
+        )
+    return Comparison(label, *pair, diff, lo, hi, "", kind, p, n=matrix.shape[1], seeds=seeds, note=note)
+
+
+def _common_matrix(scores: list[Score]) -> np.ndarray | None:
+    """``(models, examples)`` values on the examples every model has (by key; by position for keyless runs)."""
+    if any(s.keys is None for s in scores):
+        if all(s.keys is None for s in scores) and len({len(s.values) for s in scores}) == 1:
+            return np.asarray([s.values for s in scores])
+        return None
+    common = set(scores[0].keys)
+    for s in scores[1:]:
+        common &= set(s.keys)
+    order = [k for k in scores[0].keys if k in common]
+    return np.asarray([[dict(zip(s.keys, s.values, strict=True))[k] for k in order] for s in scores])
+
+
+def correlations(entries: list[Entry], board: Board) -> list[Correlation]:
+    """Spearman correlation across models between robust accuracy and each headline score (every method the
+    entries have; scores that do not beat their controls left out), exact permutation p-values, Holm-adjusted
+    over the board's correlations."""
+    methods = list(
+        dict.fromkeys(m for e in entries for m, _ in e.scores if m not in (*CONTROL_METHODS, RELIABILITY_METHOD))
+    )
+    combos = [(m, name) for m in methods if m != FEATUREVIS_METHOD for name in HEADLINE_METRICS]
+    combos += [(method, name) for method, name in HEADLINE if method == FEATUREVIS_METHOD and method in methods]
+    raw = []
+    for method, name in combos:
+        pairs = [
+            (e.robust_acc, e.scores[(method, name)].mean)
+            for e in entries
+            if (method, name) in e.scores
+            and e.scores[(method, name)].mean is not None
+            and board.informative(e.model, method, name)
+        ]
+        if not pairs:
+            continue
+        x, y = [a for a, _ in pairs], [b for _, b in pairs]
+        if len(pairs) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+            raw.append((method, name, len(pairs), math.nan, math.nan))
+            continue
+        rho, p = spearman_permutation_test(x, y, alternative="two-sided")
+        raw.append((method, name, len(pairs), rho, p))
+    adjusted = holm([r[4] for r in raw]) if raw else []
+    out = []
+    for (method, name, n, rho, p), p_adj in zip(raw, adjusted, strict=True):
+        out.append(Correlation(method, name, n, rho, p, float(p_adj), _correlation_verdict(rho, p_adj, name, n)))
+    return out
+
+
+def _correlation_verdict(rho: float, p_adjusted: float, metric: str, n: int) -> str:
+    if n < MIN_MODELS:
+        return f"inconclusive (n={n} model{'s' if n != 1 else ''})"
+    if math.isnan(rho):
+        return "inconclusive (no variation)"
+    if not p_adjusted < ALPHA:
+        return f"inconclusive (adjusted p = {p_adjusted:.2g})"
+    return verdict(1 if rho > 0 else -1, METRICS.get(metric).higher_is_better)
+
+
+def dose_response(board: Board) -> list[DoseResponse]:
+    """Per adversarial training method with at least 3 distinct training eps on the board (standard training
+    counted as eps 0): Spearman correlation between eps and each headline score across the models, exact
+    permutation test, Holm-adjusted over the board's dose-response tests."""
+    standard = [e for e in board.entries if e.training == "standard"]
+    raw = []
+    for method in dict.fromkeys(e.training for e in board.entries if e.training not in ("", "standard")):
+        models = standard + [e for e in board.entries if e.training == method and e.eps_trained is not None]
+        eps = [0.0 if e.training == "standard" else float(e.eps_trained) for e in models]
+        if len(set(eps)) < 3:
+            continue
+        for pair in HEADLINE:
+            kept = [
+                (x, e.scores[pair].mean)
+                for x, e in zip(eps, models, strict=True)
+                if pair in e.scores and e.scores[pair].mean is not None
+            ]
+            if len({x for x, _ in kept}) < 3 or np.ptp([v for _, v in kept]) == 0:
+                continue
+            rho, p = dose_response_test([x for x, _ in kept], [v for _, v in kept], alternative="two-sided")
+            raw.append((method, pair[1], pair[0], len(kept), tuple(sorted({x for x, _ in kept})), rho, p))
+    adjusted = holm([r[6] for r in raw]) if raw else []
+    out = []
+    for (method, metric, source, n, eps_values, rho, p), p_adj in zip(raw, adjusted, strict=True):
+        direction = 0 if not p_adj < ALPHA else (1 if rho > 0 else -1)
+        text = verdict(direction, METRICS.get(metric).higher_is_better, f"inconclusive (adjusted p = {p_adj:.2g})")
+        out.append(DoseResponse(f"{method} ({source})", metric, n, eps_values, rho, p, float(p_adj), text))
+    return out

@@ -1,0 +1,198 @@
+"""Runs as plain dicts: the lossless archive format that rebuilds a database (``export``/``import``), and the
+per-run metric summary that the archive, ``results --json`` and the RobustBench export share.
+
+Keep the shapes stable: scripts and CI read them. Extend, never rename.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from harness import store
+from harness.errors import HarnessError
+from harness.store.files import write_text_atomic
+from harness.store.queries import get_run
+from harness.store.schema import COMPLETE
+
+ARCHIVE_FORMAT = "robint-bench-run/1"
+_EXAMPLE_COLUMNS = ("idx", "label", "clean_pred", "adv_pred", "clean_correct", "robust_correct", "perturbation")
+_RUN_COLUMNS = (
+    "id",
+    "dataset",
+    "threat_model",
+    "eps",
+    "eps_text",
+    "n_examples",
+    "seed",
+    "attack",
+    "config_key",
+    "status",
+    "clean_acc",
+    "robust_acc",
+    "config",
+    "provenance",
+    "timings",
+    "details",
+    "flags",
+    "error",
+)
+_METRIC_COLUMNS = ("method", "metric", "mean", "std", "n", "ci_low", "ci_high", "values", "details")
+
+
+def metric_summary(run: store.RunRecord) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{method: {metric: {mean, std, n, ci_low, ci_high, details}}}`` for a run."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for m in sorted(run.metrics, key=lambda m: (m.method, m.metric)):
+        out.setdefault(m.method, {})[m.metric] = {
+            "mean": m.mean,
+            "std": m.std,
+            "n": m.n,
+            "ci_low": m.ci_low,
+            "ci_high": m.ci_high,
+            "details": m.details,
+        }
+    return out
+
+
+def archive_record(run: store.RunRecord) -> dict[str, Any]:
+    """A complete run, losslessly, as JSON-ready data (see :func:`import_archive_record`)."""
+    model = run.model
+    return {
+        "format": ARCHIVE_FORMAT,
+        "model": {
+            "name": model.name,
+            "source": model.source,
+            "file_sha256": model.file_sha256,
+            "weights_sha256": model.weights_sha256,
+            "info": model.info,
+        },
+        "run": {
+            **{col: getattr(run, col) for col in _RUN_COLUMNS},
+            "created_at": iso(run.created_at),
+            "finished_at": iso(run.finished_at),
+        },
+        "examples": {
+            "columns": list(_EXAMPLE_COLUMNS),
+            "rows": [[getattr(e, col) for col in _EXAMPLE_COLUMNS] for e in run.examples],
+        },
+        "metrics": [{col: getattr(m, col) for col in _METRIC_COLUMNS} for m in run.metrics],
+    }
+
+
+def import_archive_record(sessions: sessionmaker[Session], record: dict[str, Any]) -> bool:
+    """Insert an archived run unless its id is already present; return whether it was inserted.
+
+    The model row is found or created in its own transaction (:func:`store.ensure_model`), and a run that another
+    import inserts between our check and our insert counts as present: concurrent imports of one archive both
+    succeed, and each run lands once.
+    """
+    if record.get("format") != ARCHIVE_FORMAT:
+        raise ValueError(f"not a {ARCHIVE_FORMAT} record (format={record.get('format')!r})")
+    data = dict(record["run"])
+    run_id = data["id"]
+    with store.transaction(sessions) as s:
+        if s.get(store.RunRecord, run_id) is not None:
+            return False
+    cols = record["examples"]["columns"]
+    run = store.RunRecord(  # built before any write, so a malformed record leaves no model row behind
+        created_at=datetime.fromisoformat(data.pop("created_at")),
+        finished_at=datetime.fromisoformat(f) if (f := data.pop("finished_at")) else None,
+        **data,
+    )
+    run.examples = [store.ExampleRecord(**dict(zip(cols, row, strict=True))) for row in record["examples"]["rows"]]
+    run.metrics = [store.MetricRecord(**m) for m in record["metrics"]]
+    run.model_id = store.ensure_model(sessions, **record["model"])
+    try:
+        with store.transaction(sessions) as s:
+            if s.get(store.RunRecord, run_id) is not None:
+                return False
+            s.add(run)
+    except HarnessError as exc:  # transaction() wraps database errors; the original is the context
+        if not isinstance(exc.__context__, IntegrityError):
+            raise
+        with store.transaction(sessions) as s:
+            if s.get(store.RunRecord, run_id) is None:
+                raise
+        return False
+    return True
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def export_run(
+    s: Session,
+    run_id: str,
+    out: Path | None,
+    *,
+    fmt: str = "archive",
+    fields: dict[str, Any] | None = None,
+    force: bool = False,
+) -> Path:
+    """Write a completed run as an archive record (``fmt="archive"``, default ``results/archive/<model>-<id>.json``)
+    or a RobustBench model_info file (``fmt="robustbench"``, default ``results/robustbench/<dataset>/<threat>/``;
+    ``fields`` supply or override METADATA facts it needs); ``out`` is a directory or a ``.json`` path.
+
+    Names taken from the run (model name, data set, threat model, run id) are sanitised (:func:`safe_name`), so the
+    file lands inside ``out`` whatever the run stored (``../../baseline`` as a model name included); an existing file
+    is only replaced with ``force``."""
+    from harness.store.robustbench import export_path, model_info
+
+    run = get_run(s, run_id)
+    if run.status != COMPLETE:
+        raise HarnessError(f"run {run.id} is {run.status}, not complete", "export completed runs only")
+    if fmt == "archive":
+        record, root = archive_record(run), out or Path("results/archive")
+        path = root if root.suffix == ".json" else root / f"{run.model.name}-{run.id}.json"
+    else:
+        record, root = model_info(run, fields), out or Path("results/robustbench")
+        path = root if root.suffix == ".json" else export_path(root, run)
+    if path != root:
+        path = root.joinpath(*(safe_name(part) for part in path.relative_to(root).parts))
+        if not path.suffix == ".json":
+            path = path.with_name(path.name + ".json")
+        if root.resolve() not in path.resolve().parents:
+            raise HarnessError(f"{path} would leave {root} (a symbolic link?)", "export into a plain directory")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise HarnessError(f"{path} exists and was left as it is", "pass --force to overwrite it, or another --out")
+    return write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+
+
+def safe_name(text: str) -> str:
+    """One path component made of ``A-Z a-z 0-9 . _ + -`` (anything else becomes ``_``), never ``.``/``..`` or
+    hidden, at most 120 characters.
+
+    >>> safe_name("../../baseline"), safe_name("fmnist_standard-8db3ece56b19.json"), safe_name("a/b\\nc")
+    ('_.._baseline', 'fmnist_standard-8db3ece56b19.json', 'a_b_c')
+    """
+    name = re.sub(r"[^A-Za-z0-9._+-]", "_", str(text))[:120]
+    return "_" + name[1:] if name.startswith(".") else name or "_"
+
+
+def import_archives(sessions: sessionmaker[Session], paths: Iterable[Path]) -> tuple[int, int]:
+    """Import archive files (or directories of ``*.json``), each in its own transactions; returns (new runs, files).
+    A file that cannot be read or is malformed is one error naming it; the files before it stay imported."""
+    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.json")))
+    added = 0
+    for f in files:
+        try:
+            record = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise HarnessError(f"cannot read archived run {f}: {exc}", "restore the file from git") from None
+        try:
+            added += import_archive_record(sessions, record)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise HarnessError(
+                f"archived run {f} is malformed ({type(exc).__name__}: {exc})",
+                "restore the file from git, or re-export it with `robint-bench export`",
+            ) from None
+    return added, len(files)

@@ -1,0 +1,1 @@
+"""The reference adversarial trainer (standard, PGD-AT, TRADES) and its architectures."""

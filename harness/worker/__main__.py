@@ -1,0 +1,69 @@
+"""The sandboxed evaluation worker: ``python -I -m harness.worker``.
+
+Reads a spawn spec (one JSON line: the sandbox policy) from stdin, forks off the supervisor that ties everything
+the worker starts to the run (harness.worker.containment), sandboxes itself before importing torch or the
+submission, then answers the parent's requests (harness.worker.protocol) until told to exit. Only protocol
+messages go to the real stdout; anything the submission prints goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from harness.worker.containment import UnreachablePath, supervise
+from harness.worker.protocol import decode, write
+from harness.worker.sandbox import SandboxPolicy, apply_sandbox, default_read_paths
+
+
+def main() -> int:
+    spec = json.loads(sys.stdin.readline(1 << 20))
+    write_paths = tuple(Path(p) for p in spec["write_paths"])
+    containment = supervise(spec.get("parent_pid"), write_paths[0] if write_paths else None)
+    protocol_out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # prints of the submission go to stderr
+    policy = SandboxPolicy(
+        read_paths=default_read_paths(extra=[Path(p) for p in spec["read_paths"]]),
+        write_paths=write_paths,
+        memory_bytes=spec["memory_bytes"],
+        memory_limit_kind=spec["memory_limit_kind"],
+        cpu_seconds=spec["cpu_seconds"],
+        run_as=tuple(spec["run_as"]) if spec.get("run_as") else None,
+        required_paths=tuple(Path(p) for p in spec.get("required_paths", [])),
+        parent_death_signal=signal.SIGKILL,
+    )
+    try:
+        report = apply_sandbox(policy)
+    except UnreachablePath as exc:
+        write(protocol_out, {"op": "error", "problem": exc.problem, "fix": exc.fix})
+        return 1
+    report.containment = containment
+    write(protocol_out, {"op": "sandbox", "report": asdict(report)})
+    if spec.get("require_isolation") and not report.filesystem_isolated:
+        write(
+            protocol_out,
+            {
+                "op": "error",
+                "problem": "this kernel cannot isolate the worker's files (no Landlock)",
+                "fix": "run on Linux >= 5.13 with Landlock enabled, or pass --trusted for code you trust",
+            },
+        )
+        return 1
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    from harness.worker.session import WorkerSession
+
+    session = WorkerSession(send=lambda message: write(protocol_out, message))
+    for line in sys.stdin:
+        if not session.handle(decode(line)):
+            break
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

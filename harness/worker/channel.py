@@ -1,0 +1,358 @@
+"""The parent's side of the conversation with a worker: a sandboxed subprocess, or in-process with --trusted.
+
+Nothing a worker writes can exhaust the parent or keep a worker alive past its limits:
+
+- its protocol output is read in bounded pieces: a line longer than the request's ``max_line`` (derived by the
+  caller from the largest message the run can legitimately send) ends the run as "not a protocol message", and at
+  most two unread lines are buffered (the worker blocks until the parent has read them);
+- every reply must be one the request in flight allows (harness.worker.protocol.REPLIES); its content is checked
+  by the caller (harness.pipeline.validate);
+- three clocks stop it: the stall timeout (no message at all, heartbeats included), the request's ``budget``
+  (no progress message: heartbeats, which a submission can fake, do not count) and the run's wall-clock deadline;
+- its stderr reaches the terminal (with progress on) without escape sequences or control characters.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+from harness.worker.containment import make_worker_dir, remove_tree, sweep_stale_worker_dirs, unprivileged_user
+from harness.worker.protocol import ALWAYS, REPLIES, TERMINAL, decode, encode
+
+OnMessage = Callable[[dict[str, Any]], None]
+
+DEFAULT_MAX_LINE = 1 << 20  # the cap for requests that carry no arrays (load, check): 1 MiB
+_TEXT_LIMIT = 2000  # characters kept of a worker's error text
+_TOO_LONG = object()
+# escape sequences (CSI, OSC, two-character) and control characters other than \t, \n and \r
+_UNSAFE_OUTPUT = re.compile(
+    r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+)
+
+_SIGNALS = {
+    signal.SIGKILL: "it was killed (SIGKILL: out of memory, or killed by the system)",
+    signal.SIGXCPU: "it exceeded its CPU-time limit (--cpu-limit)",
+    signal.SIGSEGV: "it crashed (SIGSEGV; often the memory limit hit inside native code: try --memory-limit)",
+    signal.SIGABRT: "it aborted (SIGABRT)",
+    signal.SIGSYS: "it made a forbidden system call (SIGSYS)",
+}
+
+
+class InProcessChannel:
+    """``--trusted``: the worker session runs in this process (for debugging your own code)."""
+
+    def __init__(self) -> None:
+        from harness.worker.session import WorkerSession
+
+        self._messages: list[dict[str, Any]] = []
+        self.session = WorkerSession(send=self._messages.append)
+        self.sandbox_report: dict[str, Any] = {"trusted": True}
+
+    def request(
+        self,
+        message: dict[str, Any],
+        on_message: OnMessage | None = None,
+        *,
+        budget: float | None = None,
+        max_line: int | None = None,
+    ) -> dict[str, Any]:
+        self._messages.clear()
+        allowed = REPLIES[message["op"]] | ALWAYS
+
+        def send(reply: dict[str, Any]) -> None:
+            _check_allowed(reply, message["op"], allowed)
+            if reply["op"] not in TERMINAL and reply["op"] != "heartbeat" and on_message is not None:
+                on_message(reply)
+            elif reply["op"] in TERMINAL:
+                self._messages.append(reply)
+
+        self.session.send = send
+        self.session.handle(message)
+        return _terminal(self._messages[-1]) if self._messages else {"op": "bye"}
+
+    def limit_total(self, seconds: float | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class SubprocessChannel:
+    """A sandboxed worker process; stops it on stalls, exhausted budgets, timeouts and exit."""
+
+    def __init__(
+        self,
+        *,
+        read_paths: list[Path],
+        memory_bytes: int | None,
+        memory_limit_kind: str,
+        cpu_seconds: int | None,
+        stall_timeout: float,
+        timeout: float | None,
+        progress: bool,
+        required_paths: list[Path] | None = None,
+    ) -> None:
+        from harness.worker.sandbox import scrubbed_env
+
+        sweep_stale_worker_dirs()
+        user = unprivileged_user()
+        self.tmp = make_worker_dir(user)
+        self.stall_timeout, self.progress = stall_timeout, progress
+        self.started = time.monotonic()
+        self.deadline = None if timeout is None else self.started + timeout
+        self.max_line = DEFAULT_MAX_LINE
+        self._last = self.started
+        self._closed = threading.Event()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-m", "harness.worker"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.tmp,
+                env=scrubbed_env(self.tmp),
+                start_new_session=True,
+                close_fds=True,
+            )
+        except BaseException:
+            remove_tree(self.tmp)
+            raise
+        self._lines: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self.stderr_tail: deque[str] = deque(maxlen=64)
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        spec = {
+            "read_paths": [str(p) for p in read_paths],
+            "write_paths": [str(self.tmp)],
+            "memory_bytes": memory_bytes,
+            "memory_limit_kind": memory_limit_kind,
+            "cpu_seconds": cpu_seconds,
+            "require_isolation": True,
+            "parent_pid": os.getpid(),
+            "run_as": user,
+            "required_paths": [str(p) for p in (required_paths or [])],
+        }
+        try:
+            self._write(spec)
+            reply = self._next("start", None)
+            if reply["op"] not in ("sandbox", "error"):
+                raise _malformed(f"the worker began with {reply['op']!r} instead of its sandbox report")
+            if reply["op"] == "error":
+                _terminal(reply)
+        except BaseException:
+            self.close()
+            raise
+        report = reply.get("report")
+        self.sandbox_report = report if isinstance(report, dict) else {}
+
+    def limit_total(self, seconds: float | None) -> None:
+        """Set the run's wall-clock limit, counted from the worker's start (unless one is set already)."""
+        if self.deadline is None and seconds is not None:
+            self.deadline = self.started + seconds
+
+    def request(
+        self,
+        message: dict[str, Any],
+        on_message: OnMessage | None = None,
+        *,
+        budget: float | None = None,
+        max_line: int | None = None,
+    ) -> dict[str, Any]:
+        """Send one request; pass its progress messages to ``on_message`` and return its terminal reply.
+
+        ``budget``: seconds the worker may take to its next progress message or its answer (heartbeats do not
+        count); ``max_line``: the longest line it may send (default :data:`DEFAULT_MAX_LINE`).
+        """
+        op = message["op"]
+        allowed = REPLIES[op] | ALWAYS
+        self.max_line = max_line or DEFAULT_MAX_LINE
+        self._write(message)
+        progress_by = None if budget is None else time.monotonic() + budget
+        while True:
+            reply = self._next(op, progress_by, budget)
+            _check_allowed(reply, op, allowed, self._kill)
+            if reply["op"] == "heartbeat":
+                continue
+            if reply["op"] in TERMINAL:
+                return _terminal(reply)
+            if on_message is not None:
+                on_message(reply)
+                self._last = time.monotonic()  # the parent's own time (storing, re-classifying) is no stall
+            if budget is not None:
+                progress_by = time.monotonic() + budget
+
+    def close(self) -> None:
+        self._closed.set()
+        if self.proc.poll() is None:
+            try:
+                self._write({"op": "exit"}, quiet=True)
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                pass
+        self._kill()
+        remove_tree(self.tmp)
+
+    def _write(self, message: dict[str, Any], quiet: bool = False) -> None:
+        try:
+            self.proc.stdin.write((encode(message) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            if not quiet:
+                self._died()
+        self._last = time.monotonic()
+
+    def _next(self, op: str, progress_by: float | None, budget: float | None = None) -> dict[str, Any]:
+        clocks = [(self._last + self.stall_timeout, "stall")]
+        if progress_by is not None:
+            clocks.append((progress_by, "budget"))
+        if self.deadline is not None:
+            clocks.append((self.deadline, "timeout"))
+        when, clock = min(clocks)
+        try:
+            item = self._lines.get(timeout=max(0.0, when - time.monotonic()))
+        except queue.Empty:
+            self._kill()
+            raise self._timed_out(clock, op, budget) from None
+        if item is None:
+            self._died()
+        if item is _TOO_LONG:
+            self._kill()
+            raise _malformed(f"a line longer than {self.max_line} bytes during {op!r}")
+        try:
+            reply = decode(item)
+        except ValueError as exc:
+            self._kill()
+            raise _malformed(str(exc)) from None
+        self._last = time.monotonic()
+        return reply
+
+    def _timed_out(self, clock: str, op: str, budget: float | None) -> HarnessError:
+        if clock == "timeout":
+            return HarnessError(
+                f"the evaluation exceeded its wall-clock limit of {self.deadline - self.started:.0f} s and was stopped",
+                "raise --timeout (the default is derived from the run's size: README, Security model), "
+                "or pass --timeout none for code you trust",
+            )
+        if clock == "budget":
+            return HarnessError(
+                f"the worker's {op!r} step made no verifiable progress within its budget of {budget:.0f} s "
+                "(heartbeats do not extend it) and was stopped",
+                "if the model is just slow, raise --stall-timeout (budgets grow with it) or pass --timeout none",
+            )
+        return HarnessError(
+            f"the model made no progress for {self.stall_timeout:g} s (a forward pass that never returns?) and "
+            "was stopped",
+            "fix the model, or raise --stall-timeout if it is just slow",
+        )
+
+    def _died(self) -> None:
+        try:
+            code = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            code = self.proc.returncode
+        text = "".join(self.stderr_tail)
+        tail = text.strip().splitlines()[-1:] or [""]
+        if re.search(r"cannot allocate memory|out of memory|MemoryError|bad_alloc", text, re.IGNORECASE):
+            raise HarnessError(
+                "the evaluation worker ran out of memory (its memory limit) and stopped",
+                "raise --memory-limit, or reduce --batch-size",
+            )
+        reason = _SIGNALS.get(-code, f"it was killed by signal {-code}") if code and code < 0 else f"exit status {code}"
+        raise HarnessError(
+            f"the evaluation worker stopped unexpectedly: {reason}"
+            + (f"; last output: {tail[0][:200]}" if tail[0] else ""),
+            "see the README's security model for the worker's limits",
+        )
+
+    def _kill(self) -> None:
+        """Stop the worker: its supervisor kills it and every process it started (SIGTERM), then SIGKILL."""
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def _put(self, item: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._lines.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read_stdout(self) -> None:
+        """Split the worker's protocol output into lines without ever holding more than ``max_line`` bytes of one."""
+        fd, buffer, scanned = self.proc.stdout.fileno(), bytearray(), 0
+        while chunk := os.read(fd, 1 << 20):
+            buffer += chunk
+            while (end := buffer.find(b"\n", scanned)) >= 0:
+                if end > self.max_line:
+                    self._put(_TOO_LONG)
+                    return
+                line = bytes(buffer[:end])
+                del buffer[: end + 1]
+                scanned = 0
+                if not self._put(line):
+                    return
+            scanned = len(buffer)
+            if len(buffer) > self.max_line:
+                self._put(_TOO_LONG)
+                return
+        self._put(None)
+
+    def _read_stderr(self) -> None:
+        while raw := os.read(self.proc.stderr.fileno(), 4096):
+            chunk = raw.decode("utf-8", "replace")
+            self.stderr_tail.append(chunk)
+            if self.progress:
+                sys.stderr.write(_UNSAFE_OUTPUT.sub("", chunk))
+                sys.stderr.flush()
+
+
+def _check_allowed(reply: dict[str, Any], op: str, allowed: frozenset[str], kill: Callable[[], None] | None = None):
+    kind = reply["op"]
+    if kind not in allowed or (kind == "heartbeat" and set(reply) != {"op"}):
+        if kill is not None:
+            kill()
+        raise HarnessError(
+            f"the worker sent {kind[:40]!r} during {op!r}, which that step never sends",
+            "the submission may be tampering with the worker; run it with --trusted --debug to investigate",
+        )
+
+
+def _malformed(what: str) -> HarnessError:
+    return HarnessError(
+        f"the worker wrote something that is not a protocol message to its output: {what}",
+        "do not write to the worker's protocol output (file descriptor 1 from native code)",
+    )
+
+
+def _terminal(reply: dict[str, Any]) -> dict[str, Any]:
+    if reply["op"] == "error":
+        problem, fix = reply.get("problem"), reply.get("fix")
+        raise HarnessError(
+            str(problem)[:_TEXT_LIMIT] if isinstance(problem, str) else "the worker reported a malformed error",
+            str(fix)[:_TEXT_LIMIT] if isinstance(fix, str) else None,
+        )
+    return reply

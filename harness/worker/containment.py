@@ -1,0 +1,342 @@
+"""Everything a submission starts dies with its run, and leaves no files behind.
+
+The worker command (``python -I -m harness.worker``) calls :func:`supervise` before anything else. It forks: the
+original process stays outside as a small **supervisor**, the child becomes the worker, which then sandboxes
+itself (harness.worker.sandbox) and runs the submission.
+
+- **No descendant survives the worker.** The child is the first process (PID 1) of a new PID namespace (as root, or
+  inside a new user namespace); when it exits or is killed, the kernel kills every process in the namespace,
+  daemons that double-forked and called ``setsid`` included. Where namespaces are unavailable the supervisor is a
+  child subreaper instead: orphans are re-parented to it, and it kills every remaining descendant when the worker
+  ends.
+- **The worker dies with its parent.** The supervisor gets ``SIGTERM`` when the harness process dies
+  (``PR_SET_PDEATHSIG``) and checks its parent once a second (a watchdog, for the window before the signal was
+  armed); either way it kills the worker, removes the worker's temporary directory and exits. The worker gets
+  ``SIGKILL`` when the supervisor dies, which takes the PID namespace down with it.
+- **The supervisor relays the worker's exit** (status, or the signal that killed it), so the parent's diagnosis of
+  a crash (harness.worker.channel) sees the worker's own.
+- **Temporary directories** are named after the harness process that made them (pid and start time); each new
+  channel removes those whose harness process is gone (:func:`sweep_stale_worker_dirs`), e.g. after ``kill -9``.
+- **As root, the worker runs as an unprivileged user** (``nobody``; :func:`drop_privileges`), so files only root
+  may read are out of reach. Directories that user cannot traverse but the worker needs (a Python under
+  ``/root/.pyenv``, a submission under a 0700 directory) are covered, in the worker's own mount namespace, by an
+  empty tmpfs into which only the needed paths are bind-mounted; the needed paths themselves must be readable by
+  that user (world-readable), else the run stops with the path and the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import re
+import resource
+import secrets
+import select
+import shutil
+import signal
+import stat
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.worker import linux
+
+PREFIX = "robint-worker-"
+_NAME = re.compile(rf"^{PREFIX}(\d+)-(\d+)-[0-9a-f]+$")
+_LEGACY_AGE_S = 24 * 3600  # unnamed directories of older versions are removed after a day
+
+
+class _ParentGone(Exception):
+    pass
+
+
+# --- the supervisor --------------------------------------------------------------------------------------------
+
+
+def supervise(parent_pid: int | None, cleanup: Path | None) -> str:
+    """Fork the worker off this process, which stays behind as its supervisor and never returns; returns, in the
+    worker, how its descendants are contained: ``"pid-namespace"`` or ``"subreaper"``."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    with contextlib.suppress(OSError):
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGTERM)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)  # the harness died before the death signal was armed
+    mode = "pid-namespace"
+    try:
+        _new_pid_namespace()
+    except OSError:
+        mode = "subreaper"
+        linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    read_end, write_end = os.pipe()  # the write end stays open exactly as long as the supervisor lives
+    pid = os.fork()
+    if pid == 0:
+        os.close(write_end)
+        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+        poll = select.poll()
+        poll.register(read_end, select.POLLIN)
+        if poll.poll(0):  # hang-up: the supervisor died before the death signal was armed
+            os._exit(1)
+        os.close(read_end)
+        return mode
+    os.close(read_end)
+    for fd in (0, 1):  # the protocol pipes belong to the worker alone
+        os.close(fd)
+    _supervisor_loop(pid, parent_pid, cleanup, mode)
+    raise AssertionError("unreachable")
+
+
+def _new_pid_namespace() -> None:
+    if os.geteuid() == 0:
+        linux.unshare(linux.CLONE_NEWPID)
+        return
+    uid, gid = os.getuid(), os.getgid()
+    linux.unshare(linux.CLONE_NEWUSER | linux.CLONE_NEWPID)
+    for file, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        Path("/proc/self", file).write_text(text)
+
+
+def _supervisor_loop(pid: int, parent_pid: int | None, cleanup: Path | None, mode: str) -> None:
+    def parent_gone(*_: Any) -> None:
+        raise _ParentGone
+
+    def watchdog(*_: Any) -> None:
+        if parent_pid is not None and os.getppid() != parent_pid:
+            raise _ParentGone
+
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, parent_gone)
+    signal.signal(signal.SIGALRM, watchdog)
+    signal.setitimer(signal.ITIMER_REAL, 1.0, 1.0)
+    status = None
+    while status is None:
+        try:
+            _, status = os.waitpid(pid, 0)
+        except _ParentGone:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        except ChildProcessError:
+            status = 0
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGALRM):
+        signal.signal(sig, signal.SIG_IGN)
+    if mode == "subreaper":
+        kill_descendants()
+    if cleanup is not None:
+        remove_tree(cleanup)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+        time.sleep(1)
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+
+
+def kill_descendants(rounds: int = 50) -> None:
+    """SIGKILL every descendant of this process and reap them (repeated while new ones appear)."""
+    me = os.getpid()
+    for _ in range(rounds):
+        parents = _parent_map()
+        victims = [pid for pid in parents if pid != me and _descends_from(pid, me, parents)]
+        if not victims:
+            break
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        _reap(0.5)
+    _reap(0)
+
+
+def _reap(wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
+
+
+def _parent_map() -> dict[int, int]:
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                text = Path("/proc", entry, "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(text.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def _descends_from(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
+    seen = set()
+    while pid in parents and pid not in seen:
+        seen.add(pid)
+        pid = parents[pid]
+        if pid == ancestor:
+            return True
+    return False
+
+
+# --- the unprivileged user -------------------------------------------------------------------------------------
+
+
+def unprivileged_user() -> tuple[int, int] | None:
+    """(uid, gid) the worker runs as when the harness runs as root (``nobody``), else None (keep the user)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam("nobody")
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return 65534, 65534
+
+
+class UnreachablePath(PermissionError):
+    """A path the worker needs is out of the unprivileged user's reach: ``problem`` and ``fix`` for one line."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem} -- {fix}")
+        self.problem, self.fix = problem, fix
+
+
+def drop_privileges(policy: Any, report: Any) -> None:
+    """As root, in a fresh mount namespace: make the policy's paths reachable for ``policy.run_as`` (tmpfs over
+    the directories it cannot traverse, the needed paths bind-mounted back), then switch to that user, re-arm the
+    parent-death signal and check that the required paths are readable and the write paths writable.
+
+    Raises:
+        UnreachablePath: naming the first path the user cannot use, with the fix.
+    """
+    uid, gid = policy.run_as
+    needed = [*policy.read_paths, *policy.write_paths, *policy.device_paths, *policy.required_paths]
+    if "mnt" in report.namespaces:
+        try:
+            linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+            exposed = expose(needed, uid, gid)
+            if exposed:
+                report.notes.append(f"covered for uid {uid}: {', '.join(str(p) for p in exposed)}")
+        except OSError as exc:
+            report.notes.append(f"mount namespace setup failed: {exc.strerror or exc}")
+    linux.drop_bounding_set(report.notes)  # needs CAP_SETPCAP, which the user switch gives up
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    linux.prctl(linux.PR_SET_DUMPABLE, 1)  # keep /proc/self owned by the worker, which reads it
+    if policy.parent_death_signal:
+        linux.prctl(linux.PR_SET_PDEATHSIG, policy.parent_death_signal)  # cleared by the user switch
+    checks = [(p, os.R_OK) for p in policy.required_paths] + [(p, os.W_OK) for p in policy.write_paths]
+    for path, mode in checks:
+        if path.exists() and not os.access(path, mode | (os.X_OK if path.is_dir() else 0)):
+            what = "write to" if mode == os.W_OK else "read"
+            raise UnreachablePath(
+                f"robint-bench runs as root, so its worker runs as uid {uid}, which cannot {what} {path}",
+                f"make it {'writable' if mode == os.W_OK else 'readable'} by others (chmod -R o+rX), "
+                "or run robint-bench as an unprivileged user",
+            )
+
+
+def expose(paths: list[Path], uid: int, gid: int) -> list[Path]:
+    """In the caller's (private) mount namespace, cover each topmost directory ``uid`` cannot traverse on the way to
+    one of ``paths`` with an empty tmpfs (mode 0755) and bind-mount the paths beneath it back; returns the covered
+    directories. The paths' own permissions are unchanged."""
+    real = sorted({Path(os.path.realpath(p)) for p in paths if os.path.lexists(p)}, key=lambda p: len(p.parts))
+    covered: dict[Path, list[Path]] = {}
+    for path in real:
+        for ancestor in [*reversed(path.parents)][1:]:
+            if ancestor in covered:
+                covered[ancestor].append(path)
+                break
+            if not _traversable(ancestor, uid, gid):
+                covered[ancestor] = [path]
+                break
+    for top, beneath in covered.items():
+        outermost = [p for p in beneath if not any(q in p.parents for q in beneath)]
+        fds = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in outermost}
+        try:
+            linux.mount("tmpfs", str(top), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=0755,size=1m")
+            for path, fd in fds.items():
+                _mountpoint(path, stat.S_ISDIR(os.fstat(fd).st_mode))
+                linux.mount(f"/proc/self/fd/{fd}", str(path), None, linux.MS_BIND | linux.MS_REC)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+    return list(covered)
+
+
+def _traversable(directory: Path, uid: int, gid: int) -> bool:
+    st = os.stat(directory)
+    bit = stat.S_IXUSR if st.st_uid == uid else stat.S_IXGRP if st.st_gid == gid else stat.S_IXOTH
+    return bool(st.st_mode & bit)
+
+
+def _mountpoint(path: Path, is_dir: bool) -> None:
+    os.makedirs(path if is_dir else path.parent, mode=0o755, exist_ok=True)
+    if not is_dir and not path.exists():
+        path.touch(mode=0o644)
+
+
+# --- temporary directories -------------------------------------------------------------------------------------
+
+
+def make_worker_dir(owner: tuple[int, int] | None = None) -> Path:
+    """A new temporary directory for one worker, named after this process (pid and start time) so that a later
+    run can tell whether its creator is gone; owned by ``owner`` (uid, gid) when given."""
+    name = f"{PREFIX}{os.getpid()}-{_start_time(os.getpid())}-{secrets.token_hex(4)}"
+    path = Path(tempfile.gettempdir()) / name
+    path.mkdir(mode=0o700)
+    if owner is not None:
+        os.chown(path, *owner)
+    return path
+
+
+def sweep_stale_worker_dirs(root: Path | None = None) -> list[Path]:
+    """Remove the worker directories whose harness process is gone (killed before it could clean up); returns
+    them. Directories of live processes are left alone; unnamed ones of older versions after a day."""
+    root = Path(root or tempfile.gettempdir())
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in root.iterdir():
+            if not entry.name.startswith(PREFIX) or entry.is_symlink() or not entry.is_dir():
+                continue
+            match = _NAME.match(entry.name)
+            if match is not None:
+                stale = _start_time(int(match[1])) != int(match[2])
+            else:
+                stale = time.time() - entry.stat().st_mtime > _LEGACY_AGE_S
+            if stale:
+                remove_tree(entry)
+                removed.append(entry)
+    return removed
+
+
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` and everything beneath it, also what a worker made unreadable (chmod 000), never following
+    a symbolic link out of it."""
+
+    def retry(function: Any, name: str, _exc: Any) -> None:
+        with contextlib.suppress(OSError):
+            parent = os.path.dirname(name)
+            os.chmod(parent, stat.S_IRWXU)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, stat.S_IRWXU)
+                shutil.rmtree(name, ignore_errors=True)
+            else:
+                function(name)
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, onerror=retry)
+
+
+def _start_time(pid: int) -> int:
+    """The process's start time (clock ticks since boot; /proc/<pid>/stat field 22), or -1 when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    return int(text.rsplit(")", 1)[1].split()[19])

@@ -1,0 +1,248 @@
+"""The worker side of a run: everything that executes the submission's code.
+
+:class:`WorkerSession` answers the parent's requests (``load``, ``check``, ``attack``, ``explain``, ``visualise``,
+and ``classify`` in the fresh worker that re-classifies adversarial examples) with messages passed to ``send``;
+the same object runs inside a sandboxed worker process (harness.worker.__main__) or, with ``--trusted``, in the
+parent's own process. It computes; the parent decides: the configuration comes resolved from the parent, and
+everything sent back is validated there (harness.pipeline.validate).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.attack.autoattack import run_autoattack
+from harness.config import ResolvedConfig, RunConfig
+from harness.data import get_dataset, load_examples
+from harness.device import predict_logits, resolve_device, seed_everything
+from harness.errors import HarnessError, fix_for
+from harness.worker.contract import check_contract, gradient_probe
+from harness.worker.submission import load_submission
+from metrics.attribution import METHODS
+from metrics.suite import Attributions, MetricScore, SuiteConfig, iter_suite
+
+Send = Callable[[dict[str, Any]], None]
+
+
+class Heartbeat(nn.Module):
+    """Wraps the model; reports liveness to the parent at most once a second from inside forward passes."""
+
+    def __init__(self, model: nn.Module, send: Send) -> None:
+        super().__init__()
+        self.model, self._send, self._last = model, send, 0.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        now = time.monotonic()
+        if now - self._last > 1.0:
+            self._last = now
+            self._send({"op": "heartbeat"})
+        return self.model(x)
+
+
+class WorkerSession:
+    """State of one evaluation inside the worker."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.config: RunConfig | None = None
+
+    def handle(self, message: dict[str, Any]) -> bool:
+        """Answer one request; returns False when the session is over."""
+        op = message["op"]
+        if op == "exit":
+            self.send({"op": "bye"})
+            return False
+        try:
+            getattr(self, f"_{op}")(message)
+        except HarnessError as exc:
+            self.send({"op": "error", "problem": exc.problem, "fix": exc.fix})
+            return False
+        except MemoryError:
+            self.send(
+                {
+                    "op": "error",
+                    "problem": f"the model ran out of memory during '{op}' (the worker's memory limit)",
+                    "fix": "raise --memory-limit or reduce --batch-size",
+                }
+            )
+            return False
+        except Exception as exc:  # the submission's own exceptions, reported as one line
+            self.send(
+                {
+                    "op": "error",
+                    "problem": f"{op} failed: {type(exc).__name__}: {_first_line(exc)}",
+                    "fix": fix_for(exc, "fix the submission (run with --trusted --debug for the traceback)"),
+                }
+            )
+            return False
+        return True
+
+    def _load(self, message: dict[str, Any]) -> None:
+        self.config = c = RunConfig.from_json(message["config"])
+        if c.robustbench is not None:
+            from harness.worker.zoo import load_zoo_model
+
+            model, metadata = load_zoo_model(c.robustbench, c.dataset, c.threat_model or "Linf", c.model_dir)
+        else:
+            sub = load_submission(c.model)
+            model, metadata = sub.model, sub.metadata
+        self.model_raw = model
+        self.send({"op": "loaded", "metadata": _jsonable(metadata)})
+
+    def _check(self, message: dict[str, Any]) -> None:
+        self.resolved = ResolvedConfig(**message["resolved"])  # decided by the parent from the reported METADATA
+        info = get_dataset(self.resolved.dataset)
+        self.data_dir = Path(message["data_dir"])
+        self.x, self.y = load_examples(self.resolved.dataset, n=self.resolved.n_examples, data_dir=self.data_dir)
+        self.info = info
+        self.device = resolve_device(self.config.device)
+        seed_everything(self.resolved.seed)
+        self.model = Heartbeat(self.model_raw.to(self.device).eval(), self.send).eval()
+        flags = check_contract(
+            self.model,
+            self.x[: min(16, len(self.x))],
+            num_classes=info.num_classes,
+            device=self.device,
+            allow_randomised=self.resolved.attack == "rand",
+        )
+        probe = gradient_probe(self.model, self.x[: min(16, len(self.x))], self.y[: min(16, len(self.y))], self.device)
+        self.send({"op": "checked", "flags": flags, "device": str(self.device), "probe": probe})
+
+    def _classify(self, message: dict[str, Any]) -> None:
+        """Logits of the images the parent sends (the fresh worker, which never sees the data directory)."""
+        if getattr(self, "model", None) is None:
+            self.device = resolve_device(self.config.device)
+            self.model = Heartbeat(self.model_raw.to(self.device).eval(), self.send).eval()
+        x = torch.as_tensor(np.asarray(message["x"], dtype=np.float32))
+        logits = predict_logits(self.model, x, batch_size=int(message["batch_size"]), device=self.device)
+        self.send({"op": "classified", "logits": logits.numpy()})
+
+    def _attack(self, message: dict[str, Any]) -> None:
+        r = self.resolved
+        for start, end in message["chunks"]:
+            x, y = self.x[start:end], self.y[start:end]
+            clean_pred = predict_logits(self.model, x, batch_size=r.batch_size, device=self.device).argmax(1)
+            outcome = run_autoattack(
+                self.model,
+                x,
+                y,
+                threat_model=r.threat_model,
+                eps=r.eps,
+                attack=r.attack,
+                seed=r.seed,
+                batch_size=r.batch_size,
+                device=self.device,
+                progress=self.config.progress,
+            )
+            self.send(
+                {
+                    "op": "chunk",
+                    "start": start,
+                    "end": end,
+                    "clean_pred": clean_pred.numpy(),
+                    "x_adv": outcome.x_adv.numpy(),
+                    "adv_pred": outcome.adv_pred.numpy(),
+                    "accuracy_after": outcome.accuracy_after,
+                    "warnings": outcome.warnings,
+                }
+            )
+        self.send({"op": "attacked"})
+
+    def _explain(self, message: dict[str, Any]) -> None:
+        suite = _suite_from_json(message["suite"])
+        clean_pred = torch.as_tensor(np.asarray(message["clean_pred"]), dtype=torch.long)
+        cached = {
+            method: Attributions(
+                method, torch.as_tensor(c["main"]), None if c.get("grid") is None else torch.as_tensor(c["grid"])
+            )
+            for method, c in message.get("cached", {}).items()
+        }
+        background = None
+        if any(METHODS.get(m).needs_background for m in suite.methods):
+            x_train, _ = self._train()
+            pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(suite.seed))
+            background = x_train[pick[: suite.n_background]]
+        done = frozenset(tuple(pair) for pair in message.get("done", []))
+        for item in iter_suite(
+            self.model,
+            self.x,
+            self.y,
+            clean_pred,
+            config=suite,
+            num_classes=self.info.num_classes,
+            has_object_masks=self.info.has_object_masks,
+            background=background,
+            device=self.device,
+            progress=self.config.progress,
+            cached=cached,
+            done=done,
+        ):
+            if isinstance(item, MetricScore):
+                self.send(
+                    {
+                        "op": "score",
+                        "method": item.method,
+                        "metric": item.metric,
+                        "values": item.values,
+                        "details": item.details,
+                    }
+                )
+            else:
+                self.send(
+                    {
+                        "op": "attributions",
+                        "method": item.method,
+                        "main": item.main.cpu().numpy(),
+                        "grid": None if item.grid is None else item.grid.cpu().numpy(),
+                    }
+                )
+        self.send({"op": "explained"})
+
+    def _visualise(self, message: dict[str, Any]) -> None:
+        from metrics.featurevis.pipeline import FeatureVisConfig, visualise
+
+        config = FeatureVisConfig(**message["config"])
+        x_train, y_train = self._train()
+        out = visualise(
+            self.model,
+            self.x,
+            self.y,
+            x_train,
+            y_train,
+            config=config,
+            num_classes=self.info.num_classes,
+            device=self.device,
+        )
+        self.send({"op": "visualised", **out})
+
+    def _train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split (loaded once per session)."""
+        if getattr(self, "_train_split", None) is None:
+            self._train_split = load_examples(self.resolved.dataset, split="train", data_dir=self.data_dir)
+        return self._train_split
+
+
+def _suite_from_json(data: dict[str, Any]) -> SuiteConfig:
+    """Inverse of ``asdict(suite)`` after a JSON round trip."""
+    data = dict(data)
+    data["methods"], data["metrics"] = tuple(data["methods"]), tuple(data["metrics"])
+    data["method_options"] = tuple(tuple(row) for row in data["method_options"])
+    return SuiteConfig(**data)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=str))

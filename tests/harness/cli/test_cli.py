@@ -1,0 +1,39 @@
+"""The command line: help everywhere, one clear error line (the full bad-input corpus is tests/bad_inputs)."""
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from tests.conftest import run_cli
+
+COMMANDS = ("run", "runs", "leaderboard", "results", "train", "export", "import", "import-robustbench", "check", "list")
+
+
+def test_not_a_database(tmp_path):
+    """End to end through the console entry point: exit code 2, one line, the file untouched."""
+    path = tmp_path / "notes.db"
+    path.write_text("not sqlite")
+    proc = run_cli("results", "--json", "--db", f"sqlite:///{path}")
+    assert proc.returncode == 2 and "is not a SQLite database" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert path.read_text() == "not sqlite"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_on_every_command(command):
+    result = CliRunner().invoke(cli, [command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+    assert "%%" not in result.output  # click does not %-format help texts
+
+
+def test_every_command_is_registered():
+    assert set(COMMANDS) <= set(cli.commands)
+
+
+def test_run_defaults_come_from_the_run_configuration():
+    from harness.config import RunConfig
+
+    defaults = {p.name: p.default for p in cli.commands["run"].params}
+    config = RunConfig()
+    for name in ("n_examples", "attack", "seed", "batch_size", "device", "metrics", "methods", "n_explain"):
+        assert defaults[name] == getattr(config, name), name

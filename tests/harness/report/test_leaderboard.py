@@ -1,0 +1,126 @@
+"""The leaderboard's analysis (typed values) and its rendering, from a database the test builds with the real
+storage layer."""
+
+from datetime import datetime, timedelta
+
+from harness import store
+from harness.report.analysis import analyse, interval_direction, verdict
+from harness.report.leaderboard import build_leaderboard
+
+
+def _add_run(s, model, run_id, *, n, robust, clean=0.9, status="complete", days=0, eps_text="0.1"):
+    s.add(
+        store.RunRecord(
+            id=run_id,
+            model_id=model.id,
+            dataset="fashion-mnist",
+            threat_model="Linf",
+            eps=float(eps_text),
+            eps_text=eps_text,
+            n_examples=n,
+            seed=0,
+            attack="standard",
+            config_key=run_id,
+            status=status,
+            clean_acc=clean,
+            robust_acc=robust,
+            config={},
+            provenance={},
+            created_at=datetime(2026, 1, 1) + timedelta(days=days),
+        )
+    )
+
+
+def _model(s, name, method):
+    return store.get_or_create_model(
+        s,
+        name=name,
+        source=f"{name}.py",
+        file_sha256=name * 2,
+        weights_sha256=None,
+        info={"training": {"method": method}},
+    )
+
+
+def test_leaderboard_ranks_and_prefers_full_evaluations(tmp_path):
+    sessions = store.open_database(f"sqlite:///{tmp_path / 'lb.db'}")
+    with sessions.begin() as s:
+        std, rob, tra = _model(s, "std", "standard"), _model(s, "rob", "pgd-at"), _model(s, "tra", "trades")
+        _add_run(s, std, "std1000", n=1000, robust=0.0, clean=0.91)
+        _add_run(s, rob, "rob1000", n=1000, robust=0.70, clean=0.86)
+        _add_run(s, rob, "rob200new", n=200, robust=0.90, days=5)  # newer demo run: must not replace n=1000
+        _add_run(s, tra, "tra1000", n=1000, robust=0.65)
+        _add_run(s, tra, "tra_fail", n=5000, robust=0.99, status="failed", days=9)  # never shown
+        _add_run(s, tra, "tra_other_eps", n=1000, robust=0.5, eps_text="0.2")
+    with sessions.begin() as s:
+        boards = analyse(s)
+        text = build_leaderboard(s)
+    assert [(b.dataset, b.threat_model, b.eps_text) for b in boards] == [
+        ("fashion-mnist", "Linf", "0.1"),
+        ("fashion-mnist", "Linf", "0.2"),
+    ]
+    first = boards[0].entries
+    assert [e.model for e in first] == ["rob", "tra", "std"]
+    assert [e.run_id for e in first] == ["rob1000", "tra1000", "std1000"]
+    assert (first[0].clean_acc, first[0].training) == (0.86, "pgd-at")
+    lo, hi = first[0].robust_interval  # 700 of 1000: Wilson 95% interval [67.1, 72.8]
+    assert (round(100 * lo, 1), round(100 * hi, 1)) == (67.1, 72.8)
+    assert [e.run_id for e in boards[1].entries] == ["tra_other_eps"]
+    # the rendering shows exactly these rows
+    assert "| 1 | rob | 86.0 | 70.0 [67.1, 72.8] | 1000 |" in text
+    assert "rob200new" not in text and "tra_fail" not in text and "`tra_other_eps`" in text
+
+
+def test_verdict_is_one_rule():
+    assert interval_direction(0.1, 0.3) == 1 and interval_direction(-0.3, -0.1) == -1
+    assert interval_direction(-0.1, 0.3) == 0
+    assert verdict(1, higher_is_better=True) == "yes" and verdict(-1, higher_is_better=False) == "yes"
+    assert verdict(1, higher_is_better=False) == "no (the opposite)"
+    assert verdict(0, higher_is_better=True).startswith("inconclusive")
+
+
+def test_empty_database_says_how_to_start(tmp_path):
+    sessions = store.open_database(f"sqlite:///{tmp_path / 'empty.db'}")
+    with sessions.begin() as s:
+        assert "No completed runs yet" in build_leaderboard(s)
+
+
+def test_adversarially_trained_vs_standard_section(tmp_path):
+    """Hand-built scores: a clear gain, a clear loss and a tie, with the verdict each must get."""
+    sessions = store.open_database(f"sqlite:///{tmp_path / 'vs.db'}")
+    with sessions.begin() as s:
+        std, rob = _model(s, "std", "standard"), _model(s, "rob", "pgd-at")
+        _add_run(s, std, "std1", n=100, robust=0.0)
+        _add_run(s, rob, "rob1", n=100, robust=0.7)
+        scores = {  # (metric, std values, rob values); Gini and SSIM higher is better, distance lower is better
+            ("expected_gradients", "sparseness"): ([0.5, 0.52, 0.48, 0.5], [0.7, 0.72, 0.68, 0.7]),
+            ("featurevis", "inversion_distance"): ([10.0, 11.0, 9.0, 10.0], [20.0, 21.0, 19.0, 20.0]),
+            ("featurevis", "inversion_ssim"): ([0.1, 0.3, 0.1, 0.3], [0.3, 0.1, 0.3, 0.1]),
+        }
+        for (method, metric), (a, b) in scores.items():
+            for run_id, values in (("std1", a), ("rob1", b)):
+                s.add(
+                    store.MetricRecord(
+                        run_id=run_id,
+                        method=method,
+                        metric=metric,
+                        mean=sum(values) / 4,
+                        std=0.1,
+                        n=4,
+                        ci_low=min(values),
+                        ci_high=max(values),
+                        values=values,
+                        details={},
+                    )
+                )
+    with sessions.begin() as s:
+        (board,) = analyse(s)
+        text = build_leaderboard(s)
+    assert board.standard_model == "std"
+    found = {c.metric: c for c in board.comparisons}
+    assert set(found) == {"sparseness", "inversion_distance", "inversion_ssim"}
+    assert abs(found["sparseness"].diff - 0.2) < 1e-12 and found["sparseness"].low > 0
+    assert found["sparseness"].verdict == "yes"
+    assert abs(found["inversion_distance"].diff - 10.0) < 1e-12 and found["inversion_distance"].verdict.startswith("no")
+    assert abs(found["inversion_ssim"].diff) < 1e-12 and found["inversion_ssim"].verdict.startswith("inconclusive")
+    assert "Of 3 comparisons, 1 favour the adversarially trained model" in text
