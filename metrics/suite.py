@@ -228,15 +228,13 @@ def iter_suite(
 
 
 def _reliability(model, x, target, metrics, background, config: SuiteConfig, has_masks: bool) -> Iterator[MetricScore]:
-    """MetaQuantus reliability of ``metrics`` with the suite's own (non-control) methods."""
-    from metrics.suite_reliability import METHOD, reliability_scores
+    """MetaQuantus reliability of ``metrics`` with saliency and integrated gradients (their ranking is what the
+    inter-consistency criteria compare; expected gradients in every perturbation would multiply the cost)."""
+    from metrics.suite_reliability import METHOD, RELIABILITY_METHODS, RELIABILITY_OPTIONS, reliability_scores
 
-    explain_fns = {m: _explainer(m, background, config) for m in config.methods if not METHODS.get(m).control}
-    if len(explain_fns) < 2:
-        reason = "reliability needs at least two attribution methods (its inter-consistency compares their ranking)"
-        for name in metrics:
-            yield MetricScore(METHOD, name, [], {"family": "reliability", "not_applicable": reason})
-        return
+    options = (*config.method_options, *RELIABILITY_OPTIONS)  # later rows win: a cheaper IG inside every perturbation
+    cheap = dataclasses.replace(config, method_options=options)
+    explain_fns = {m: _explainer(m, background, cheap) for m in RELIABILITY_METHODS}
     scores = reliability_scores(
         model,
         x,
@@ -324,9 +322,11 @@ def _score(name: str, method: str, ctx: MetricContext, grid: GridInputs | None, 
         details["dropped_non_finite"] = int((~finite_values).sum())
     values, seen = values[finite_values], seen[finite_values]
     if on_grid:  # only rows whose cell the model recognises; pairs of models meet on the rows both recognise
-        recognised = ctx.grid.recognised.cpu()[seen]
-        values, seen = values[recognised], seen[recognised]
-        details["rows"] = [ctx.grid.row_ids[int(i)] for i in seen]
+        if ctx.grid.recognised is not None:
+            recognised = ctx.grid.recognised.cpu()[seen]
+            values, seen = values[recognised], seen[recognised]
+        ids = ctx.grid.row_ids or tuple(str(i) for i in range(len(codes)))
+        details["rows"] = [ids[int(i)] for i in seen]
     else:
         details["index"] = seen.tolist()  # which of the explained images each value belongs to (for pairing)
     kept = [float(v) for v in values]

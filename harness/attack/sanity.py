@@ -117,14 +117,16 @@ def masking_flags(probe: dict[str, float]) -> list[dict[str, str]]:
 def stateful_flags(chunks: dict[str, Any]) -> list[dict[str, str]]:
     """A flag when a fresh worker, which never saw the clean images, classified adversarial examples differently
     from the worker that attacked them (a model that remembers what it was shown)."""
-    disagreements = sum(int(c.get("reclassified", {}).get("disagreements", 0)) for c in chunks.values())
-    if not disagreements:
+    adversarial = sum(int(c.get("reclassified", {}).get("disagreements", 0)) for c in chunks.values())
+    probes = sum(int(c.get("probe", {}).get("disagreements", 0)) for c in chunks.values())
+    if not adversarial and not probes:
         return []
     return [
         {
             "code": STATEFUL,
-            "message": f"a fresh worker that never saw the clean test images classified {disagreements} adversarial "
-            "example(s) differently from the worker that attacked them (a stateful model?); the fresh worker's "
-            "predictions are the ones stored",
+            "message": f"a fresh worker that never saw the clean test images classified {adversarial} adversarial "
+            f"example(s) and {probes} random point(s) of the eps-balls differently from the worker that attacked "
+            "them: the model's answers depend on what it was shown before (a stateful model?); the fresh worker's "
+            "answers are the ones stored",
         }
     ]

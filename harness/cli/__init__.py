@@ -12,20 +12,23 @@ import click
 
 from harness.cli.app import cli
 from harness.errors import HarnessError
+from harness.report.escape import terminal
 from metrics._registry import UnknownNameError
 
 __all__ = ["cli", "main"]
 
 
 def main() -> None:
-    """Console entry point: one clear error line (exit 2) for user errors, tracebacks with --debug."""
+    """Console entry point: one clear error line (exit 2) for user errors, tracebacks with --debug. Error text can
+    come from a submission (its exceptions, its METADATA): control characters are shown escaped, so an error is
+    always one line and no escape sequence reaches the terminal."""
     debug = "--debug" in sys.argv[1:] or os.environ.get("ROBINT_DEBUG") == "1"
     try:
         cli.main(standalone_mode=False)
     except (HarnessError, UnknownNameError) as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {terminal(exc, 4000)}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
@@ -39,6 +42,6 @@ def main() -> None:
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
         if debug:
             raise
-        first = (str(exc).strip().splitlines() or ["(no message)"])[0]
+        first = terminal((str(exc).strip().splitlines() or ["(no message)"])[0], 1000)
         click.echo(f"error: unexpected {type(exc).__name__}: {first} -- rerun with --debug and report it", err=True)
         sys.exit(1)

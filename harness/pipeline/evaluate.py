@@ -14,12 +14,12 @@ from harness import store
 from harness.attack.sanity import masking_flags
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import get_dataset, load_examples
-from harness.pipeline import validate
-from harness.pipeline.attack import Reclassifier, store_chunk
+from harness.pipeline import distributed, validate
+from harness.pipeline.attack import Reclassifier, probe_chunks, store_chunk
 from harness.pipeline.explain import explain_and_score
 from harness.pipeline.featurevis import missing_featurevis, visualise_and_score
 from harness.pipeline.figures import write_run_figures
-from harness.pipeline.lifecycle import StageTimer, fail, finish, plan
+from harness.pipeline.lifecycle import Plan, StageTimer, fail, finish, plan
 from harness.pipeline.limits import Budgets, open_channel
 from harness.pipeline.resolve import check_options, resolve_config, resolve_featurevis, resolve_suite
 from harness.pipeline.source import locate
@@ -46,9 +46,11 @@ def evaluate(config: RunConfig) -> RunSummary:
     """Evaluate one submission and store the run: load, check, attack, explain, visualise, draw, finish.
 
     An identical completed run (same model hashes and attack configuration) is reused unless ``fresh``, and the
-    interpretability scores it lacks are added to it; an interrupted identical run is resumed.
+    interpretability scores it lacks are added to it; an interrupted identical run is resumed. Under torchrun
+    each rank computes its share of the run (harness.pipeline.distributed).
     """
     check_options(config)
+    group, config = distributed.join(config)
     sessions = store.open_database(config.db)
     located = locate(config)
     config = located.config
@@ -69,50 +71,62 @@ def evaluate(config: RunConfig) -> RunSummary:
             request = {"op": "check", "data_dir": str(config.data_dir), "resolved": asdict(resolved)}
             checked = validate.checked(channel.request(request, budget=budgets.check))
             contract_flags = [*checked.flags, *masking_flags(checked.probe)]
-        model_id = store.ensure_model(
-            sessions,
-            name=str(metadata["name"]),
-            source=located.source,
-            file_sha256=file_sha,
-            weights_sha256=weights_sha,
-            info=metadata,
-        )
-        with store.transaction(sessions) as s:
-            todo = plan(
-                s, s.get(store.ModelRecord, model_id), resolved, suite, config, {"device": checked.device}, channel
+
+        def make_plan() -> Plan:
+            model_id = store.ensure_model(
+                sessions,
+                name=str(metadata["name"]),
+                source=located.source,
+                file_sha256=file_sha,
+                weights_sha256=weights_sha,
+                info=metadata,
             )
-            run_id = todo.run_id
+            with store.transaction(sessions) as s:
+                return plan(
+                    s, s.get(store.ModelRecord, model_id), resolved, suite, config, {"device": checked.device}, channel
+                )
+
+        todo = group.plan(sessions, make_plan)  # rank 0 plans; each rank gets its share
+        run_id = todo.run_id
         featurevis = resolve_featurevis(config)
         channel.limit_total(budgets.total(todo.chunks, todo.suite, featurevis, info.num_classes))
-        if todo.chunks:
+        if not todo.reused:
             with timer("attack"):
-                schema = validate.AttackSchema(todo.chunks, info.num_classes, tuple(x.shape[1:]))
                 reclassifier = Reclassifier(config, located, metadata, budgets, info.num_classes, resolved.seed)
-                channel.request(
-                    {"op": "attack", "chunks": todo.chunks},
-                    on_message=lambda m: store_chunk(sessions, run_id, m, x, y, resolved, schema, reclassifier),
-                    budget=budgets.chunk(resolved.batch_size),
-                    max_line=validate.max_line_attack(resolved.batch_size, tuple(x.shape[1:])),
-                )
-                schema.finish()
+                if todo.chunks:
+                    schema = validate.AttackSchema(todo.chunks, info.num_classes, tuple(x.shape[1:]))
+                    channel.request(
+                        {"op": "attack", "chunks": todo.chunks},
+                        on_message=lambda m: store_chunk(sessions, run_id, m, x, y, resolved, schema, reclassifier),
+                        budget=budgets.chunk(resolved.batch_size),
+                        max_line=validate.max_line_attack(resolved.batch_size, tuple(x.shape[1:])),
+                    )
+                    schema.finish()
+                probe_chunks(sessions, run_id, channel, reclassifier, x, y, resolved, budgets, only=todo.probes)
                 reclassifier.close()
+        group.barrier()  # every rank's chunks are in: the explain stage reads all clean predictions
         if todo.suite is not None:
             with timer("explain"):
                 explain_and_score(sessions, channel, run_id, todo.suite, x, budgets)
-        if featurevis is not None and missing_featurevis(sessions, run_id, featurevis):
+        if featurevis is not None and group.leads and missing_featurevis(sessions, run_id, featurevis):
             with timer("featurevis"):
                 visualise_and_score(sessions, channel, run_id, featurevis, x, resolved, info, config, budgets)
-        figures_dir = run_files_dir(config.db, run_id)
-        if figures_dir is not None:
-            with timer("figures"):
-                write_run_figures(sessions, run_id, figures_dir, x, y, resolved, info)
-        run = finish(sessions, run_id, todo, resolved, metadata, contract_flags, timer.seconds)
+        group.barrier()  # every rank's scores are in: rank 0 draws and finishes
+        accuracies = None
+        if group.leads:
+            figures_dir = run_files_dir(config.db, run_id)
+            if figures_dir is not None:
+                with timer("figures"):
+                    write_run_figures(sessions, run_id, figures_dir, x, y, resolved, info)
+            run = finish(sessions, run_id, todo, resolved, metadata, contract_flags, timer.seconds)
+            accuracies = run.clean_acc, run.robust_acc
+        clean_acc, robust_acc = group.broadcast(accuracies)
         return RunSummary(
             run_id,
             str(metadata["name"]),
             resolved,
-            run.clean_acc,
-            run.robust_acc,
+            clean_acc,
+            robust_acc,
             reused=todo.reused,
             resumed=todo.resumed,
             timings=dict(timer.seconds),
@@ -125,3 +139,4 @@ def evaluate(config: RunConfig) -> RunSummary:
         channel.close()
         if reclassifier is not None:
             reclassifier.close()
+        group.close()

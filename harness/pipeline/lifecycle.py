@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -40,11 +40,16 @@ class StageTimer:
 
 @dataclass
 class Plan:
+    """What this process computes for a run: attack chunks, the explain stage's part of the suite, and the start
+    indices of the chunks whose probes it checks (None: every chunk not yet probed). A torchrun rank gets its share
+    of rank 0's plan (harness.pipeline.distributed)."""
+
     run_id: str
     chunks: list[tuple[int, int]]
     suite: SuiteConfig | None
     reused: bool = False
     resumed: bool = False
+    probes: list[int] | None = None
 
 
 def attack_chunks(n: int, size: int) -> list[tuple[int, int]]:

@@ -13,7 +13,8 @@ The budgets follow from the run's size (README, Security model):
 - each attribution map or score: 600 s + 10 s x s x n_explain;
 - feature visualisation: 600 s + 0.02 s x s x (2 x n_inversion x inversion_steps + per_class x classes x
   generation_steps);
-- re-classification of a chunk in the fresh worker: the stall timeout (its start) + 300 s + 0.5 s x s x b.
+- classifying ``m`` points (a chunk's adversarial examples in the fresh worker; its 8 x b probe points in either
+  worker): the stall timeout (a fresh worker's start) + 300 s + 0.5 s x s x m.
 
 The default ``--timeout`` (wall-clock limit of the whole run) is the sum of all budgets, plus 600 s for the
 figures. ``--timeout S`` replaces it; ``--timeout none`` lifts it and every budget (only the stall timeout is
@@ -36,6 +37,7 @@ from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.suite import SuiteConfig
 
 ATTACK_UNITS = {"standard": 4, "plus": 16, "rand": 40}
+PROBES = 8  # random eps-ball points per example that the attacking and a fresh worker classify (pipeline.attack)
 
 
 def open_channel(config: RunConfig, readable: Path, *, data: bool = True, required: tuple[Path, ...] = ()):
@@ -156,7 +158,9 @@ class Budgets:
         if self.unlimited:
             return None
         seconds = self.load + self.check + 600
-        seconds += sum(self.chunk(b - a) + self.classify(b - a) for a, b in chunks)
+        seconds += sum(
+            self.chunk(b - a) + self.classify(b - a) + 2 * self.classify(PROBES * (b - a)) for a, b in chunks
+        )
         if suite is not None:
             messages = len(suite.methods) + len(suite.controls) + len(suite.pairs())
             seconds += messages * self.explain(suite.n_explain)

@@ -266,7 +266,7 @@ class AttackSchema:
         allowed = {"clean", *KNOWN_ATTACKS}
         if not isinstance(accuracy, dict) or len(accuracy) > len(allowed) or not set(accuracy) <= allowed:
             raise _reject("a malformed AutoAttack log (accuracy_after)")
-        after = {k: _number(v, f"accuracy after {k}", 0.0, 1.0, _FIX) for k, v in accuracy.items()}
+        after = {k: _reported(v, f"an accuracy after {k} of", 0.0, 1.0) for k, v in accuracy.items()}
         warnings = m["warnings"]
         if not isinstance(warnings, list) or len(warnings) > 32 or not all(isinstance(w, str) for w in warnings):
             raise _reject("malformed AutoAttack warnings")
@@ -350,10 +350,10 @@ class ExplainSchema:
         if pair[0] not in self.have:
             raise _reject(f"a score of {pair[0]} before its attributions")
         values = m["values"]
-        limit = max(self.n, CELLS * self.suite.n_composites)
+        limit = CELLS * self.suite.n_composites if pair[1] == "gridpg" else self.n
         if not isinstance(values, list) or len(values) > limit:
             raise _reject(f"more than {limit} values for {pair[0]} x {pair[1]}")
-        values = [_number(v, f"a value of {pair[0]} x {pair[1]}", -1e300, 1e300, _FIX) for v in values]
+        values = [_reported(v, f"a value of {pair[0]} x {pair[1]} of", -1e300, 1e300) for v in values]
         details = _details(m["details"], pair, len(values), self)
         self.missing.discard(pair)
         return {"op": "score", "method": pair[0], "metric": pair[1], "values": values, "details": details}
@@ -531,6 +531,21 @@ def max_line_classify(n: int, num_classes: int) -> int:
     return _b64(8 * n * num_classes) + _ENVELOPE
 
 
+def signed(reply: dict[str, Any], shape: tuple[int, ...]) -> np.ndarray:
+    """The gradient signs ``shape`` of a ``signed`` reply: integers in {-1, 0, 1}."""
+    _keys(reply, {"op", "signs"}, "signed")
+    signs = reply["signs"]
+    if not isinstance(signs, np.ndarray) or signs.dtype.kind not in "iu" or tuple(signs.shape) != tuple(shape):
+        raise _reject(f"gradient signs that are not integers of shape {tuple(shape)}")
+    if (np.abs(signs.astype(np.int64)) > 1).any():
+        raise _reject("gradient signs outside {-1, 0, 1}")
+    return signs.astype(np.int8)
+
+
+def max_line_signs(shape: tuple[int, ...]) -> int:
+    return _b64(8 * math.prod(shape)) + _ENVELOPE
+
+
 # --- helpers ---------------------------------------------------------------------------------------------------
 
 
@@ -539,6 +554,14 @@ def _keys(m: Any, wanted: set[str], what: str, with_op: bool = True) -> None:
         raise _reject(f"a malformed {what!r} message")
     if with_op and m["op"] != what and what in ("loaded", "checked", "chunk", "attributions", "score"):
         raise _reject(f"a malformed {what!r} message")
+
+
+def _reported(value: Any, what: str, low: float, high: float) -> float:
+    """A number the worker reported: finite and within [low, high]."""
+    finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not finite or not low <= value <= high:
+        raise _reject(f"{what} {terminal(value, 40)}, not a finite number in [{low:g}, {high:g}]")
+    return value
 
 
 def _int(value: Any) -> bool:

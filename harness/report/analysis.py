@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from harness import store
-from harness.store.robustbench import reported_entries
+from harness.store.robustbench import eps_section, is_corruptions, rank_key, reported_entries
 from harness.threat import parse_eps
 from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METRICS, METRICS
 from metrics.stats import (
@@ -40,6 +40,7 @@ MIN_MODELS = 5  # with fewer models an exact two-sided rank test cannot reject a
 RELIABILITY_METHOD = "reliability"
 CONTROL_METHODS = ("control_random", "control_input")
 INCONCLUSIVE = "inconclusive (interval contains 0)"
+EQUIVALENCE = 0.1  # a score within this share of the controls' gap of a control matches it
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ class ControlCheck:
     diff: float
     low: float
     high: float
-    beats: bool  # separated from the control in the metric's better direction
-    matches: bool  # not separated from the control (the interval contains 0)
+    beats: bool  # better than the control by more than the equivalence margin (paired 95% interval)
+    matches: bool  # within the equivalence margin of the control (paired 95% interval)
 
 
 @dataclass(frozen=True)
@@ -344,38 +345,62 @@ def select_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_boards(frame: pd.DataFrame, reported: list[dict[str, Any]]) -> list[Board]:
-    """Boards in order (measured settings first, then settings only reported entries have)."""
+    """Boards in order (measured settings first, then settings only reported entries have, sorted)."""
+    columns = ["dataset", "threat_model", "eps_text"]
+    measured = [] if not len(frame) else list(frame[columns].drop_duplicates().itertuples(index=False, name=None))
+    placed = place_reported(reported, measured)
     boards: list[Board] = []
     if len(frame):
-        for (dataset, threat, eps_text), table in select_rows(frame).groupby(
-            ["dataset", "threat_model", "eps_text"], sort=False
-        ):
-            boards.append(_board(dataset, threat, eps_text, table, reported))
-    for rep in reported:  # reported-only settings still get a section
-        key = (rep["dataset"], rep["threat_model"], str(rep["eps"]).strip())
-        if not any(_same_setting(key, (b.dataset, b.threat_model, b.eps_text)) for b in boards):
-            boards.append(Board(*key))
+        for (dataset, threat, eps_text), table in select_rows(frame).groupby(columns, sort=False):
+            mine = [r for r in placed if r["section"] == (dataset, threat, eps_text)]
+            boards.append(_board(dataset, threat, eps_text, table, mine))
+    known = {_key(b) for b in boards}
+    extra = sorted({r["section"] for r in placed} - known, key=_section_order)
+    boards += [Board(*key) for key in extra]  # reported-only settings still get a section
     for board in boards:
-        board.reported = [r for r in reported if _same_setting(_setting(r), _key(board))]
+        board.reported = sorted((r for r in placed if r["section"] == _key(board)), key=rank_key)
         if not board.entries:
             board.reported_only = list(board.reported)
     return boards
+
+
+def place_reported(reported: list[dict[str, Any]], measured: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """Each reported entry with its ``section`` (data set, threat model, eps text) and ``eps_note``.
+
+    Corruptions entries share one section per data set (eps ""). An eps equal to a measured or reported one joins
+    it; a decimal within rounding of a k/255 fraction joins that fraction's section with a note (RobustBench lists
+    0.031 under 8/255); see harness.store.robustbench.eps_section.
+    """
+    texts: dict[tuple[str, str], list[str]] = {}
+    for dataset, threat, eps_text in measured:
+        texts.setdefault((dataset, threat), []).append(eps_text)
+    for rep in reported:
+        if not is_corruptions(rep):
+            texts.setdefault((rep["dataset"], rep["threat_model"]), []).append(str(rep["eps"]).strip())
+    measured_texts = {m[2] for m in measured}
+    out = []
+    for rep in reported:
+        if is_corruptions(rep):
+            section, note = "", None
+        else:
+            group = texts[(rep["dataset"], rep["threat_model"])]
+            candidates = [t for t in dict.fromkeys(group) if "/" in t or t in measured_texts]
+            section, note = eps_section(rep["eps"], candidates)
+        out.append({**rep, "section": (rep["dataset"], rep["threat_model"], section), "eps_note": note})
+    return out
+
+
+def _section_order(key: tuple[str, str, str]) -> tuple[str, int, float]:
+    threat_order = {"Linf": 0, "L2": 1, "corruptions": 2}
+    return key[0], threat_order.get(key[1], 3), parse_eps(key[2])[0] if key[2] else 0.0
 
 
 def _key(board: Board) -> tuple[str, str, str]:
     return board.dataset, board.threat_model, board.eps_text
 
 
-def _setting(rep: dict[str, Any]) -> tuple[str, str, Any]:
-    return rep["dataset"], rep["threat_model"], rep["eps"]
-
-
-def _same_setting(a: tuple[str, str, Any], b: tuple[str, str, Any]) -> bool:
-    return a[0] == b[0] and a[1] == b[1] and abs(parse_eps(str(a[2]))[0] - parse_eps(str(b[2]))[0]) < 1e-9
-
-
 def _board(dataset: str, threat: str, eps_text: str, table: pd.DataFrame, reported: list[dict[str, Any]]) -> Board:
-    mine = {r["model_id"]: r for r in reported if _same_setting(_setting(r), (dataset, threat, eps_text))}
+    mine = {r["model_id"]: r for r in reported}
     entries = [
         Entry(
             run_id=row.run_id,
@@ -397,7 +422,8 @@ def _board(dataset: str, threat: str, eps_text: str, table: pd.DataFrame, report
         for row in table.itertuples(index=False)
     ]
     measured = {e.model for e in entries}
-    board = Board(dataset, threat, eps_text, entries, [r for r in mine.values() if r["model_id"] not in measured])
+    others = sorted((r for r in mine.values() if r["model_id"] not in measured), key=rank_key)
+    board = Board(dataset, threat, eps_text, entries, others)
     board.recipes = recipes(entries)
     board.controls = control_checks(entries)
     board.reliability = reliability(entries)
@@ -423,22 +449,32 @@ def aligned(a: Score, b: Score) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def control_checks(entries: list[Entry]) -> list[ControlCheck]:
-    """Each headline score of each real method against the run's controls, paired on the same images."""
+    """Each headline score of each real method against the run's controls, paired on the same images.
+
+    ``beats``: the paired 95% interval of (method − control) lies beyond ``EQUIVALENCE`` times the gap between the
+    two controls' means, in the metric's better direction. ``matches``: the interval lies within that margin of 0
+    (equivalence: e.g. gradient x input against the input control, whose difference on Fashion-MNIST is 0.3% of
+    the mass ratio yet, with 100 paired images, significant).
+    """
     out = []
     for e in entries:
         for (method, metric), score in e.scores.items():
             if method in (*CONTROL_METHODS, FEATUREVIS_METHOD, RELIABILITY_METHOD) or metric not in HEADLINE_METRICS:
                 continue
-            for control in CONTROL_METHODS:
-                ref = e.scores.get((control, metric))
+            refs = {c: e.scores.get((c, metric)) for c in CONTROL_METHODS}
+            means = [r.mean for r in refs.values() if r is not None and r.mean is not None]
+            margin = EQUIVALENCE * abs(means[0] - means[1]) if len(means) == 2 else 0.0
+            higher = METRICS.get(metric).higher_is_better
+            for control, ref in refs.items():
                 pair = None if ref is None or score.mean is None or ref.mean is None else aligned(score, ref)
                 if pair is None or len(pair[0]) < 2:
                     continue
                 r = paired_comparison(*pair)
-                direction = interval_direction(r.lo, r.hi)
-                higher = METRICS.get(metric).higher_is_better
-                beats = direction != 0 and (direction > 0) == higher
-                out.append(ControlCheck(e.model, method, metric, control, r.diff, r.lo, r.hi, beats, direction == 0))
+                better_lo = r.lo if higher else -r.hi  # lower bound of the improvement over the control
+                matches = -margin <= r.lo and r.hi <= margin
+                out.append(
+                    ControlCheck(e.model, method, metric, control, r.diff, r.lo, r.hi, better_lo > margin, matches)
+                )
     return out
 
 

@@ -75,6 +75,6 @@ def html_text(text: object, limit: int | None = 2000) -> str:
 
 
 def plot_text(text: object, limit: int = 40) -> str:
-    """Stored text for a matplotlib label: one line of at most ``limit`` characters, ``$`` escaped (the figures
-    also turn mathtext off, so a name such as ``$\\\\foo{$`` is drawn as written)."""
-    return terminal(text, limit).replace("$", r"\$")
+    """Stored text for a matplotlib label: one line of at most ``limit`` characters (harness.report.figures turns
+    mathtext off, so a name such as ``$\\foo{$`` is drawn as written instead of failing the figure)."""
+    return terminal(text, limit)

@@ -11,7 +11,7 @@ flags) is HTML-escaped; only http(s) paper links become links.
 
 from __future__ import annotations
 
-import html
+import math
 import re
 import shutil
 from collections.abc import Iterable, Sequence
@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__, store
+from harness.report import markdown
 from harness.report.analysis import Board, Entry, Score, analyse
-from harness.report.markdown import TRIVIAL_NOTE, label
+from harness.report.escape import html_text
+from harness.report.markdown import label
 from harness.report.plots import scatter_plot
 from harness.store.files import files_root, write_text_atomic
 from harness.store.robustbench import (
@@ -43,8 +45,8 @@ _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def esc(value: Any) -> str:
-    """Text (or an attribute value) escaped for HTML."""
-    return html.escape(str(value), quote=True)
+    """Text (or an attribute value) escaped for HTML (harness.report.escape.html_text: controls shown as escapes)."""
+    return html_text(value, None)
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,8 @@ def _board_section(board: Board, out_dir: Path, runs_root: Path | None) -> str:
             detail = _detail_rows(board, notes, featurevis=featurevis)
             if detail is not None:
                 parts.append(_table(*detail, sortable=True, caption=f"{caption} (mean [95% bootstrap interval])"))
+        if getattr(board, "controls", None):
+            parts.append(_controls_table(board))
         if board.correlations:
             parts.append(_correlation_table(board))
         if board.comparisons:
@@ -179,6 +183,8 @@ def _board_section(board: Board, out_dir: Path, runs_root: Path | None) -> str:
                 "<figcaption>AA robust accuracy against each headline score, one point per model, with 95% "
                 "intervals.</figcaption></figure>"
             )
+    if getattr(board, "reliability", None) or getattr(board, "dose_response", None):
+        parts.append('<p class="note">Metric reliability and dose-response: see leaderboard.md.</p>')
     parts.append(_notes(notes))
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
@@ -206,7 +212,7 @@ def _main_rows(board: Board, notes: Notes, out_dir: Path, runs_root: Path | None
         ]
         if board.reported:
             cells.append(_reported_cell(e.reported, notes))
-        cells += [_score_cell(e.scores.get(pair), notes) for pair in HEADLINE]
+        cells += [_score_cell(e.scores.get(pair), notes, board=board, key=(e.model, *pair)) for pair in HEADLINE]
         cells += [
             text(e.attack),
             text(e.training or "—"),
@@ -290,7 +296,9 @@ def _paper_cell(rep: dict[str, Any]) -> Cell:
     return Cell(f'<a href="{esc(link)}" rel="noopener noreferrer">{esc(title)}</a>', title)
 
 
-def _score_cell(score: Score | None, notes: Notes, *, interval: bool = False) -> Cell:
+def _score_cell(
+    score: Score | None, notes: Notes, *, interval: bool = False, board: Board | None = None, key: tuple = ()
+) -> Cell:
     if score is None:
         return Cell("—", "")
     if score.mean is None:
@@ -299,8 +307,12 @@ def _score_cell(score: Score | None, notes: Notes, *, interval: bool = False) ->
     if interval and score.low is not None:
         shown += f" [{score.low:.3f}, {score.high:.3f}]"
     title = "" if score.low is None else f' title="95% interval [{score.low:.3f}, {score.high:.3f}], n={score.n}"'
-    trivial = f" ({esc(notes.ref(TRIVIAL_NOTE))})" if score.trivial else ""
-    return Cell(f"<span{title}>{esc(shown)}</span>{trivial}", repr(score.mean), num=True)
+    marker = ""
+    informative = getattr(board, "informative", None)
+    control_note = getattr(markdown, "CONTROL_NOTE", None)
+    if informative is not None and control_note and key and not informative(*key):
+        marker = f" † ({esc(notes.ref(control_note))})"
+    return Cell(f"<span{title}>{esc(shown)}</span>{marker}", repr(score.mean), num=True)
 
 
 def _detail_rows(board: Board, notes: Notes, *, featurevis: bool) -> tuple[list[str], list[list[Cell]]] | None:
@@ -319,15 +331,23 @@ def _detail_rows(board: Board, notes: Notes, *, featurevis: bool) -> tuple[list[
 
 
 def _correlation_table(board: Board) -> str:
+    """Spearman's rho across the board's models between robust accuracy and each score, with what the analysis
+    gives (interval or p-values) and its verdict."""
     rows = []
     for c in board.correlations:
-        rho = "n/a" if c.rho != c.rho else f"{c.rho:+.2f}" + ("" if c.low != c.low else f" [{c.low:.2f}, {c.high:.2f}]")
+        rho = getattr(c, "rho", math.nan)
+        shown = "n/a" if _nan(rho) else f"{rho:+.2f}"
+        low, high = getattr(c, "low", None), getattr(c, "high", None)
+        if low is not None and not _nan(low):
+            shown += f" [{low:.2f}, {high:.2f}]"
+        p_value = getattr(c, "p_adjusted", getattr(c, "p_value", None))
         rows.append(
             [
                 text(c.method),
                 text(label(c.metric)),
                 number(str(c.n_models), c.n_models),
-                number(rho, None if c.rho != c.rho else c.rho),
+                number(shown, None if _nan(rho) else rho),
+                number("—" if p_value is None or _nan(p_value) else f"{p_value:.3f}", p_value),
                 text(c.verdict),
             ]
         )
@@ -335,7 +355,8 @@ def _correlation_table(board: Board) -> str:
         "Method",
         "Metric",
         "Models",
-        "Spearman ρ (robust acc, metric) [95% bootstrap]",
+        "Spearman ρ (robust acc, metric)",
+        "p (adjusted)",
         "Robust → more interpretable?",
     ]
     return _table(header, rows, sortable=True, caption="Robustness vs interpretability")
@@ -344,11 +365,12 @@ def _correlation_table(board: Board) -> str:
 def _versus_table(board: Board) -> str:
     rows = []
     for c in board.comparisons:
-        if c.per_example:
-            shown = f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]"
-        else:
+        shown = f"{c.diff:+.3f}"
+        if not _nan(getattr(c, "low", math.nan)):
+            shown += f" [{c.low:+.3f}, {c.high:+.3f}]"
+        elif getattr(c, "intervals", None):
             (a_lo, a_hi), (b_lo, b_hi) = c.intervals
-            shown = f"{c.diff:+.3f} (intervals {_interval(a_lo, a_hi)} vs {_interval(b_lo, b_hi)})"
+            shown += f" (intervals {_interval(a_lo, a_hi)} vs {_interval(b_lo, b_hi)})"
         rows.append([text(c.model), text(c.method), text(label(c.metric)), number(shown, c.diff), text(c.verdict)])
     header = [
         "Model",
@@ -359,6 +381,27 @@ def _versus_table(board: Board) -> str:
     ]
     caption = "Adversarially trained vs standard training (the seed paper's comparison)"
     return _table(header, rows, sortable=True, caption=caption)
+
+
+def _controls_table(board: Board) -> str:
+    rows = []
+    for c in board.controls:
+        rows.append(
+            [
+                text(c.model),
+                text(c.method),
+                text(label(c.metric)),
+                text(c.control),
+                number(f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]", c.diff),
+                text("yes" if c.beats else "matches it" if getattr(c, "matches", False) else "no"),
+            ]
+        )
+    header = ["Model", "Method", "Score", "Control", "Method − control [95% paired]", "Beats it?"]
+    return _table(header, rows, sortable=True, caption="Controls: each score against random and input-only maps")
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _interval(low: float | None, high: float | None) -> str:

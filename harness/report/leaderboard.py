@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -17,13 +18,15 @@ __all__ = ["Files", "build_leaderboard", "write_leaderboard"]
 
 def build_leaderboard(s: Session, files: Files | None = None) -> str:
     """The leaderboard text for everything completed in the database, with imported reported entries; with
-    ``files``, run figures are linked and the scatter plots written under ``files.root / "plots"``."""
+    ``files``, run figures are linked and the scatter plots written under ``files.root / "plots"`` (beside the
+    output instead when the database's directory is read-only)."""
     boards = analyse(s)
     plots = {}
     if files is not None:
+        where = files.root if os.access(files.root, os.W_OK) else files.out.resolve().parent
         for i, board in enumerate(boards):
             has_detail = any(board.detail_pairs)
-            if board.entries and has_detail and (plot := scatter_plot(board, files.root / "plots")) is not None:
+            if board.entries and has_detail and (plot := scatter_plot(board, where / "plots")) is not None:
                 plots[i] = plot
     return render(boards, files, plots)
 

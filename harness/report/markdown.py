@@ -239,11 +239,9 @@ URL_SAFE = ":/?#@!$&'*+,;=%~-._"
 
 
 def md_text(value: Any) -> str:
-    """Stored text as literal markdown table content: one line, markdown and HTML syntax escaped (``|`` is escaped
+    """Stored text of a reported entry as markdown (one line; harness.report.escape.markdown_text; ``|`` is escaped
     by :func:`table`)."""
-    text = " ".join(str(value).split())
-    text = re.sub(r"([\\`*\[\]{}#!~]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))", r"\\\1", text)
-    return text.replace("<", "&lt;").replace(">", "&gt;")
+    return markdown_text(" ".join(str(value).split()), 1000)
 
 
 def _detail_rows(board: Board, notes: Notes, *, featurevis: bool) -> list[list[str]]:

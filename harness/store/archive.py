@@ -152,14 +152,14 @@ def export_run(
         raise HarnessError(f"run {run.id} is {run.status}, not complete", "export completed runs only")
     if fmt == "archive":
         record, root = archive_record(run), out or Path("results/archive")
-        path = root if root.suffix == ".json" else root / f"{run.model.name}-{run.id}.json"
+        path = root if root.suffix == ".json" else root / safe_name(f"{run.model.name}-{run.id}.json")
     else:
         record, root = model_info(run, fields), out or Path("results/robustbench")
         path = root if root.suffix == ".json" else export_path(root, run)
     if path != root:
+        if not path.is_relative_to(root):
+            raise HarnessError(f"the run's names would put its file at {path}, outside {root}", "rename the model")
         path = root.joinpath(*(safe_name(part) for part in path.relative_to(root).parts))
-        if not path.suffix == ".json":
-            path = path.with_name(path.name + ".json")
         if root.resolve() not in path.resolve().parents:
             raise HarnessError(f"{path} would leave {root} (a symbolic link?)", "export into a plain directory")
     if (path.exists() or path.is_symlink()) and not force:
@@ -171,8 +171,8 @@ def safe_name(text: str) -> str:
     """One path component made of ``A-Z a-z 0-9 . _ + -`` (anything else becomes ``_``), never ``.``/``..`` or
     hidden, at most 120 characters.
 
-    >>> safe_name("../../baseline"), safe_name("fmnist_standard-8db3ece56b19.json"), safe_name("a/b\\nc")
-    ('_.._baseline', 'fmnist_standard-8db3ece56b19.json', 'a_b_c')
+    >>> safe_name("../../baseline-1.json"), safe_name("fmnist_standard-8db3ece56b19.json"), safe_name("a/b\\nc")
+    ('_._.._baseline-1.json', 'fmnist_standard-8db3ece56b19.json', 'a_b_c')
     """
     name = re.sub(r"[^A-Za-z0-9._+-]", "_", str(text))[:120]
     return "_" + name[1:] if name.startswith(".") else name or "_"

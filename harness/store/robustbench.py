@@ -111,13 +111,14 @@ def paper_link(rep: Mapping[str, Any]) -> str | None:
 
 
 def plain_text(text: Any) -> str:
-    """A footnote or title without markup: RobustBench footnotes hold HTML (``<br>``, links) and LaTeX; tags go,
-    line breaks become "; ", entities are decoded, ``\\(\\ell_{\\infty}\\)`` becomes ℓ∞. Callers still escape the result
-    for their format.
+    r"""A footnote or title without markup: RobustBench footnotes hold HTML (``<br>``, links) and LaTeX; tags go,
+    line breaks become "; ", entities are decoded, ``\(\ell_{\infty}\)`` becomes ℓ∞. Callers still escape the
+    result for their format.
 
-    >>> plain_text('Uses \\(\\ell_{\\infty} \\) = 0.031.<br>See <a href="https://x.org">this</a> &amp; that')
+    >>> plain_text(r'Uses \(\ell_{\infty} \) = 0.031.<br>See <a href="https://x.org">this</a> &amp; that')
     'Uses ℓ∞ = 0.031. See this & that'
     """
+
     import html
 
     value = re.sub(r"<br\s*/?>", "; ", str(text or ""), flags=re.IGNORECASE)

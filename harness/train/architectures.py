@@ -73,6 +73,57 @@ def gap_cnn_wide(in_channels: int = 1, num_classes: int = 10) -> nn.Module:
     return GapCNN(in_channels, num_classes, widths=(48, 96), head_width=192)
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with batch norm and an identity (or 1x1 strided) shortcut (He et al. 2016)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class GapResNet(nn.Module):
+    """A small ResNet: a 3x3 stem, one basic block per stage (the first at stride 1, the others
+    halving the resolution), global average pooling and a linear layer."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        widths: tuple[int, ...] = (16, 32, 64),
+        mean: tuple[float, ...] = (0.286,),
+        std: tuple[float, ...] = (0.353,),
+    ) -> None:
+        super().__init__()
+        stem = [nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        blocks = [
+            BasicBlock(c_in, c_out, 1 if i == 0 else 2)
+            for i, (c_in, c_out) in enumerate(zip(widths[:1] + widths[:-1], widths, strict=True))
+        ]
+        self.features = nn.Sequential(Normalize(mean, std), *stem, *blocks)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.classifier = nn.Linear(widths[-1], num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(self.features(x)))
+
+
+@ARCHITECTURES.register("resnet8-gap")
+def resnet8_gap(in_channels: int = 1, num_classes: int = 10) -> nn.Module:
+    """The model zoo's second architecture: a stem and 3 basic blocks (widths 16/32/64, batch norm), global average
+    pooling and a linear layer; ~78k parameters, ~0.3 MB of float32 weights."""
+    return GapResNet(in_channels, num_classes, widths=(16, 32, 64))
+
+
 def build(name: str, **kwargs: int) -> nn.Module:
     """Construct the registered architecture ``name``."""
     return ARCHITECTURES.get(name)(**kwargs)

@@ -42,8 +42,8 @@ def main() -> int:
         write(protocol_out, {"op": "error", "problem": exc.problem, "fix": exc.fix})
         return 1
     report.containment = containment
-    write(protocol_out, {"op": "sandbox", "report": asdict(report)})
     if spec.get("require_isolation") and not report.filesystem_isolated:
+        write(protocol_out, {"op": "sandbox", "report": asdict(report)})
         write(
             protocol_out,
             {
@@ -56,8 +56,9 @@ def main() -> int:
     import warnings
 
     warnings.filterwarnings("ignore", category=UserWarning)
-    from harness.worker.session import WorkerSession
+    from harness.worker.session import WorkerSession  # torch: imported before the first request's budget starts
 
+    write(protocol_out, {"op": "sandbox", "report": asdict(report)})
     session = WorkerSession(send=lambda message: write(protocol_out, message))
     for line in sys.stdin:
         if not session.handle(decode(line)):

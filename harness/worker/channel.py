@@ -34,6 +34,7 @@ from harness.worker.protocol import ALWAYS, REPLIES, TERMINAL, decode, encode
 OnMessage = Callable[[dict[str, Any]], None]
 
 DEFAULT_MAX_LINE = 1 << 20  # the cap for requests that carry no arrays (load, check): 1 MiB
+START_S = 300.0  # the worker's start (sandbox, torch import): before any submission code, so nothing can fake it
 _TEXT_LIMIT = 2000  # characters kept of a worker's error text
 _TOO_LONG = object()
 # escape sequences (CSI, OSC, two-character) and control characters other than \t, \n and \r
@@ -146,7 +147,8 @@ class SubprocessChannel:
         }
         try:
             self._write(spec)
-            reply = self._next("start", None)
+            start = max(START_S, stall_timeout)
+            reply = self._next("start", time.monotonic() + start, start, stall=False)
             if reply["op"] not in ("sandbox", "error"):
                 raise _malformed(f"the worker began with {reply['op']!r} instead of its sandbox report")
             if reply["op"] == "error":
@@ -213,8 +215,10 @@ class SubprocessChannel:
                 self._died()
         self._last = time.monotonic()
 
-    def _next(self, op: str, progress_by: float | None, budget: float | None = None) -> dict[str, Any]:
-        clocks = [(self._last + self.stall_timeout, "stall")]
+    def _next(
+        self, op: str, progress_by: float | None, budget: float | None = None, stall: bool = True
+    ) -> dict[str, Any]:
+        clocks = [(self._last + self.stall_timeout, "stall")] if stall else []
         if progress_by is not None:
             clocks.append((progress_by, "budget"))
         if self.deadline is not None:
@@ -244,6 +248,11 @@ class SubprocessChannel:
                 f"the evaluation exceeded its wall-clock limit of {self.deadline - self.started:.0f} s and was stopped",
                 "raise --timeout (the default is derived from the run's size: README, Security model), "
                 "or pass --timeout none for code you trust",
+            )
+        if clock == "budget" and op == "start":
+            return HarnessError(
+                f"the evaluation worker did not start within {budget:.0f} s (its sandbox and torch's import)",
+                "check the machine's load; see the README's security model for the worker's limits",
             )
         if clock == "budget":
             return HarnessError(

@@ -4,9 +4,9 @@ The worker command (``python -I -m harness.worker``) calls :func:`supervise` bef
 original process stays outside as a small **supervisor**, the child becomes the worker, which then sandboxes
 itself (harness.worker.sandbox) and runs the submission.
 
-- **No descendant survives the worker.** The child is the first process (PID 1) of a new PID namespace (as root, or
-  inside a new user namespace); when it exits or is killed, the kernel kills every process in the namespace,
-  daemons that double-forked and called ``setsid`` included. Where namespaces are unavailable the supervisor is a
+- **No descendant survives the worker.** The worker runs in a new PID namespace (as root, or inside a new user
+  namespace) under a minimal init (PID 1) that reaps orphans; when the worker ends, init exits, and the kernel kills
+  every process left in the namespace, daemons that double-forked and called ``setsid`` included. Where namespaces are unavailable the supervisor is a
   child subreaper instead: orphans are re-parented to it, and it kills every remaining descendant when the worker
   ends.
 - **The worker dies with its parent.** The supervisor gets ``SIGTERM`` when the harness process dies
@@ -57,34 +57,73 @@ class _ParentGone(Exception):
 
 def supervise(parent_pid: int | None, cleanup: Path | None) -> str:
     """Fork the worker off this process, which stays behind as its supervisor and never returns; returns, in the
-    worker, how its descendants are contained: ``"pid-namespace"`` or ``"subreaper"``."""
+    worker, how its descendants are contained: ``"pid-namespace"`` or ``"subreaper"``.
+
+    In a PID namespace the supervisor's child is the namespace's init (PID 1: it reaps orphans and reports the
+    worker's exit), and the worker is init's child, so it keeps the ordinary signal semantics (a namespace's init
+    ignores signals it has no handler for, SIGXCPU of ``--cpu-limit`` included)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     with contextlib.suppress(OSError):
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGTERM)
-    if parent_pid is not None and os.getppid() != parent_pid:
-        os._exit(1)  # the harness died before the death signal was armed
+    if parent_pid is not None and os.getppid() != parent_pid:  # the harness died before the signal was armed
+        if cleanup is not None:
+            remove_tree(cleanup)
+        os._exit(1)
     mode = "pid-namespace"
     try:
         _new_pid_namespace()
     except OSError:
         mode = "subreaper"
         linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
-    read_end, write_end = os.pipe()  # the write end stays open exactly as long as the supervisor lives
+    status_read, status_write = os.pipe()  # init -> supervisor: the worker's wait status
+    alive_read, alive_write = os.pipe()  # open exactly as long as the supervisor lives
     pid = os.fork()
     if pid == 0:
-        os.close(write_end)
-        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-        poll = select.poll()
-        poll.register(read_end, select.POLLIN)
-        if poll.poll(0):  # hang-up: the supervisor died before the death signal was armed
-            os._exit(1)
-        os.close(read_end)
+        os.close(status_read)
+        _die_with_parent(alive_read, alive_write)
+        if mode == "pid-namespace":
+            _init(status_write)  # returns in the worker only
+        os.close(status_write)
         return mode
-    os.close(read_end)
+    os.close(status_write)
+    os.close(alive_read)
     for fd in (0, 1):  # the protocol pipes belong to the worker alone
         os.close(fd)
-    _supervisor_loop(pid, parent_pid, cleanup, mode)
+    _supervisor_loop(pid, parent_pid, cleanup, mode, status_read)
     raise AssertionError("unreachable")
+
+
+def _die_with_parent(alive_read: int, alive_write: int) -> None:
+    """In a new child: SIGKILL when the parent dies, and exit now if it already has (a hang-up on ``alive``)."""
+    os.close(alive_write)
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    poll = select.poll()
+    poll.register(alive_read, select.POLLIN)
+    if poll.poll(0):
+        os._exit(1)
+    os.close(alive_read)
+
+
+def _init(status_write: int) -> None:
+    """PID 1 of the worker's namespace: fork the worker (which returns from here), then reap every process that
+    ends in the namespace until the worker does, report its wait status and exit, which kills what is left."""
+    alive_read, alive_write = os.pipe()
+    worker = os.fork()
+    if worker == 0:
+        os.close(status_write)
+        _die_with_parent(alive_read, alive_write)
+        return
+    os.close(alive_read)
+    for fd in (0, 1):
+        os.close(fd)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == worker:
+            os.write(status_write, str(status).encode())
+            os._exit(0)
 
 
 def _new_pid_namespace() -> None:
@@ -97,13 +136,18 @@ def _new_pid_namespace() -> None:
         Path("/proc/self", file).write_text(text)
 
 
-def _supervisor_loop(pid: int, parent_pid: int | None, cleanup: Path | None, mode: str) -> None:
+def _supervisor_loop(pid: int, parent_pid: int | None, cleanup: Path | None, mode: str, status_read: int) -> None:
+    stopping = False
+
     def parent_gone(*_: Any) -> None:
-        raise _ParentGone
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise _ParentGone
 
     def watchdog(*_: Any) -> None:
         if parent_pid is not None and os.getppid() != parent_pid:
-            raise _ParentGone
+            parent_gone()
 
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, parent_gone)
@@ -121,13 +165,16 @@ def _supervisor_loop(pid: int, parent_pid: int | None, cleanup: Path | None, mod
     signal.setitimer(signal.ITIMER_REAL, 0)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGALRM):
         signal.signal(sig, signal.SIG_IGN)
+    reported = os.read(status_read, 32)  # the worker's status, from init (empty: init was killed, or no init)
+    status = int(reported) if reported.strip().isdigit() else status
     if mode == "subreaper":
         kill_descendants()
     if cleanup is not None:
         remove_tree(cleanup)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP keep their default action anyway
+            signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
         time.sleep(1)
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)

@@ -15,7 +15,9 @@ import io
 import json
 from typing import IO, Any
 
-TERMINAL = frozenset({"loaded", "checked", "attacked", "explained", "visualised", "classified", "error", "bye"})
+TERMINAL = frozenset(
+    {"loaded", "checked", "attacked", "explained", "visualised", "classified", "signed", "error", "bye"}
+)
 ALWAYS = frozenset({"heartbeat", "error"})
 # what a worker may answer to each request: its terminal reply, the progress messages before it, and ALWAYS
 REPLIES: dict[str, frozenset[str]] = {
@@ -25,6 +27,7 @@ REPLIES: dict[str, frozenset[str]] = {
     "explain": frozenset({"attributions", "score", "explained"}),
     "visualise": frozenset({"visualised"}),
     "classify": frozenset({"classified"}),
+    "signs": frozenset({"signed"}),
     "exit": frozenset({"bye"}),
 }
 MAX_DEPTH = 12  # the deepest legitimate message (feature visualisations) nests 5 levels

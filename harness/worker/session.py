@@ -115,14 +115,34 @@ class WorkerSession:
         probe = gradient_probe(self.model, self.x[: min(16, len(self.x))], self.y[: min(16, len(self.y))], self.device)
         self.send({"op": "checked", "flags": flags, "device": str(self.device), "probe": probe})
 
-    def _classify(self, message: dict[str, Any]) -> None:
-        """Logits of the images the parent sends (the fresh worker, which never sees the data directory)."""
+    def _ensure_model(self) -> None:
+        """The model on its device (the fresh worker, which runs no contract check, sets it up here)."""
         if getattr(self, "model", None) is None:
             self.device = resolve_device(self.config.device)
             self.model = Heartbeat(self.model_raw.to(self.device).eval(), self.send).eval()
+
+    def _classify(self, message: dict[str, Any]) -> None:
+        """Logits of the images the parent sends (the fresh worker, which never sees the data directory)."""
+        self._ensure_model()
         x = torch.as_tensor(np.asarray(message["x"], dtype=np.float32))
         logits = predict_logits(self.model, x, batch_size=int(message["batch_size"]), device=self.device)
         self.send({"op": "classified", "logits": logits.numpy()})
+
+    def _signs(self, message: dict[str, Any]) -> None:
+        """Signs of the input gradients of the cross-entropy of the model's own prediction at the points the parent
+        sends (the fresh worker: the parent turns them into one-step attacks on images this worker never saw)."""
+        self._ensure_model()
+        x = torch.as_tensor(np.asarray(message["x"], dtype=np.float32))
+        size = int(message["batch_size"])
+        signs = []
+        for i in range(0, len(x), size):
+            batch = x[i : i + size].to(self.device).requires_grad_(True)
+            with torch.enable_grad():
+                logits = self.model(batch)
+                loss = nn.functional.cross_entropy(logits.float(), logits.detach().argmax(1), reduction="sum")
+                (grad,) = torch.autograd.grad(loss, batch)
+            signs.append(grad.sign().to(torch.int8).cpu())
+        self.send({"op": "signed", "signs": torch.cat(signs).numpy()})
 
     def _attack(self, message: dict[str, Any]) -> None:
         r = self.resolved

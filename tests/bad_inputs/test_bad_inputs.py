@@ -1,7 +1,9 @@
 """The bad-input corpus: each case ends with one clear error line, a non-zero exit, and the database unchanged.
 
 Every case runs the real CLI in a subprocess against a database that already holds a completed run; the
-database's rows are compared before and after. Submissions run in the sandboxed worker (the default).
+database's rows are compared before and after. Submissions run in the sandboxed worker (the default). The fixtures
+and helpers are in conftest.py; the hostile submissions of issue 12 (a worker that lies, floods, forks, outlives
+its parent) are in test_hostile.py.
 """
 
 from __future__ import annotations
@@ -20,128 +22,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness import store
 from harness.worker.sandbox import landlock_abi
+from tests.bad_inputs.conftest import FAST
+from tests.bad_inputs.conftest import assert_clean_failure as _assert_clean_failure
 from tests.conftest import ROOT
-
-CORPUS = Path(__file__).with_name("submissions")
-FAST = [
-    "--n-examples",
-    "8",
-    "--batch-size",
-    "8",
-    "--attack",
-    "apgd-ce",
-    "--metrics",
-    "none",
-    "--quiet",
-    "--stall-timeout",
-    "60",
-]
-
-
-@pytest.fixture(scope="module")
-def template_db(tmp_path_factory) -> Path:
-    """A database holding one completed run, built with the real storage layer."""
-    path = tmp_path_factory.mktemp("db") / "template.db"
-    sessions = store.open_database(f"sqlite:///{path}")
-    with store.transaction(sessions) as s:
-        model = store.get_or_create_model(
-            s,
-            name="existing",
-            source="existing.py",
-            file_sha256="ab" * 32,
-            weights_sha256=None,
-            info={"name": "existing"},
-        )
-        s.add(
-            store.RunRecord(
-                id="existing0001",
-                model_id=model.id,
-                dataset="fashion-mnist",
-                threat_model="Linf",
-                eps=0.1,
-                eps_text="0.1",
-                n_examples=1,
-                seed=0,
-                attack="standard",
-                config_key="k",
-                status=store.COMPLETE,
-                clean_acc=1.0,
-                robust_acc=0.0,
-                config={},
-                provenance={},
-                examples=[
-                    store.ExampleRecord(
-                        idx=0,
-                        label=9,
-                        clean_pred=9,
-                        adv_pred=3,
-                        clean_correct=True,
-                        robust_correct=False,
-                        perturbation=0.1,
-                    )
-                ],
-            )
-        )
-    sessions.kw["bind"].dispose()
-    return path
-
-
-def _rows(db: Path) -> dict[str, list[tuple]]:
-    with sqlite3.connect(db) as con:
-        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        return {t: sorted(con.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
-
-
-@pytest.fixture()
-def case(tmp_path, template_db, data_dir):
-    """A copy of the corpus and of the database for one case; ``run(...)`` calls the CLI."""
-    corpus = tmp_path / "submissions"
-    shutil.copytree(CORPUS, corpus)
-    db = tmp_path / "results" / "robint.db"
-    db.parent.mkdir()
-    shutil.copy(template_db, db)
-
-    class Case:
-        dir, path, before = corpus, db, _rows(db)
-
-        def run(
-            self, *args: str, env: dict[str, str] | None = None, preexec=None, db_url: str | None = None
-        ) -> subprocess.CompletedProcess:
-            return subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "harness",
-                    "run",
-                    *args,
-                    "--db",
-                    db_url or f"sqlite:///{db}",
-                    "--data-dir",
-                    str(data_dir),
-                ],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                timeout=300,
-                env={**os.environ, **(env or {})},
-                preexec_fn=preexec,
-            )
-
-    return Case()
-
-
-def _assert_clean_failure(case, proc: subprocess.CompletedProcess, *fragments: str) -> str:
-    assert proc.returncode != 0, proc.stdout
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert _rows(case.path) == case.before
-    return lines[0]
-
 
 SUBMISSION_CASES = [
     ("syntax_error", ["syntax error at line 6"]),

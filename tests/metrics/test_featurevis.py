@@ -332,11 +332,11 @@ def test_generation_stays_in_the_eps_ball(robust_model, gaussians):
 
 def test_generation_does_not_depend_on_batch_size(robust_model, gaussians):
     # As for inversion: a per-image float64 model makes every example's steps independent of its chunk.
-    target = torch.tensor([0, 3, 5, 7, 8, 9])
+    target = torch.tensor([0, 3, 5, 7, 9])
     seed = class_seeds(gaussians, target, size=(28, 28), generator=torch.Generator().manual_seed(1)).double()
     model = PerImage(Float64(robust_model))
-    out = generate(model, seed, target, steps=15, eps=1.0)
-    chunked = generate(model, seed, target, steps=15, eps=1.0, batch_size=4)
+    out = generate(model, seed, target, steps=10, eps=1.0)
+    chunked = generate(model, seed, target, steps=10, eps=1.0, batch_size=2)
     assert out.dtype == torch.float64
     torch.testing.assert_close(chunked, out, rtol=0, atol=1e-12)
 

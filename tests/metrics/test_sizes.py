@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 import metrics.functional
+import metrics.registry as registry
 import metrics.suite as suite
 from metrics.registry import METRICS, attribution_metrics
 from metrics.suite import Attributions, MetricScore, SuiteConfig, iter_suite
@@ -31,9 +32,14 @@ CORNERS = torch.tensor(list(itertools.product((0.0, 1.0), repeat=3)))  # (8, 3)
 K = len(CORNERS)
 METRIC_NAMES = tuple(name for name in attribution_metrics() if "mask" not in METRICS.get(name).needs)
 CONFIG = SuiteConfig(
-    methods=("saliency", "integrated_gradients"), metrics=METRIC_NAMES, n_explain=4, n_sanity=2, n_composites=2,
-    batch_size=16, method_options=(("integrated_gradients", "n_trials", 1), ("integrated_gradients", "n_steps", 4)),
-)  # fmt: skip
+    methods=("saliency", "integrated_gradients"),
+    metrics=METRIC_NAMES,
+    n_explain=4,
+    n_sanity=2,
+    n_composites=2,
+    batch_size=16,
+    method_options=(("integrated_gradients", "n_trials", 1), ("integrated_gradients", "n_steps", 4)),
+)
 
 
 @pytest.fixture(autouse=True)
@@ -122,18 +128,34 @@ def run(model: nn.Module, side: int, config: SuiteConfig) -> tuple[dict[str, Att
     with torch.no_grad():
         clean_pred = model(x).argmax(1)
     assert torch.equal(clean_pred, y), "the test model should classify its colour images correctly"
-    items = list(iter_suite(model, x, y, clean_pred, config=config, num_classes=K, has_object_masks=False,
-                            background=None, device=torch.device("cpu"), progress=False))  # fmt: skip
+    items = list(
+        iter_suite(
+            model,
+            x,
+            y,
+            clean_pred,
+            config=config,
+            num_classes=K,
+            has_object_masks=False,
+            background=None,
+            device=torch.device("cpu"),
+            progress=False,
+        )
+    )
     attributions = {item.method: item for item in items if isinstance(item, Attributions)}
     return attributions, [item for item in items if isinstance(item, MetricScore)]
 
 
 def check_scores(scores: list[MetricScore], config: SuiteConfig) -> None:
-    assert {(s.method, s.metric) for s in scores} == set(itertools.product(config.methods, config.metrics))
+    assert {(s.method, s.metric) for s in scores} == set(config.pairs())  # methods x metrics, controls x headline
     for score in scores:
         where = f"{score.method}/{score.metric}: {score.details}"
         assert score.applicable and "dropped_non_finite" not in score.details, where
-        assert len(score.values) == expected_count(score.metric, config), where
+        if score.metric == "gridpg":  # the (composite, cell) rows whose class the model ranks in its top 4
+            assert 0 < len(score.values) <= expected_count(score.metric, config), where
+            assert len(score.details["rows"]) == len(score.values), where
+        else:
+            assert len(score.values) == expected_count(score.metric, config), where
         assert all(math.isfinite(v) for v in score.values), where
 
 
@@ -159,11 +181,19 @@ def test_gridpg_composites_native_or_downscaled_at_32x32(kind, native):
 def test_suite_at_224x224(monkeypatch):
     # Recognition is measured on N_RECOGNITION = 200 composites, 448x448 here (0.5 GB): 8 are enough for the test.
     monkeypatch.setattr(suite, "N_RECOGNITION", 8)
-    monkeypatch.setattr(metrics.functional, "infidelity", functools.partial(metrics.functional.infidelity,
-                                                                              patch_size=56))  # fmt: skip
-    monkeypatch.setattr(metrics.functional, "max_sensitivity", functools.partial(metrics.functional.max_sensitivity,
-                                                                                   n_samples=4))  # fmt: skip
-    config = dataclasses.replace(CONFIG, n_explain=2, n_sanity=1, n_composites=1)
+    monkeypatch.setattr(
+        metrics.functional, "infidelity", functools.partial(metrics.functional.infidelity, patch_size=56)
+    )
+    monkeypatch.setattr(
+        metrics.functional, "max_sensitivity", functools.partial(metrics.functional.max_sensitivity, n_samples=4)
+    )
+    monkeypatch.setattr(
+        metrics.functional,
+        "infidelity_gaussian",
+        functools.partial(metrics.functional.infidelity_gaussian, n_samples=4),
+    )
+    monkeypatch.setattr(registry, "CURVE_STEPS", 8)  # curves (both fills) with 8 steps: sizes, not values, are tested
+    config = dataclasses.replace(CONFIG, n_explain=2, n_sanity=1, n_composites=1, controls=())
     attributions, scores = run(make_model("gap", 224), 224, config)
     check_scores(scores, config)
     for method in config.methods:

@@ -1,0 +1,127 @@
+"""Evaluating the model zoo: every model of a spec through :func:`harness.pipeline.evaluate.evaluate`, each completed
+run exported to the archive (``results/archive/<model>-<run id>.json``) so that a fresh clone's leaderboard shows it.
+
+Resumable by construction: the archive is imported first, so an archived run is an identical completed run that
+``evaluate`` reuses (adding only the scores it lacks), an interrupted run resumes, and an archive file is written
+only when it is missing or differs from the database's run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import store
+from harness.config import DEFAULT_DB, RunConfig
+from harness.errors import HarnessError
+from harness.pipeline.evaluate import evaluate
+from harness.store.archive import archive_record, export_run, import_archives
+from harness.train.zoo import ZooSpec
+
+DEFAULT_ARCHIVE = Path("results/archive")
+
+
+@dataclass
+class ZooRun:
+    """One model's evaluation: ``status`` is stored, reused, resumed, missing (no submission yet) or failed."""
+
+    name: str
+    status: str
+    run_id: str | None = None
+    clean_acc: float | None = None
+    robust_acc: float | None = None
+    attack: str | None = None
+    n_examples: int | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    archive: Path | None = None
+    exported: bool = False
+    error: str | None = None
+
+
+def run_config(spec: ZooSpec, name: str, overrides: dict[str, Any] | None = None, **common: Any) -> RunConfig:
+    """The RunConfig of one zoo model: the spec's evaluation settings, then ``overrides`` (the command line's), then
+    the model's own settings; ``common`` are the RunConfig fields every model shares (db, data_dir, progress...)."""
+    (entry,) = spec.select([name])
+    settings = {**spec.evaluate, **(overrides or {}), **entry.evaluate}
+    for key in ("method_options", "featurevis_options"):
+        if key in settings:
+            settings[key] = tuple(settings[key])
+    return RunConfig(model=entry.submission, **settings, **common)
+
+
+def evaluate_zoo(
+    spec: ZooSpec,
+    *,
+    only: Iterable[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    db: str = DEFAULT_DB,
+    data_dir: Path | None = None,
+    archive_dir: Path | None = DEFAULT_ARCHIVE,
+    device: str = "auto",
+    rescore: bool = False,
+    trusted: bool = False,
+    progress: bool = True,
+    on_done: Callable[[ZooRun], None] | None = None,
+) -> list[ZooRun]:
+    """Evaluate the selected models (those whose submission exists) and export their runs to ``archive_dir``
+    (None: no export). A model whose evaluation fails is reported as failed and the others go on."""
+    sessions = store.open_database(db)
+    if archive_dir is not None and Path(archive_dir).is_dir():
+        import_archives(sessions, [Path(archive_dir)])
+    common = {"db": db, "data_dir": data_dir, "device": device, "rescore": rescore, "trusted": trusted}
+    results = []
+    for entry in spec.select(only):
+        if not entry.trained():
+            result = ZooRun(entry.name, "missing", error=f"{entry.submission} or its weights do not exist yet")
+        else:
+            result = _evaluate_one(sessions, spec, entry.name, overrides, archive_dir, progress=progress, **common)
+        results.append(result)
+        if on_done is not None:
+            on_done(result)
+    return results
+
+
+def _evaluate_one(sessions, spec: ZooSpec, name: str, overrides, archive_dir, **common: Any) -> ZooRun:
+    start = time.perf_counter()
+    try:
+        summary = evaluate(run_config(spec, name, overrides, **common))
+    except Exception as exc:  # noqa: BLE001  (one failed model must not stop the zoo; it is reported)
+        error = str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}"
+        return ZooRun(name, "failed", seconds=round(time.perf_counter() - start, 1), error=error)
+    status = "reused" if summary.reused else "resumed" if summary.resumed else "stored"
+    result = ZooRun(
+        name,
+        status,
+        summary.run_id,
+        summary.clean_acc,
+        summary.robust_acc,
+        summary.config.attack,
+        summary.config.n_examples,
+        round(time.perf_counter() - start, 1),
+        dict(summary.timings),
+    )
+    if archive_dir is not None:
+        result.archive, result.exported = archive(sessions, summary.run_id, Path(archive_dir))
+    return result
+
+
+def archive(sessions, run_id: str, archive_dir: Path) -> tuple[Path, bool]:
+    """Export a completed run to ``archive_dir`` unless an identical archive file of it is there already (a file of
+    the same run that differs, e.g. one that lacks scores added since, is replaced). Returns (path, written)."""
+    existing = sorted(Path(archive_dir).glob(f"*-{run_id}.json"))
+    with store.transaction(sessions) as s:
+        if existing:
+            current = json.loads(json.dumps(archive_record(store.get_run(s, run_id))))
+            try:
+                same = json.loads(existing[0].read_text()) == current
+            except (OSError, json.JSONDecodeError):
+                same = False
+            if same:
+                return existing[0], False
+            return export_run(s, run_id, existing[0], fmt="archive", force=True), True
+        return export_run(s, run_id, Path(archive_dir), fmt="archive"), True
