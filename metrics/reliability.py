@@ -58,7 +58,7 @@ from metrics.functional._checks import (
     check_target,
     describe,
 )
-from metrics.functional._explain import ExplainFn, explain
+from metrics.functional._explain import ExplainFn, explain_in_chunks
 from metrics.functional._perturb import chunks
 
 MetricFn = Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
@@ -308,7 +308,7 @@ def _model_test(s: _Setup, stds: tuple[float, float], noise: str) -> list[Tensor
                 same = _predict(perturbed, s.x, s.batch_size) == s.predictions
                 kept[i, k] = same if keep_same else ~same
                 for m, fn in enumerate(s.fns):
-                    a = explain(fn, perturbed, s.x, s.target, s.batch_size)
+                    a = explain_in_chunks(fn, perturbed, s.x, s.target, s.batch_size)
                     for j, metric in enumerate(s.metrics):
                         scores[j, m, i, k] = _score(metric, perturbed, s.x, a, s.target)
         out += [scores, kept]
@@ -345,7 +345,9 @@ def _input_test(
             for m, fn in enumerate(s.fns):
                 a = attributions[m].expand(k_count, *attributions[m].shape)
                 if explain_perturbed:
-                    a = explain(fn, s.model, flat, tiled, s.batch_size).view(k_count, n, *attributions[m].shape[1:])
+                    a = explain_in_chunks(fn, s.model, flat, tiled, s.batch_size).view(
+                        k_count, n, *attributions[m].shape[1:]
+                    )
                 for k in range(k_count):
                     for j, metric in enumerate(s.metrics):
                         scores[j, m, i, k] = _score(metric, s.model, x_hat[k], a[k], s.target)
@@ -482,7 +484,7 @@ def reliability_of(
         fns, names = list(explain_fns.values()), list(metrics)
         metric_fns = [metrics[name][0] for name in names]
         s = _Setup(model, x, target, predictions, metric_fns, fns, iterations, n_perturbations, generator, batch_size)
-        attributions = [explain(fn, model, x, target, batch_size) for fn in fns]
+        attributions = [explain_in_chunks(fn, model, x, target, batch_size) for fn in fns]
         scores = [torch.stack([_score(fn, model, x, a, target) for a in attributions]) for fn in metric_fns]
         raw: dict[str, list[Tensor]] = {}
         for test in ("model", "input"):  # fixed order: the generator's draws do not depend on the order in tests

@@ -67,8 +67,9 @@ def channel_attributions(
 def pixel_mask(mask: object, n: int, h: int, w: int, name: str = "mask") -> Tensor:
     """Boolean mask ``(N, H, W)`` from ``(N, 1, H, W)`` or ``(N, H, W)``; non-bool masks must hold only 0 and 1."""
     if not isinstance(mask, Tensor):
-        raise ValueError(f"{name} must be a bool tensor of shape ({n}, 1, {h}, {w}) or ({n}, {h}, {w}), got "
-                         f"{describe(mask)}")  # fmt: skip
+        raise ValueError(
+            f"{name} must be a bool tensor of shape ({n}, 1, {h}, {w}) or ({n}, {h}, {w}), got {describe(mask)}"
+        )
     m = mask.squeeze(1) if mask.ndim == 4 and mask.shape[1] == 1 else mask
     if tuple(m.shape) != (n, h, w):
         raise ValueError(f"{name} must have shape ({n}, 1, {h}, {w}) or ({n}, {h}, {w}), got {tuple(mask.shape)}")

@@ -15,8 +15,9 @@ ORDERS = ("morf", "lerf", "random")
 MODES = ("deletion", "insertion")
 
 
-def rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
-         dtype: torch.dtype = torch.float32) -> Tensor:  # fmt: skip
+def rand(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """U[0, 1) drawn on the generator's device (so a CPU generator gives the same numbers for any ``device``),
     then moved to ``device``; ``generator=None`` uses torch's global RNG of ``device``."""
     where = generator.device if generator is not None else device
@@ -40,8 +41,9 @@ def resolve_baseline(baseline: str | Tensor, x: Tensor, generator: torch.Generat
         except RuntimeError:
             shape = None
         if shape != x.shape:
-            raise ValueError(f"baseline tensor of shape {tuple(baseline.shape)} is not broadcastable to x "
-                             f"{tuple(x.shape)}")  # fmt: skip
+            raise ValueError(
+                f"baseline tensor of shape {tuple(baseline.shape)} is not broadcastable to x {tuple(x.shape)}"
+            )
         if not bool(torch.isfinite(baseline).all()):
             raise ValueError("baseline contains NaN or infinite values")
         return baseline.to(device=x.device, dtype=x.dtype).expand_as(x)
@@ -120,8 +122,10 @@ def model_scores(
         for images, target in batches:
             logits = model(images)
             if not isinstance(logits, Tensor) or logits.ndim != 2 or logits.shape[0] != images.shape[0]:
-                raise ValueError(f"model must return logits of shape (B, num_classes) for a batch of "
-                                 f"{images.shape[0]} images, got {describe(logits)}")  # fmt: skip
+                raise ValueError(
+                    f"model must return logits of shape (B, num_classes) for a batch of "
+                    f"{images.shape[0]} images, got {describe(logits)}"
+                )
             if bool((target >= logits.shape[1]).any()):
                 raise ValueError(f"target holds class indices >= the model's {logits.shape[1]} outputs")
             finite.append(torch.isfinite(logits).all())

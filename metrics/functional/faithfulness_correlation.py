@@ -21,18 +21,28 @@ from metrics.functional._stats import pearson
 _DRAW_CHUNK = 64  # examples per draw of random subsets: fixed, so results do not depend on batch_size
 
 
-def _draw_subsets(n: int, n_runs: int, subset_size: int, n_features: int, generator: torch.Generator | None,
-                  device: torch.device) -> Tensor:  # fmt: skip
-    parts = [rand((b - a, n_runs, n_features), generator, device).topk(subset_size, dim=-1).indices
-             for a, b in chunks(n, _DRAW_CHUNK)]  # fmt: skip
+def _draw_subsets(
+    n: int, n_runs: int, subset_size: int, n_features: int, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    parts = [
+        rand((b - a, n_runs, n_features), generator, device).topk(subset_size, dim=-1).indices
+        for a, b in chunks(n, _DRAW_CHUNK)
+    ]
     return torch.cat(parts)
 
 
 def _check_subsets(subsets: object, n: int, n_features: int, device: torch.device) -> Tensor:
-    if (not isinstance(subsets, Tensor) or subsets.dtype != torch.int64 or subsets.ndim != 3
-            or subsets.shape[0] != n or subsets.shape[1] < 2 or subsets.shape[2] < 1):  # fmt: skip
-        raise ValueError(f"subsets must be an int64 tensor of shape ({n}, n_runs >= 2, subset_size), "
-                         f"got {describe(subsets)}")  # fmt: skip
+    if (
+        not isinstance(subsets, Tensor)
+        or subsets.dtype != torch.int64
+        or subsets.ndim != 3
+        or subsets.shape[0] != n
+        or subsets.shape[1] < 2
+        or subsets.shape[2] < 1
+    ):
+        raise ValueError(
+            f"subsets must be an int64 tensor of shape ({n}, n_runs >= 2, subset_size), got {describe(subsets)}"
+        )
     if bool(((subsets < 0) | (subsets >= n_features)).any()):
         raise ValueError(f"subsets holds pixel indices outside [0, {n_features})")
     return subsets.to(device)

@@ -84,8 +84,9 @@ def infidelity(
         noise = rand((n, n_samples, n_patches), generator, x.device, x.dtype)
     if noise is not None:
         if not isinstance(noise, Tensor) or noise.ndim != 3 or noise.shape[0] != n or noise.shape[2] != n_patches:
-            raise ValueError(f"noise must be a float tensor of shape ({n}, n_samples, {n_patches}), "
-                             f"got {describe(noise)}")  # fmt: skip
+            raise ValueError(
+                f"noise must be a float tensor of shape ({n}, n_samples, {n_patches}), got {describe(noise)}"
+            )
         if not bool(torch.isfinite(noise).all()):
             raise ValueError("noise contains NaN or infinite values")
         reps = noise.shape[1]
@@ -95,8 +96,19 @@ def infidelity(
         base = resolve_baseline(baseline, x, generator)
     x_index = torch.arange(n, device=x.device).repeat_interleave(reps)
     counts = torch.arange(n_patches + 1, device=x.device)
-    curve = curves(model, x, base, patch_id[None], counts, target, mode="deletion", softmax=softmax,
-                   batch_size=batch_size, x_index=x_index, rank_index=torch.zeros_like(x_index))  # fmt: skip
+    curve = curves(
+        model,
+        x,
+        base,
+        patch_id[None],
+        counts,
+        target,
+        mode="deletion",
+        softmax=softmax,
+        batch_size=batch_size,
+        x_index=x_index,
+        rank_index=torch.zeros_like(x_index),
+    )
     drops = curve[:, :1] - curve[:, 1:]
     contrib = (a[x_index].double() * (x[x_index] - base).double()).sum(dim=1)
     per_patch = torch.zeros(n * reps, n_patches, dtype=torch.float64, device=x.device)

@@ -18,7 +18,7 @@ from metrics.functional._checks import (
     check_target,
     describe,
 )
-from metrics.functional._explain import ExplainFn, explain
+from metrics.functional._explain import ExplainFn, explain_in_chunks
 from metrics.functional._stats import _stat_dtype, pearson, spearman
 
 LayerOrder = Literal["top_down", "bottom_up", "independent"]
@@ -107,7 +107,7 @@ def model_parameter_randomisation(
     state = _rng_state(generator)
 
     def attributions(m: nn.Module) -> Tensor:
-        a = explain(explain_fn, m, x, target, batch_size).flatten(1)
+        a = explain_in_chunks(explain_fn, m, x, target, batch_size).flatten(1)
         return a.abs() if abs else a
 
     def compare(a: Tensor, b: Tensor) -> Tensor:
@@ -147,8 +147,17 @@ def model_parameter_randomisation_score(
     Returns: ``(N,)`` in [-1, 1] (lower = more sensitive to the parameters).
     """
     check_choice(reduction, "reduction", ("mean", "last"))
-    s = model_parameter_randomisation(model, x, target, explain_fn, order=order, similarity=similarity, abs=abs,
-                                      generator=generator, batch_size=batch_size)  # fmt: skip
+    s = model_parameter_randomisation(
+        model,
+        x,
+        target,
+        explain_fn,
+        order=order,
+        similarity=similarity,
+        abs=abs,
+        generator=generator,
+        batch_size=batch_size,
+    )
     return s.mean(dim=1) if reduction == "mean" else s[:, -1]
 
 
@@ -274,7 +283,7 @@ def efficient_model_parameter_randomisation(
     check_positive_int(batch_size, "batch_size")
     state = _rng_state(generator)
     if attributions is None:
-        attributions = explain(explain_fn, model, x, target, batch_size)
+        attributions = explain_in_chunks(explain_fn, model, x, target, batch_size)
     elif not isinstance(attributions, Tensor) or attributions.shape[0] != x.shape[0]:
         raise ValueError(f"attributions must be a tensor ({x.shape[0]}, ...), got {describe(attributions)}")
 
@@ -284,7 +293,7 @@ def efficient_model_parameter_randomisation(
 
     original = entropy(attributions)
     ((_, randomised),) = _randomised_copies(model, order, state, last_only=True)
-    return (entropy(explain(explain_fn, randomised, x, target, batch_size)) - original) / original
+    return (entropy(explain_in_chunks(explain_fn, randomised, x, target, batch_size)) - original) / original
 
 
 def _smooth_explain(
@@ -299,7 +308,9 @@ def _smooth_explain(
     noisy = (x.to(wide) + noise.to(x.device, wide) * sigma.to(wide)).to(x.dtype)
     n_samples = noise.shape[0] + 1
     stacked = torch.cat([noisy.flatten(0, 1), x])
-    a = explain(explain_fn, model, stacked, target.repeat(n_samples), batch_size).reshape(n_samples, x.shape[0], -1)
+    a = explain_in_chunks(explain_fn, model, stacked, target.repeat(n_samples), batch_size).reshape(
+        n_samples, x.shape[0], -1
+    )
     smooth = a[0] / n_samples
     for s in range(1, n_samples):
         smooth = smooth + a[s] / n_samples

@@ -15,7 +15,7 @@ from metrics.functional._checks import (
     check_target,
     describe,
 )
-from metrics.functional._explain import ExplainFn, explain
+from metrics.functional._explain import ExplainFn, explain_in_chunks
 from metrics.functional._perturb import rand
 
 
@@ -82,7 +82,7 @@ def max_sensitivity(
         check_positive_int(n_samples, "n_samples")
         if isinstance(radius, bool) or not isinstance(radius, int | float) or not radius > 0:
             raise ValueError(f"radius must be a positive number, got {radius!r}")
-    a = explain(explain_fn, model, x, target, batch_size).flatten(1).double()
+    a = explain_in_chunks(explain_fn, model, x, target, batch_size).flatten(1).double()
     denominator = _norm(a, norm)
     worst = torch.zeros(n, dtype=torch.float64, device=x.device)
     group = max(1, batch_size // n)
@@ -91,10 +91,11 @@ def max_sensitivity(
         if noise is not None:
             u = noise[:, s0:s1].to(device=x.device, dtype=x.dtype).transpose(0, 1)
         else:
-            u = torch.stack([(2 * rand(tuple(x.shape), generator, x.device, x.dtype) - 1) * radius
-                             for _ in range(s0, s1)])  # fmt: skip
+            u = torch.stack(
+                [(2 * rand(tuple(x.shape), generator, x.device, x.dtype) - 1) * radius for _ in range(s0, s1)]
+            )
         perturbed = (x.unsqueeze(0) + u).reshape(-1, *x.shape[1:])
-        a_pert = explain(explain_fn, model, perturbed, target.repeat(s1 - s0), batch_size).flatten(1).double()
+        a_pert = explain_in_chunks(explain_fn, model, perturbed, target.repeat(s1 - s0), batch_size).flatten(1).double()
         if a_pert.shape[1] != a.shape[1]:
             raise ValueError(f"explain_fn returned {a_pert.shape[1]} elements per perturbed image, {a.shape[1]} for x")
         numerator = _norm(a.repeat(s1 - s0, 1) - a_pert, norm).reshape(s1 - s0, n)

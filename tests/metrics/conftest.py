@@ -47,8 +47,15 @@ def run_quantus(metric, model, x, y, a=None, s=None, **kwargs) -> np.ndarray:
     """Call a Quantus metric on numpy copies of torch inputs; per-example scores as float64 numpy."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = metric(model=model, x_batch=x.numpy(), y_batch=y.numpy(), a_batch=None if a is None else a.numpy(),
-                     s_batch=None if s is None else s.numpy(), device="cpu", **kwargs)  # fmt: skip
+        out = metric(
+            model=model,
+            x_batch=x.numpy(),
+            y_batch=y.numpy(),
+            a_batch=None if a is None else a.numpy(),
+            s_batch=None if s is None else s.numpy(),
+            device="cpu",
+            **kwargs,
+        )
     return out if isinstance(out, dict) else np.asarray(out, dtype=np.float64)
 
 

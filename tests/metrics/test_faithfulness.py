@@ -134,8 +134,9 @@ def test_ties_broken_by_lower_index_first():
 
 def test_patch_curve_and_uneven_steps_by_hand():
     model, x, target, a = _linear_case(n=2, side=4, seed=2)
-    curve = perturbation_curve(model, x, a, target, order="morf", mode="deletion", baseline="black", patch_size=2,
-                               n_steps=3)  # fmt: skip
+    curve = perturbation_curve(
+        model, x, a, target, order="morf", mode="deletion", baseline="black", patch_size=2, n_steps=3
+    )
     patch_of = (np.arange(4)[:, None] // 2 * 2 + np.arange(4)[None, :] // 2).reshape(-1)
     sums = np.stack([[a[i].flatten().numpy()[patch_of == p].sum() for p in range(4)] for i in range(2)])
     patch_order = np.argsort(-sums, axis=1, kind="stable")
@@ -200,8 +201,16 @@ def test_batched_equals_per_example_and_batch_size_invariant(standard_model, ima
 
 def test_generator_determinism(standard_model, images, standard_saliency):
     x, y, a = images[0][:3], images[1][:3], standard_saliency[:3]
-    run = lambda seed: perturbation_curve(standard_model, x, a, y, order="random", mode="deletion", n_steps=8,  # noqa: E731
-                                          generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    run = lambda seed: perturbation_curve(  # noqa: E731
+        standard_model,
+        x,
+        a,
+        y,
+        order="random",
+        mode="deletion",
+        n_steps=8,  # noqa: E731
+        generator=torch.Generator().manual_seed(seed),
+    )
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
 
@@ -234,16 +243,24 @@ def test_aucs_from_curves(standard_model, images, standard_saliency):
     base = torch.rand(x.shape, generator=g())
 
     def curve(order, mode, generator=None):
-        return perturbation_curve(standard_model, x, a, y, order=order, mode=mode, baseline=base, n_steps=7,
-                                  generator=generator)  # fmt: skip
+        return perturbation_curve(
+            standard_model, x, a, y, order=order, mode=mode, baseline=base, n_steps=7, generator=generator
+        )
 
     auc = lambda c: torch.trapezoid(c, frac, dim=1)  # noqa: E731
-    np.testing.assert_allclose(deletion_auc(standard_model, x, a, y, n_steps=7, generator=g()).numpy(),
-                               auc(curve("morf", "deletion")).numpy(), atol=1e-6)  # fmt: skip
-    np.testing.assert_allclose(curve_auc(curve("morf", "deletion"), n_features=784).numpy(),
-                               auc(curve("morf", "deletion")).numpy(), atol=1e-7)  # fmt: skip
-    np.testing.assert_allclose(insertion_auc(standard_model, x, a, y, n_steps=7, generator=g()).numpy(),
-                               auc(curve("morf", "insertion")).numpy(), atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        deletion_auc(standard_model, x, a, y, n_steps=7, generator=g()).numpy(),
+        auc(curve("morf", "deletion")).numpy(),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        curve_auc(curve("morf", "deletion"), n_features=784).numpy(), auc(curve("morf", "deletion")).numpy(), atol=1e-7
+    )
+    np.testing.assert_allclose(
+        insertion_auc(standard_model, x, a, y, n_steps=7, generator=g()).numpy(),
+        auc(curve("morf", "insertion")).numpy(),
+        atol=1e-6,
+    )
     np.testing.assert_allclose(
         abpc(standard_model, x, a, y, n_steps=7, generator=g()).numpy(),
         (auc(curve("lerf", "deletion")) - auc(curve("morf", "deletion"))).numpy(),
@@ -252,8 +269,9 @@ def test_aucs_from_curves(standard_model, images, standard_saliency):
     gen = g()
     torch.rand(x.shape, generator=gen)  # the baseline is drawn first, then the random order
     expected = auc(curve("random", "deletion", gen)) - auc(curve("morf", "deletion"))
-    np.testing.assert_allclose(deletion_auc_relative(standard_model, x, a, y, n_steps=7, generator=g()).numpy(),
-                               expected.numpy(), atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        deletion_auc_relative(standard_model, x, a, y, n_steps=7, generator=g()).numpy(), expected.numpy(), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("fill", [0.0, 1.0])

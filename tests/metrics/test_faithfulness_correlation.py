@@ -125,12 +125,14 @@ def test_linear_model_exact_attributions_correlate_perfectly():
 
 def test_undefined_correlations_give_zero(standard_model, images):
     x, y = images[0][:3], images[1][:3]
-    zero = faithfulness_correlation(standard_model, x, torch.zeros_like(x), y, n_runs=5, subset_size=10,
-                                    generator=torch.Generator().manual_seed(0))  # fmt: skip
+    zero = faithfulness_correlation(
+        standard_model, x, torch.zeros_like(x), y, n_runs=5, subset_size=10, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(zero, torch.zeros(3))
     blind = ConstantLogits([1.0, 2.0])
-    out = faithfulness_correlation(blind, x, torch.rand(x.shape), torch.zeros(3, dtype=torch.int64), n_runs=5,
-                                   subset_size=10)  # fmt: skip
+    out = faithfulness_correlation(
+        blind, x, torch.rand(x.shape), torch.zeros(3, dtype=torch.int64), n_runs=5, subset_size=10
+    )
     assert torch.equal(out, torch.zeros(3))
 
 
@@ -181,5 +183,6 @@ def test_bad_arguments_raise(standard_model, images, standard_saliency):
     with pytest.raises(ValueError, match="subsets"):
         faithfulness_correlation(standard_model, x, a, y, subsets=torch.full((2, 3, 4), 784))
     with pytest.raises(ValueError, match="NaN or infinite logits"):
-        faithfulness_correlation(ConstantLogits([float("nan"), 1.0]), x, a, torch.zeros(2, dtype=torch.int64),
-                                 n_runs=3, subset_size=4)  # fmt: skip
+        faithfulness_correlation(
+            ConstantLogits([float("nan"), 1.0]), x, a, torch.zeros(2, dtype=torch.int64), n_runs=3, subset_size=4
+        )

@@ -133,8 +133,16 @@ def test_deterministic_baselines_ignore_n_samples_and_batching(standard_model, i
 
 def test_uniform_determinism(standard_model, images, standard_saliency):
     x, y, a = images[0][:2], images[1][:2], standard_saliency[:2]
-    run = lambda seed: infidelity(standard_model, x, a, y, patch_size=14, n_samples=3, baseline="uniform",  # noqa: E731
-                                  generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    run = lambda seed: infidelity(  # noqa: E731
+        standard_model,
+        x,
+        a,
+        y,
+        patch_size=14,
+        n_samples=3,
+        baseline="uniform",  # noqa: E731
+        generator=torch.Generator().manual_seed(seed),
+    )
     assert torch.equal(run(0), run(0))
     assert not torch.equal(run(0), run(1))
 

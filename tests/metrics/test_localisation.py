@@ -126,8 +126,9 @@ def test_grid_pointing_game_cells_and_channels():
     assert grid_pointing_game(a, torch.tensor([4]), grid=(3, 3)).item() == 1.0
     assert grid_pointing_game(a, torch.tensor([0]), grid=(3, 3)).item() == 0.0
     odd = torch.ones(1, 5, 5)  # rows 0-1 / 2-4 and columns 0-1 / 2-4, as Focus's H // 2 split
-    np.testing.assert_allclose(grid_pointing_game(odd.expand(4, 5, 5), torch.arange(4)).numpy(),
-                               np.array([4, 6, 6, 9]) / 25)  # fmt: skip
+    np.testing.assert_allclose(
+        grid_pointing_game(odd.expand(4, 5, 5), torch.arange(4)).numpy(), np.array([4, 6, 6, 9]) / 25
+    )
 
 
 def test_bad_arguments_raise():

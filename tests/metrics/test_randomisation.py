@@ -50,15 +50,24 @@ def test_matches_quantus_mprt(order, standard_model, images):
     # in its "original" entry (1.0), i.e. (1 + L * mean) / (L + 1).
     n_layers = len(layers)
     np.testing.assert_allclose(ours[:, -1].numpy(), metric.recompute_last_correlation_per_sample(), atol=TOL)
-    np.testing.assert_allclose(((1 + n_layers * ours.mean(dim=1)) / (n_layers + 1)).numpy(),
-                               metric.recompute_average_correlation_per_sample(), atol=TOL)  # fmt: skip
+    np.testing.assert_allclose(
+        ((1 + n_layers * ours.mean(dim=1)) / (n_layers + 1)).numpy(),
+        metric.recompute_average_correlation_per_sample(),
+        atol=TOL,
+    )
 
 
 def _tiny_cnn() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3),
-                               torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                               torch.nn.Linear(4, 10)).eval()  # fmt: skip
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 4, 3),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 10),
+    ).eval()
 
 
 @pytest.mark.parametrize("order", ["top_down", "bottom_up", "independent"])
@@ -69,9 +78,15 @@ def test_model_and_global_rng_untouched_and_deterministic(order, images):
     x, y = images[0][:3].double(), images[1][:3]
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
-    run = lambda seed, bs=256: model_parameter_randomisation(model, x, y, saliency, order=order,  # noqa: E731
-                                                             batch_size=bs,
-                                                             generator=torch.Generator().manual_seed(seed))  # fmt: skip
+    run = lambda seed, bs=256: model_parameter_randomisation(  # noqa: E731
+        model,
+        x,
+        y,
+        saliency,
+        order=order,  # noqa: E731
+        batch_size=bs,
+        generator=torch.Generator().manual_seed(seed),
+    )
     first = run(1)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert torch.equal(torch.get_rng_state(), rng)
@@ -79,8 +94,9 @@ def test_model_and_global_rng_untouched_and_deterministic(order, images):
     assert torch.equal(first, run(1))
     assert not torch.equal(first, run(2))
     np.testing.assert_allclose(run(1, bs=2).numpy(), first.numpy(), atol=1e-12, rtol=0)
-    score = model_parameter_randomisation_score(model, x, y, saliency, order=order, reduction="last",
-                                                generator=torch.Generator().manual_seed(1))  # fmt: skip
+    score = model_parameter_randomisation_score(
+        model, x, y, saliency, order=order, reduction="last", generator=torch.Generator().manual_seed(1)
+    )
     assert torch.equal(score, first[:, -1])
     # Cascading: once every layer is random, top-down and bottom-up reach the same fully random model (the same
     # weights: equal explanations and scores by construction).

@@ -53,8 +53,15 @@ def test_hand_cases(images):
     assert torch.equal(constant, torch.zeros(3))
     zero = max_sensitivity(model, x, y, lambda m, x, t: torch.zeros_like(x), n_samples=3)
     assert torch.equal(zero, torch.zeros(3))
-    relu = max_sensitivity(model, x * 0 - 1, y, lambda m, x, t: x.clamp(min=0), n_samples=3, radius=2.0,
-                           generator=torch.Generator().manual_seed(0))  # fmt: skip
+    relu = max_sensitivity(
+        model,
+        x * 0 - 1,
+        y,
+        lambda m, x, t: x.clamp(min=0),
+        n_samples=3,
+        radius=2.0,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert bool(torch.isinf(relu).all())  # zero explanation that the noise makes non-zero: documented inf
 
 
