@@ -12,7 +12,7 @@ DB ?= sqlite:///results/robint.db
 MODELS ?= submissions/fmnist_standard.py submissions/fmnist_pgd_linf.py submissions/fmnist_trades_linf.py
 FMNIST_DEB := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: run test check setup data browser lint bench clean
+.PHONY: run test check setup data browser postgres lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -62,7 +62,17 @@ browser:
 	  echo "(install them with: sudo apt-get install chromium chromium-driver)"; \
 	fi
 
-test: setup data browser
+# the PostgreSQL server the tests start (initdb + pg_ctl in a temporary directory); without it they are skipped
+postgres:
+	@if compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || command -v pg_ctl >/dev/null; then exit 0; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	    || echo "could not install postgresql: the PostgreSQL tests will be skipped"; \
+	else \
+	  echo "PostgreSQL is not installed: its tests will be skipped (install it with: sudo apt-get install postgresql)"; \
+	fi
+
+test: setup data browser postgres
 	$(BIN)/pytest -q -n $(TEST_JOBS) --dist loadfile
 
 check: setup data

@@ -24,7 +24,7 @@ class RunConfig:
     eps: str | None = None
     attack: str = "standard"
     seed: int = 0
-    batch_size: int = 250
+    batch_size: int | str = 250  # a number, or "auto": fit the device (harness.pipeline.batching)
     device: str = "auto"
     data_dir: Path | None = None
     db: str = DEFAULT_DB
@@ -47,6 +47,8 @@ class RunConfig:
     model_dir: Path | None = None
     featurevis: bool | None = None  # None: with the default or full interpretability suite only
     featurevis_options: tuple[str, ...] = ()
+    chunk_size: int | None = None  # the attack chunk, which fixes the numbers (None: batch_size, or 250 with auto)
+    sweep: dict[str, str] | None = None  # {"id", "entry", "key"} when the run is a sweep's job (robint-bench sweep)
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
@@ -73,7 +75,7 @@ class ResolvedConfig:
     n_examples: int
     attack: str
     seed: int
-    batch_size: int
+    batch_size: int  # the attack chunk (harness.pipeline.batching.chunk_size): it fixes the numbers
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()

@@ -19,6 +19,7 @@ from harness.device import predict_logits
 from harness.errors import HarnessError
 
 KNOWN_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+MAX_WARNINGS = 32  # distinct AutoAttack warnings kept per call (harness.pipeline.validate accepts as many)
 VERSIONS = ("standard", "plus", "rand")
 
 
@@ -143,7 +144,8 @@ class _ProgressHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
         if record.levelno >= logging.WARNING:
-            self.log.warnings.append(msg)
+            if msg not in self.log.warnings and len(self.log.warnings) < MAX_WARNINGS:  # the parent takes 32
+                self.log.warnings.append(msg)
         elif m := self._initial.match(msg):
             self.log.accuracy_after["clean"] = float(m["acc"]) / 100
             self.robust = round(float(m["acc"]) / 100 * self.n)

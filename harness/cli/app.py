@@ -18,4 +18,4 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-from harness.cli import evaluate, gate, reports, training, transfer, zoo  # noqa: E402,F401  (registers the commands)
+from harness.cli import evaluate, gate, reports, sweep, training, transfer, zoo  # noqa: E402,F401  (registers the commands)

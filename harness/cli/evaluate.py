@@ -30,7 +30,21 @@ _DEFAULTS = RunConfig()
     "--attack", default=_DEFAULTS.attack, show_default=True, help="standard, plus, rand, or apgd-ce,apgd-t,..."
 )
 @click.option("--seed", default=_DEFAULTS.seed, show_default=True, type=int)
-@click.option("--batch-size", default=_DEFAULTS.batch_size, show_default=True, type=int)
+@click.option(
+    "--batch-size",
+    default=_DEFAULTS.batch_size,
+    type=str,
+    show_default=True,
+    help="Images per forward pass and attack chunk, or auto: the largest that fits the device (the chunk then "
+    "stays 250, see --chunk-size).",
+)
+@click.option(
+    "--chunk-size",
+    type=int,
+    default=None,
+    help="Images per attack chunk (one seeded AutoAttack call: it fixes the numbers) [default: --batch-size, or 250 "
+    "with --batch-size auto].",
+)
 @click.option("--device", default=_DEFAULTS.device, show_default=True, help="auto, cpu, cuda or cuda:N.")
 @DB_OPTION
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None, help="Data directory (default ./data).")
@@ -120,10 +134,12 @@ _DEFAULTS = RunConfig()
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(model: Path | None, quiet: bool, **options) -> None:
     """Evaluate one submission with AutoAttack and interpretability metrics, and store the run."""
+    from harness.pipeline.batching import parse_batch_size
     from harness.pipeline.evaluate import evaluate
     from harness.pipeline.limits import parse_timeout
 
     options["timeout"] = parse_timeout(options["timeout"])
+    options["batch_size"] = parse_batch_size(options["batch_size"])
     options["method_options"] = tuple(options["method_options"])
     options["featurevis_options"] = tuple(options["featurevis_options"])
     summary = evaluate(RunConfig(model=model, progress=not quiet, **options))

@@ -80,10 +80,18 @@ def results(db: str, as_json: bool) -> None:
 @cli.command()
 @DB_OPTION
 @click.option("--prune", is_flag=True, help="Delete interrupted and failed runs (their partial results too).")
-def runs(db: str, prune: bool) -> None:
+@click.option(
+    "--sweep", "sweep_id", default=None, help="Only this sweep's runs, and its progress (`robint-bench sweep`)."
+)
+def runs(db: str, prune: bool, sweep_id: str | None) -> None:
     """List every run with its status: running, complete, failed or interrupted."""
     from harness import store
 
+    if sweep_id is not None:
+        from harness.pipeline.sweep import print_progress
+
+        print_progress(db, sweep_id, click.echo)
+        return
     with store.transaction(store.open_database(db, create=False)) as s:
         listing = store.runs_with_status(s, prune=prune)
         if not listing:

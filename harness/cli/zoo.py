@@ -101,7 +101,7 @@ def _echo_trained(result) -> None:
         return
     r = result.report
     text = (
-        f"train {result.name}: trained in {r.seconds:.0f} s ({r.epochs_run} epochs"
+        f"train {result.name}: trained in {r.seconds:.0f} s (CPU {r.cpu_seconds:.0f} s, {r.epochs_run} epochs"
         + (f", resumed after epoch {r.resumed_from_epoch}" if r.resumed_from_epoch else "")
         + f"): clean {100 * r.clean_acc:.1f}%, PGD-20 {100 * r.pgd_acc:.1f}%"
     )

@@ -14,7 +14,7 @@ from harness import store
 from harness.attack.sanity import masking_flags
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import get_dataset, load_examples
-from harness.pipeline import distributed, validate
+from harness.pipeline import batching, distributed, validate
 from harness.pipeline.attack import Reclassifier, probe_chunks, store_chunk
 from harness.pipeline.explain import explain_and_score
 from harness.pipeline.featurevis import missing_featurevis, visualise_and_score
@@ -88,6 +88,8 @@ def evaluate(config: RunConfig) -> RunSummary:
 
         todo = group.plan(sessions, make_plan)  # rank 0 plans; each rank gets its share
         run_id = todo.run_id
+        chunk = min(resolved.batch_size, resolved.n_examples)
+        todo = batching.fit(sessions, channel, config, chunk, todo, checked.device, budgets.check)
         featurevis = resolve_featurevis(config)
         channel.limit_total(budgets.total(todo.chunks, todo.suite, featurevis, info.num_classes))
         if not todo.reused:

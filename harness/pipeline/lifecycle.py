@@ -74,6 +74,7 @@ def plan(
             todo = _missing_suite(run, suite)
             if todo is not None:
                 _record_suite(run, todo)
+            _tag_sweep(run, config)
             return Plan(run.id, [], todo, reused=True)
     for run in runs:
         if run.status == store.RUNNING and liveness.is_alive(
@@ -92,6 +93,7 @@ def plan(
             if todo is not None:
                 _record_suite(run, todo)
             run.status = store.RUNNING
+            _tag_sweep(run, config)
             return Plan(run.id, chunks, todo, resumed=True)
     run_id = uuid.uuid4().hex[:12]
     run = store.RunRecord(
@@ -119,8 +121,17 @@ def plan(
     )
     if suite is not None:
         _record_suite(run, suite)
+    _tag_sweep(run, config)
     s.add(run)
     return Plan(run_id, attack_chunks(resolved.n_examples, resolved.batch_size), suite)
+
+
+def _tag_sweep(run: store.RunRecord, config: RunConfig) -> None:
+    """Mark the run as the job of a ``robint-bench sweep`` entry (harness.store.sweeps), when it is one."""
+    if config.sweep is not None:
+        from harness.store.sweeps import tag
+
+        run.details = tag(dict(run.details or {}), config.sweep)
 
 
 def _clear_scores(s, run: store.RunRecord, checked: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from harness.attack.autoattack import parse_attack
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import ensure_split, get_dataset
 from harness.errors import HarnessError
+from harness.pipeline.batching import check_batch_sizes, chunk_size
 from harness.threat import check_eps, parse_eps, parse_threat_model
 from metrics._registry import UnknownNameError
 from metrics.attribution import METHODS
@@ -39,8 +40,7 @@ def check_options(config: RunConfig) -> None:
     parse_attack(config.attack)
     if config.n_examples < 1:
         raise HarnessError(f"--n-examples {config.n_examples} must be positive", "use e.g. 1000")
-    if config.batch_size < 1:
-        raise HarnessError(f"--batch-size {config.batch_size} must be positive", "use e.g. 250")
+    check_batch_sizes(config)
     if config.stall_timeout <= 0 or (config.timeout is not None and config.timeout <= 0):
         raise HarnessError("timeouts must be positive", "e.g. --stall-timeout 600")
     check_device(config.device)
@@ -74,7 +74,7 @@ def resolve_config(config: RunConfig, metadata: dict[str, Any]) -> ResolvedConfi
         n_examples=config.n_examples,
         attack=config.attack.strip().lower(),
         seed=config.seed,
-        batch_size=config.batch_size,
+        batch_size=chunk_size(config),
     )
 
 

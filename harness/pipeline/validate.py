@@ -4,8 +4,9 @@ A submission's code runs in the worker, so anything the worker sends may be forg
 harness inside its own process, or write to the protocol pipe itself). Each message is checked here against the
 request in flight before the parent uses it:
 
-- ``METADATA`` (:func:`metadata`): known keys with types, ranges, lengths and a safe character set for names;
-  the parent resolves the run's configuration from it (harness.pipeline.resolve), never the worker.
+- ``METADATA`` (:func:`metadata`, from harness.pipeline.metadata): known keys with types, ranges, lengths and a
+  safe character set for names; the parent resolves the run's configuration from it (harness.pipeline.resolve),
+  never the worker.
 - attack chunks (:class:`AttackSchema`): only the requested chunks, each once; predictions as integer classes of
   the right shape; adversarial examples as finite floats of the data set's shape (their eps-ball is verified by
   harness.attack.verify against the parent's own data); AutoAttack's log as bounded numbers and text.
@@ -28,164 +29,24 @@ from typing import Any
 
 import numpy as np
 
-from harness.attack.autoattack import KNOWN_ATTACKS
+from harness.attack.autoattack import KNOWN_ATTACKS, MAX_WARNINGS
 from harness.errors import HarnessError
+from harness.pipeline.metadata import metadata, text
 from harness.report.escape import terminal
-from harness.threat import parse_eps, parse_threat_model
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.functional.degenerate import DEGENERATE_KINDS
 from metrics.registry import METRICS
 from metrics.suite import SuiteConfig
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")  # model names: also file names in exports
-TRAINING_METHOD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,31}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 CONTRACT_FLAGS = frozenset({"randomised"})
 CELLS = 4  # GridPG composites are 2x2
 
 _FIX = "the submission may be tampering with the worker; run it with --trusted --debug to investigate"
-_METADATA_FIX = "fix METADATA (see submissions/README.md)"
 _ENVELOPE = 1 << 16  # bytes of JSON around a message's arrays
 
 
 def _reject(what: str, fix: str = _FIX) -> HarnessError:
     return HarnessError(f"the worker returned {what}", fix)
-
-
-# --- METADATA --------------------------------------------------------------------------------------------------
-
-_TEXT_LIMITS = {
-    "dataset": 300,
-    "architecture": 200,
-    "authors": 500,
-    "paper": 500,
-    "link": 500,
-    "title": 300,
-    "venue": 200,
-    "weights": 255,
-    "source": 64,
-    "robustbench_id": 100,
-}
-_EXTRA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-_MAX_EXTRA_KEYS = 32
-
-
-def metadata(raw: Any) -> dict[str, Any]:
-    """A validated copy of the METADATA a worker reports; ``HarnessError`` naming the first problem.
-
-    Keys: ``name`` (1-64 characters of ``A-Z a-z 0-9 . _ + -``, starting with a letter or digit), ``dataset``,
-    ``architecture`` (text), optional ``threat_model`` (Linf or L2), ``eps`` (a positive number or text such as
-    ``8/255``), ``clean_acc`` (a number in [0, 1]), ``weights``, ``authors``, ``paper`` and other short text,
-    ``additional_data`` (bool), ``number_forward_passes`` (a positive integer) and ``training`` (a dict of short
-    scalars; its ``method`` is a name like ``pgd-at``). Text has no control characters. Other keys: at most 32
-    identifiers with short scalar values.
-    """
-    if not isinstance(raw, dict):
-        raise HarnessError(f"METADATA is a {type(raw).__name__}, not a dict", _METADATA_FIX)
-    out: dict[str, Any] = {}
-    name = raw.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
-        raise HarnessError(
-            f"METADATA name {terminal(name, 80)!r} is not 1-64 characters of A-Z, a-z, 0-9, '.', '_', '+', '-' "
-            "starting with a letter or digit",
-            _METADATA_FIX,
-        )
-    out["name"] = name
-    for key in ("dataset", "architecture"):
-        out[key] = _text(raw.get(key), f"METADATA {key}", _TEXT_LIMITS[key], required=True)
-    extra = 0
-    for key, value in raw.items():
-        if key in ("name", "dataset", "architecture"):
-            continue
-        where = f"METADATA {terminal(key, 40)}"
-        if key == "threat_model":
-            out[key] = None if value is None else parse_threat_model(_text(value, where, 16))
-        elif key == "eps":
-            out[key] = _eps(value, where)
-        elif key == "clean_acc":
-            out[key] = None if value is None else _number(value, where, 0.0, 1.0)
-        elif key == "additional_data":
-            if not isinstance(value, bool):
-                raise HarnessError(f"{where} must be true or false", _METADATA_FIX)
-            out[key] = value
-        elif key == "number_forward_passes":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10**6:
-                raise HarnessError(f"{where} must be a positive integer", _METADATA_FIX)
-            out[key] = value
-        elif key == "training":
-            out[key] = _training(value)
-        elif key in _TEXT_LIMITS:
-            out[key] = None if value is None else _text(value, where, _TEXT_LIMITS[key])
-        else:
-            extra += 1
-            if not isinstance(key, str) or not _EXTRA_KEY.match(key) or extra > _MAX_EXTRA_KEYS:
-                raise HarnessError(
-                    f"METADATA key {terminal(key, 40)!r} is not allowed (unknown keys: at most {_MAX_EXTRA_KEYS}, "
-                    "identifiers of up to 64 characters)",
-                    _METADATA_FIX,
-                )
-            out[key] = _scalar(value, where, 500)
-    return out
-
-
-def _training(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or len(value) > 64:
-        raise HarnessError("METADATA training must be a dict of at most 64 entries", _METADATA_FIX)
-    out = {}
-    for key, item in value.items():
-        if not isinstance(key, str) or not _EXTRA_KEY.match(key):
-            raise HarnessError(f"METADATA training key {terminal(key, 40)!r} is not an identifier", _METADATA_FIX)
-        out[key] = _scalar(item, f"METADATA training {key}", 1000)
-    method = out.get("method")
-    if method is not None and (not isinstance(method, str) or not TRAINING_METHOD.match(method)):
-        raise HarnessError(
-            f"METADATA training method {terminal(method, 40)!r} is not a short name such as standard or pgd-at",
-            _METADATA_FIX,
-        )
-    return out
-
-
-def _eps(value: Any, where: str) -> float | str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise HarnessError(f"{where} must be a number or text such as 8/255", _METADATA_FIX)
-    if isinstance(value, str):
-        _text(value, where, 32)
-    eps, _ = parse_eps(value)
-    if not math.isfinite(eps) or eps <= 0:
-        raise HarnessError(f"{where} {value!r} is not a positive number", _METADATA_FIX)
-    return value
-
-
-def _scalar(value: Any, where: str, limit: int) -> Any:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return _number(value, where, -1e300, 1e300)
-    if isinstance(value, str):
-        return _text(value, where, limit)
-    raise HarnessError(f"{where} must be text, a number, true/false or null", _METADATA_FIX)
-
-
-def _text(value: Any, where: str, limit: int, *, required: bool = False, fix: str = _METADATA_FIX) -> str:
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise HarnessError(f"{where} must be {'non-empty ' if required else ''}text", fix)
-    if len(value) > limit:
-        raise HarnessError(f"{where} is {len(value)} characters long (at most {limit})", fix)
-    if _CONTROL.search(value):
-        raise HarnessError(f"{where} contains control characters", fix)
-    return value
-
-
-def _number(value: Any, where: str, low: float, high: float, fix: str = _METADATA_FIX) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise HarnessError(f"{where} must be a finite number", fix)
-    if not low <= value <= high:
-        raise HarnessError(f"{where} {value!r} is outside [{low:g}, {high:g}]", fix)
-    return value
 
 
 def loaded(reply: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +129,11 @@ class AttackSchema:
             raise _reject("a malformed AutoAttack log (accuracy_after)")
         after = {k: _reported(v, f"an accuracy after {k} of", 0.0, 1.0) for k, v in accuracy.items()}
         warnings = m["warnings"]
-        if not isinstance(warnings, list) or len(warnings) > 32 or not all(isinstance(w, str) for w in warnings):
+        if (
+            not isinstance(warnings, list)
+            or len(warnings) > MAX_WARNINGS
+            or not all(isinstance(w, str) for w in warnings)
+        ):
             raise _reject("malformed AutoAttack warnings")
         self.pending.discard((start, end))
         return Chunk(start, end, clean_pred, adv_pred, x_adv, after, [terminal(w, 500) for w in warnings])
@@ -484,10 +349,10 @@ def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
             raise _reject(f"a malformed {name} section")
         if "skipped" in section:
             _keys(section, {"skipped"}, name)
-            section["skipped"] = terminal(_text(section["skipped"], f"the {name} reason", 500, fix=_FIX), 500)
+            section["skipped"] = terminal(text(section["skipped"], f"the {name} reason", 500, fix=_FIX), 500)
     if "skipped" not in inv:
         _keys(inv, {"how", "targets", "kinds"}, "inversion")
-        inv["how"] = terminal(_text(inv["how"], "the representation's description", 200, fix=_FIX), 200)
+        inv["how"] = terminal(text(inv["how"], "the representation's description", 200, fix=_FIX), 200)
         if not isinstance(inv["kinds"], dict) or not all(isinstance(k, dict) for k in inv["kinds"].values()):
             raise _reject("malformed inversions")
         for kind, entry in inv["kinds"].items():

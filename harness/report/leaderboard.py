@@ -35,6 +35,6 @@ def write_leaderboard(db: str, out: Path) -> Path:
     """Regenerate ``out`` from the database at ``db`` (atomically)."""
     root = files_root(db)
     files = None if root is None else Files(out=out, root=root)
-    with store.transaction(store.open_database(db)) as s:
+    with store.transaction(store.open_database(db, create=False)) as s:
         text = build_leaderboard(s, files)
     return write_text_atomic(out, text)

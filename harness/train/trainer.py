@@ -81,6 +81,7 @@ class TrainReport:
     clean_acc: float
     pgd_acc: float
     seconds: float
+    cpu_seconds: float = 0.0
     epochs_run: int = 0
     check_acc: list[float] = field(default_factory=list)  # per-epoch PGD-10 accuracy on the held-out check images
     catastrophic_overfitting: dict[str, Any] | None = None
@@ -116,9 +117,9 @@ def train(config: TrainConfig) -> TrainReport:
     )
     attack = {"threat_model": threat_model, "eps": eps, "steps": config.steps, "step_size": step_size}
     monitor = OverfitMonitor(drop=config.overfit_drop) if check is not None else None
-    first_epoch, seconds = _resume(config, model, optimizer, scheduler, monitor)
+    first_epoch, seconds, cpu_seconds = _resume(config, model, optimizer, scheduler, monitor)
     for epoch in range(first_epoch, config.epochs):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         model.train()
         order = torch.randperm(len(y_train), device=device)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress)
@@ -139,12 +140,14 @@ def train(config: TrainConfig) -> TrainReport:
             note = f", PGD-10 accuracy on {len(check[1])} held-out training images {acc:.3f}"
             note += " (collapse: restoring the best epoch)" if stop else ""
         seconds += time.perf_counter() - start
+        cpu_seconds += time.process_time() - cpu_start
         if config.progress:
-            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {time.perf_counter() - start:.0f} s{note}")
+            spent = f"{time.perf_counter() - start:.0f} s (CPU {time.process_time() - cpu_start:.0f} s)"
+            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {spent}{note}")
         if stop:
             monitor.restore(model)
             break
-        _save_checkpoint(config, epoch + 1, seconds, model, optimizer, scheduler, monitor)
+        _save_checkpoint(config, epoch + 1, (seconds, cpu_seconds), model, optimizer, scheduler, monitor)
     model.eval()
     clean_acc, pgd_acc = _final_accuracy(model, config, info.name, threat_model, eps, device)
     weights = out.with_suffix(".pt")
@@ -154,6 +157,7 @@ def train(config: TrainConfig) -> TrainReport:
     run = {
         "epochs_run": epochs_run,
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1),
         "device": _device_text(device),
         "monitor": monitor,
         "check_n": None if check is None else len(check[1]),
@@ -168,6 +172,7 @@ def train(config: TrainConfig) -> TrainReport:
         clean_acc,
         pgd_acc,
         seconds,
+        cpu_seconds=cpu_seconds,
         epochs_run=epochs_run,
         check_acc=list(monitor.history) if monitor is not None else [],
         catastrophic_overfitting=monitor.record() if monitor is not None else None,
@@ -223,11 +228,12 @@ def check_accuracy(
     return round(correct / len(y), 4)
 
 
-def _resume(config: TrainConfig, model, optimizer, scheduler, monitor: OverfitMonitor | None) -> tuple[int, float]:
-    """Load the per-epoch checkpoint of an interrupted identical training; returns (epochs done, seconds spent)."""
+def _resume(config: TrainConfig, model, optimizer, scheduler, monitor: OverfitMonitor | None):
+    """Load the per-epoch checkpoint of an interrupted identical training; returns (epochs done, wall-clock seconds
+    and CPU seconds spent)."""
     path = config.checkpoint
     if path is None or not Path(path).is_file():
-        return 0, 0.0
+        return 0, 0.0, 0.0
     state = torch.load(path, map_location="cpu", weights_only=True)
     if state.get("key") != config.key():
         raise HarnessError(
@@ -247,10 +253,10 @@ def _resume(config: TrainConfig, model, optimizer, scheduler, monitor: OverfitMo
             restored.best_epoch,
             restored.best_state,
         )
-    return int(state["epoch"]), float(state["seconds"])
+    return int(state["epoch"]), float(state["seconds"]), float(state["cpu_seconds"])
 
 
-def _save_checkpoint(config: TrainConfig, epoch: int, seconds: float, model, optimizer, scheduler, monitor) -> None:
+def _save_checkpoint(config: TrainConfig, epoch: int, seconds, model, optimizer, scheduler, monitor) -> None:
     if config.checkpoint is None or epoch == config.epochs:
         return
     path = Path(config.checkpoint)
@@ -258,7 +264,8 @@ def _save_checkpoint(config: TrainConfig, epoch: int, seconds: float, model, opt
     state = {
         "key": config.key(),
         "epoch": epoch,
-        "seconds": seconds,
+        "seconds": seconds[0],
+        "cpu_seconds": seconds[1],
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -344,6 +351,7 @@ def _metadata(config, out: Path, threat_model: str, eps_text: str, step_size: fl
             "command": config.command,
             "epochs_run": run["epochs_run"],
             "seconds": run["seconds"],
+            "cpu_seconds": run["cpu_seconds"],
             "device": run["device"],
             # METADATA["training"] holds scalars only (harness.pipeline.validate): structured values are JSON text
             "overfit_check": None

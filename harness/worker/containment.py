@@ -6,13 +6,13 @@ itself (harness.worker.sandbox) and runs the submission.
 
 - **No descendant survives the worker.** The worker runs in a new PID namespace (as root, or inside a new user
   namespace) under a minimal init (PID 1) that reaps orphans; when the worker ends, init exits, and the kernel kills
-  every process left in the namespace, daemons that double-forked and called ``setsid`` included. Where namespaces are unavailable the supervisor is a
-  child subreaper instead: orphans are re-parented to it, and it kills every remaining descendant when the worker
-  ends.
+  every process left in the namespace, daemons that double-forked and called ``setsid`` included. Where
+  namespaces are unavailable the supervisor is a child subreaper instead: orphans are re-parented to it, and it
+  kills every remaining descendant when the worker ends.
 - **The worker dies with its parent.** The supervisor gets ``SIGTERM`` when the harness process dies
   (``PR_SET_PDEATHSIG``) and checks its parent once a second (a watchdog, for the window before the signal was
-  armed); either way it kills the worker, removes the worker's temporary directory and exits. The worker gets
-  ``SIGKILL`` when the supervisor dies, which takes the PID namespace down with it.
+  armed); either way it kills the worker, removes the worker's temporary directory and exits. Init and the worker
+  get ``SIGKILL`` when their parent dies, which takes the PID namespace down with them.
 - **The supervisor relays the worker's exit** (status, or the signal that killed it), so the parent's diagnosis of
   a crash (harness.worker.channel) sees the worker's own.
 - **Temporary directories** are named after the harness process that made them (pid and start time); each new
@@ -82,8 +82,9 @@ def supervise(parent_pid: int | None, cleanup: Path | None) -> str:
         os.close(status_read)
         _die_with_parent(alive_read, alive_write)
         if mode == "pid-namespace":
-            _init(status_write)  # returns in the worker only
-        os.close(status_write)
+            _init(status_write)  # returns in the worker only, with the pipe closed
+        else:
+            os.close(status_write)
         return mode
     os.close(status_write)
     os.close(alive_read)

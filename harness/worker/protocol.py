@@ -16,13 +16,14 @@ import json
 from typing import IO, Any
 
 TERMINAL = frozenset(
-    {"loaded", "checked", "attacked", "explained", "visualised", "classified", "signed", "error", "bye"}
+    {"loaded", "checked", "fitted", "attacked", "explained", "visualised", "classified", "signed", "error", "bye"}
 )
 ALWAYS = frozenset({"heartbeat", "error"})
 # what a worker may answer to each request: its terminal reply, the progress messages before it, and ALWAYS
 REPLIES: dict[str, frozenset[str]] = {
     "load": frozenset({"loaded"}),
     "check": frozenset({"checked"}),
+    "fit": frozenset({"fitted"}),
     "attack": frozenset({"chunk", "attacked"}),
     "explain": frozenset({"attributions", "score", "explained"}),
     "visualise": frozenset({"visualised"}),

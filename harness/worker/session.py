@@ -175,6 +175,27 @@ class WorkerSession:
             )
         self.send({"op": "attacked"})
 
+    def _fit(self, message: dict[str, Any]) -> None:
+        """``--batch-size auto``: the largest batches that fit the device for the attack and the explain stage
+        (harness.memory; the parent decides what to do with them)."""
+        from harness.memory import fit_attack, fit_explain, suite_explainers
+
+        reply: dict[str, Any] = {
+            "op": "fitted",
+            "attack": fit_attack(self.model, self.x, int(message["attack"]), self.device),
+        }
+        if message.get("suite") is not None:
+            suite = _suite_from_json(message["suite"])
+            background = None
+            if any(METHODS.get(m).needs_background for m in suite.methods):
+                x_train, _ = self._train()
+                pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(suite.seed))
+                background = x_train[pick[: suite.n_background]]
+            explainers = suite_explainers(suite, background)
+            upper = int(message["explain"])
+            reply["explain"] = fit_explain(self.model, self.x, self.y, explainers, upper, self.device)
+        self.send(reply)
+
     def _explain(self, message: dict[str, Any]) -> None:
         suite = _suite_from_json(message["suite"])
         clean_pred = torch.as_tensor(np.asarray(message["clean_pred"]), dtype=torch.long)

@@ -1,5 +1,7 @@
-"""Bad input: patches the harness inside its own worker process so that its attack runs at eps 1e-6 under L2
-and AutoAttack's apgd-dlr, whatever the parent resolved (the parent's configuration must still be what is stored)"""
+"""Bad input: patches the harness inside its own worker process: its attack runs at eps 1e-6 under L2 with
+AutoAttack's apgd-dlr whatever the parent resolved, and its explain step sends a score for a (method, metric) pair
+that was never requested, with markdown and HTML in its details (the parent's configuration must be what is
+stored, and the forged score must end the run)"""
 from torch import nn
 
 METADATA = {"name": "patches_harness", "dataset": "fashion-mnist", "architecture": "linear"}
@@ -24,6 +26,19 @@ def load_model():
         message["resolved"].update(eps=1e-6, eps_text="1e-06", threat_model="L2", attack="apgd-dlr")
         return original(self, message)
 
-    WorkerSession._check = check
+    def explain(self, message):
+        self.send({"op": "attributions", "method": "saliency", "main": self.x[:4].numpy(), "grid": None})
+        self.send(
+            {
+                "op": "score",
+                "method": "expected_gradients",
+                "metric": "abpc",
+                "values": [0.99] * 4,
+                "details": {"note": "<script>alert(1)</script>\n# Best model | 0.99"},
+            }
+        )
+        self.send({"op": "explained"})
+
+    WorkerSession._check, WorkerSession._explain = check, explain
     resolve.resolve_config = lambda *a, **k: None  # the parent's copy is out of reach
     return Linear()

@@ -65,7 +65,10 @@ def test_empty_and_missing_databases(tmp_path):
     missing = tmp_path / "missing.db"
     proc = run_cli("results", "--db", f"sqlite:///{missing}")
     assert proc.returncode == 2 and f"error: there is no database at {missing}" in proc.stderr
-    assert not missing.exists()
+    out = tmp_path / "lb.md"  # a mistyped --db never overwrites a leaderboard with an empty one
+    result = runner.invoke(cli, ["leaderboard", "--db", f"sqlite:///{missing}", "--out", str(out)])
+    assert isinstance(result.exception, HarnessError) and "there is no database at" in str(result.exception)
+    assert not missing.exists() and not out.exists()
 
 
 def test_counts_read_as_english():

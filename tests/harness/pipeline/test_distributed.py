@@ -134,7 +134,9 @@ def test_more_than_one_node_refuses_sqlite(tmp_path):
 
 
 def test_every_chunk_and_explain_unit_goes_to_exactly_one_rank():
-    suite = resolve_suite(RunConfig(methods="saliency,integrated_gradients", metrics="sparseness,abpc", reliability=True))
+    suite = resolve_suite(
+        RunConfig(methods="saliency,integrated_gradients", metrics="sparseness,abpc", reliability=True)
+    )
     chunks = attack_chunks(37, 4)
     plan = Plan("r", chunks, suite)
     for world in (1, 2, 3, 5, 16):

@@ -1,0 +1,150 @@
+"""Batch sizes: the attack chunk, which fixes a run's numbers, and ``--batch-size auto``, which fits the device.
+
+Two sizes are easy to confuse. The **chunk** (``--chunk-size``; by default ``--batch-size`` when that is a number,
+else 250) is the unit the numbers depend on: each chunk is one seeded AutoAttack call, and AutoAttack re-seeds every
+batch it runs, so the same images attacked in other batches get other random starts; likewise the explain stage's
+randomised attribution methods (integrated gradients from uniform baselines, SmoothGrad, SHAP) are seeded once per
+batch of images. The chunk is part of the run's configuration key (``ResolvedConfig.batch_size``).
+
+``--batch-size auto`` never changes a number: the worker probes, once per run and on its own device, the largest
+batch that fits the memory for the attack's step (forward and backward to the input, at most one chunk) and for
+each attribution method of the suite (at most the images explained at once; halving on out-of-memory,
+harness.memory), and the parent
+
+- attacks in chunks as always, and refuses, with one line, a chunk that does not fit (a smaller chunk would be a
+  different run: pass ``--chunk-size``);
+- runs the explain stage in the batch that fits when it is smaller than the suite's batch and the suite has no
+  randomised method (deterministic maps and the metrics' forward passes do not depend on the batch), and refuses
+  otherwise.
+
+What was probed is recorded in the run's ``details["batch_size"]`` (per device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
+
+from harness import store
+from harness.config import RunConfig
+from harness.errors import HarnessError
+from metrics.attribution import METHODS
+from metrics.suite import SuiteConfig
+
+if TYPE_CHECKING:  # lifecycle imports resolve, which imports this module
+    from harness.pipeline.lifecycle import Plan
+
+DEFAULT_CHUNK = 250
+AUTO = "auto"
+
+
+def parse_batch_size(text: str | int) -> int | str:
+    """``auto`` or a positive number (as the CLI passes it).
+
+    >>> parse_batch_size("auto"), parse_batch_size("64"), parse_batch_size(8)
+    ('auto', 64, 8)
+    """
+    if isinstance(text, int):
+        return text
+    value = str(text).strip().lower()
+    if value == AUTO:
+        return AUTO
+    try:
+        return int(value)
+    except ValueError:
+        raise HarnessError(f"--batch-size {text!r} is neither a number nor auto", "use e.g. 250, or auto") from None
+
+
+def check_batch_sizes(config: RunConfig) -> None:
+    """``--batch-size`` is ``auto`` or positive; ``--chunk-size``, when given, is positive."""
+    size = config.batch_size
+    if size != AUTO and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise HarnessError(f"--batch-size {size} must be positive or auto", "use e.g. 250, or auto")
+    if config.chunk_size is not None and config.chunk_size < 1:
+        raise HarnessError(f"--chunk-size {config.chunk_size} must be positive", "use e.g. 250")
+
+
+def chunk_size(config: RunConfig) -> int:
+    """The attack chunk: ``--chunk-size``, else ``--batch-size`` when it is a number, else 250.
+
+    >>> chunk_size(RunConfig(batch_size=64)), chunk_size(RunConfig(batch_size="auto")), chunk_size(
+    ...     RunConfig(batch_size="auto", chunk_size=32))
+    (64, 250, 32)
+    """
+    if config.chunk_size is not None:
+        return config.chunk_size
+    return DEFAULT_CHUNK if config.batch_size == AUTO else int(config.batch_size)
+
+
+def fit(sessions, channel, config: RunConfig, chunk: int, todo: Plan, device: str, budget: float | None) -> Plan:
+    """With ``--batch-size auto``: probe the worker's device once, check the chunk fits, pick the explain stage's
+    batch, record both on the run; returns the plan with the explain batch set (unchanged otherwise)."""
+    if config.batch_size != AUTO or (not todo.chunks and not todo.probes and todo.suite is None):
+        return todo
+    suite = todo.suite
+    explain_upper = _explain_upper(suite)
+    request: dict[str, Any] = {"op": "fit", "attack": chunk}
+    if suite is not None:
+        request.update(suite=asdict(suite), explain=explain_upper)
+    reply = channel.request(request, budget=budget)
+    attack = _probed(reply.get("attack"), chunk, "attack")
+    explain = _probed(reply.get("explain"), explain_upper, "explain") if suite is not None else None
+    _record(sessions, todo.run_id, device, chunk, attack, explain, suite)
+    if attack["batch"] < chunk and todo.chunks:
+        raise HarnessError(
+            f"--batch-size auto: an attack chunk of {chunk} images does not fit the memory of {device} (the largest "
+            f"batch that fits: {attack['batch']}), and the chunk fixes the numbers",
+            f"pass --chunk-size {attack['batch']} (or less): a run with other chunks is a different run",
+        )
+    if suite is None or explain["batch"] >= explain_upper:
+        return todo
+    randomised = [m for m in suite.methods if METHODS.get(m).randomised and not METHODS.get(m).control]
+    if randomised:
+        raise HarnessError(
+            f"--batch-size auto: the explain stage's batch of {explain_upper} images does not fit the memory of "
+            f"{device} (the largest that fits: {explain['batch']}), and {', '.join(randomised)} "
+            f"{'is' if len(randomised) == 1 else 'are'} seeded per batch, so a smaller batch changes the numbers",
+            "run on a device with more memory, lower --n-explain, or leave out the randomised methods (--methods)",
+        )
+    return replace(todo, suite=replace(suite, batch_size=explain["batch"]))
+
+
+def _explain_upper(suite: SuiteConfig | None) -> int:
+    """The most images the explain stage puts through an attribution method at once: its batch, at most the images
+    explained and the GridPG rows (4 cells per composite)."""
+    if suite is None:
+        return 0
+    return max(1, min(suite.batch_size, max(suite.n_explain, 4 * suite.n_composites)))
+
+
+def _probed(value: Any, upper: int, what: str) -> dict[str, Any]:
+    """The worker's answer for one stage, checked: a batch in [1, upper] and the batches that failed."""
+    ok = isinstance(value, dict) and set(value) == {"batch", "failed"}
+    batch = value.get("batch") if ok else None
+    failed = value.get("failed") if ok else None
+    ok = ok and isinstance(batch, int) and not isinstance(batch, bool) and 1 <= batch <= upper
+    ok = ok and isinstance(failed, list) and len(failed) <= 64
+    ok = ok and all(isinstance(f, int) and not isinstance(f, bool) and batch < f <= upper for f in failed)
+    if not ok:
+        raise HarnessError(
+            f"the worker answered the {what} batch-size probe with a malformed reply",
+            "the submission must not write to the worker's protocol stream; run without --batch-size auto",
+        )
+    return {"batch": batch, "failed": failed}
+
+
+def _record(
+    sessions, run_id: str, device: str, chunk: int, attack: dict, explain: dict | None, suite: SuiteConfig | None
+) -> None:
+    with store.transaction(sessions) as s:
+        run = s.get(store.RunRecord, run_id)
+        details = dict(run.details)
+        sizes = dict(details.get("batch_size", {}))
+        sizes.update(requested=AUTO, chunk=chunk)
+        devices = dict(sizes.get("devices", {}))
+        devices[device] = {"attack": attack, **({"explain": explain} if explain is not None else {})}
+        if suite is not None:
+            devices[device]["explain_batch"] = min(explain["batch"], suite.batch_size)
+        sizes["devices"] = devices
+        details["batch_size"] = sizes
+        run.details = details
