@@ -183,11 +183,10 @@ def iter_suite(
             attributions = cached.get(method)
             if attributions is None:
                 bar.set_postfix_str(f"{method}: attributions")
-                # a control is drawn for all images at once (its noise is seeded per call, not per chunk)
-                size = (
-                    max(len(xe), len(grid.images) if grid is not None else 0) if METHODS.get(method).control else None
-                )
-                size = size or config.batch_size
+                # a randomised method (or control) is seeded per call: it explains all images in one call (its own
+                # internal batching bounds memory), so that its numbers do not depend on batch_size
+                seeded = METHODS.get(method).randomised
+                size = max(len(xe), len(grid.images) if grid is not None else 0) if seeded else config.batch_size
                 attributions = Attributions(method, _batched(explain_fn, model, xe, target, size))
                 if grid is not None and grid_reason is None:
                     attributions.grid = _batched(

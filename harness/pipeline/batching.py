@@ -2,9 +2,9 @@
 
 Two sizes are easy to confuse. The **chunk** (``--chunk-size``; by default ``--batch-size`` when that is a number,
 else 250) is the unit the numbers depend on: each chunk is one seeded AutoAttack call, and AutoAttack re-seeds every
-batch it runs, so the same images attacked in other batches get other random starts; likewise the explain stage's
-randomised attribution methods (integrated gradients from uniform baselines, SmoothGrad, SHAP) are seeded once per
-batch of images. The chunk is part of the run's configuration key (``ResolvedConfig.batch_size``).
+batch it runs, so the same images attacked in other batches get other random starts. (The explain stage's randomised
+attribution methods, seeded once per call, explain all images in one call, so the explain batch changes no number.)
+The chunk is part of the run's configuration key (``ResolvedConfig.batch_size``).
 
 ``--batch-size auto`` never changes a number: the worker probes, once per run and on its own device, the largest
 batch that fits the memory for the attack's step (forward and backward to the input, at most one chunk) and for
@@ -13,9 +13,8 @@ harness.memory), and the parent
 
 - attacks in chunks as always, and refuses, with one line, a chunk that does not fit (a smaller chunk would be a
   different run: pass ``--chunk-size``);
-- runs the explain stage in the batch that fits when it is smaller than the suite's batch and the suite has no
-  randomised method (deterministic maps and the metrics' forward passes do not depend on the batch), and refuses
-  otherwise.
+- runs the explain stage in the batch that fits when it is smaller than the suite's batch (deterministic maps and
+  the metrics' forward passes do not depend on the batch; randomised methods explain all images in one call).
 
 What was probed is recorded in the run's ``details["batch_size"]`` (per device).
 """
@@ -28,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from harness import store
 from harness.config import RunConfig
 from harness.errors import HarnessError
-from metrics.attribution import METHODS
 from metrics.suite import SuiteConfig
 
 if TYPE_CHECKING:  # lifecycle imports resolve, which imports this module
@@ -98,14 +96,8 @@ def fit(sessions, channel, config: RunConfig, chunk: int, todo: Plan, device: st
         )
     if suite is None or explain["batch"] >= explain_upper:
         return todo
-    randomised = [m for m in suite.methods if METHODS.get(m).randomised and not METHODS.get(m).control]
-    if randomised:
-        raise HarnessError(
-            f"--batch-size auto: the explain stage's batch of {explain_upper} images does not fit the memory of "
-            f"{device} (the largest that fits: {explain['batch']}), and {', '.join(randomised)} "
-            f"{'is' if len(randomised) == 1 else 'are'} seeded per batch, so a smaller batch changes the numbers",
-            "run on a device with more memory, lower --n-explain, or leave out the randomised methods (--methods)",
-        )
+    # randomised methods explain all images in one call whatever the batch (metrics.suite), deterministic maps and the
+    # metrics' forward passes do not depend on it: the explain stage may run in the batch that fits
     return replace(todo, suite=replace(suite, batch_size=explain["batch"]))
 
 
