@@ -46,7 +46,7 @@ def explain_and_score(sessions, channel, run_id: str, suite: SuiteConfig, x, bud
     channel.request(
         {"op": "explain", "suite": asdict(suite), "clean_pred": clean_pred, "done": done, "cached": cached},
         on_message=on_message,
-        budget=budgets.explain(suite.n_explain),
+        budget=budgets.explain(suite.n_explain, suite),
         max_line=validate.max_line_explain(suite, tuple(x.shape[1:])),
     )
     schema.finish()

@@ -10,7 +10,8 @@ The budgets follow from the run's size (README, Security model):
   (standard 4, plus 16, rand 40, an explicit list: its length);
 - load: the stall timeout; contract check: 10 stall timeouts;
 - each attack chunk of ``b`` images: 300 s + 15 s x u x s x b;
-- each attribution map or score: 600 s + 10 s x s x n_explain;
+- each attribution map or score: 600 s + 10 s x s x n_explain (with ``--reliability``, plus 1 s x s x the
+  reliability work: 4 x iterations x perturbations x images x methods x metrics, sent at its end);
 - feature visualisation: 600 s + 0.02 s x s x (2 x n_inversion x inversion_steps + per_class x classes x
   generation_steps);
 - classifying ``m`` points (a chunk's adversarial examples in the fresh worker; its 8 x b probe points in either
@@ -137,8 +138,15 @@ class Budgets:
     def chunk(self, size: int) -> float | None:
         return self._cap(300 + 15 * self.units * self.scale * size)
 
-    def explain(self, n_explain: int) -> float | None:
-        return self._cap(600 + 10 * self.scale * n_explain)
+    def explain(self, n_explain: int, suite: SuiteConfig | None = None) -> float | None:
+        seconds = 600 + 10 * self.scale * n_explain
+        if suite is not None and suite.reliability:  # reliability sends its scores only when all are computed
+            from metrics.suite_reliability import ITERATIONS, N_IMAGES, PERTURBATIONS, RELIABILITY_METHODS
+
+            metrics = len([p for p in suite.pairs() if p[0] == "reliability"])
+            work = 4 * ITERATIONS * PERTURBATIONS * N_IMAGES * len(RELIABILITY_METHODS) * metrics
+            seconds += self.scale * work
+        return self._cap(seconds)
 
     def visualise(self, fv: FeatureVisConfig, num_classes: int) -> float | None:
         work = 2 * fv.n_inversion * fv.inversion_steps + fv.per_class * num_classes * fv.generation_steps
@@ -163,7 +171,7 @@ class Budgets:
         )
         if suite is not None:
             messages = len(suite.methods) + len(suite.controls) + len(suite.pairs())
-            seconds += messages * self.explain(suite.n_explain)
+            seconds += messages * self.explain(suite.n_explain, suite)
         if featurevis is not None:
             seconds += self.visualise(featurevis, num_classes)
         return seconds

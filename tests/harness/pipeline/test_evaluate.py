@@ -51,8 +51,10 @@ def test_small_standard_run_end_to_end(tmp_path, data_dir):
     assert record["model"] == "fmnist_standard"
     assert (record["dataset"], record["threat_model"], record["eps_text"]) == ("fashion-mnist", "Linf", "0.1")
     assert record["attack"] == "standard" and record["seed"] == 0 and record["n_examples"] == 12
-    assert record["status"] == "complete" and set(record["metrics"]) == {"saliency"}
-    assert set(record["metrics"]["saliency"]) == {"sparseness", "abpc"}
+    assert record["status"] == "complete"
+    assert set(record["metrics"]) == {"saliency", "control_random", "control_input"}  # controls in every run
+    for method in record["metrics"]:  # both are headline metrics, so the controls are scored with them too
+        assert set(record["metrics"][method]) == {"sparseness", "abpc"}
     gini = record["metrics"]["saliency"]["sparseness"]
     assert gini["n"] == 12 and 0 < gini["mean"] < 1 and gini["ci_low"] <= gini["mean"] <= gini["ci_high"]
     assert record["versions"]["pyautoattack"] == "0.2.0" and record["versions"]["torch"]
@@ -103,4 +105,4 @@ def test_same_inputs_same_numbers(tmp_path, data_dir):
         with sqlite3.connect(db) as con:
             scores = con.execute('SELECT method, metric, "values" FROM metrics ORDER BY 1, 2').fetchall()
         results.append((_examples(db), scores))
-    assert results[0] == results[1] and len(results[0][1]) == 2
+    assert results[0] == results[1] and len(results[0][1]) == 6  # saliency and the two controls x 2 metrics
