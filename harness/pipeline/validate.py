@@ -37,6 +37,7 @@ from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.functional.degenerate import DEGENERATE_KINDS
 from metrics.registry import METRICS
 from metrics.suite import SuiteConfig
+from metrics.suite_reliability import METHOD as RELIABILITY_METHOD
 
 CONTRACT_FLAGS = frozenset({"randomised"})
 CELLS = 4  # GridPG composites are 2x2
@@ -169,8 +170,9 @@ class ExplainSchema:
         self.todo = [pair for pair in suite.pairs() if pair not in done]
         self.missing = set(self.todo)
         self.methods = {method for method, _ in self.todo}
-        self.needs = self.methods - set(cached)
-        self.have = set(cached) & self.methods
+        # the reliability pseudo-method explains inside its perturbations and sends no attributions of its own
+        self.needs = self.methods - set(cached) - {RELIABILITY_METHOD}
+        self.have = (set(cached) & self.methods) | (self.methods & {RELIABILITY_METHOD})
         self.n, self.shape, self.suite = suite.n_explain, tuple(shape), suite
 
     def message(self, m: dict[str, Any]) -> dict[str, Any]:
@@ -246,8 +248,19 @@ def _details(raw: Any, pair: tuple[str, str], n_values: int, schema: ExplainSche
             out[key] = check(value, n_values, schema)
         except (TypeError, ValueError):
             raise _reject(f"a malformed detail {key!r} for {pair[0]} x {pair[1]}") from None
+    if pair[0] == RELIABILITY_METHOD:
+        return _reliability_details(out, pair)
     spec = METRICS.get(pair[1])
     return {"family": spec.family, "higher_is_better": spec.higher_is_better, **out}
+
+
+def _reliability_details(out: dict[str, Any], pair: tuple[str, str]) -> dict[str, Any]:
+    """A reliability score's details: the four criteria are required; NR, AR and the verdict are the parent's."""
+    if not RELIABILITY_KEYS <= set(out):
+        raise _reject(f"a reliability score of {pair[1]} without its criteria ({', '.join(sorted(RELIABILITY_KEYS))})")
+    nr, ar = (out["iac_nr"] + out["iec_nr"]) / 2, (out["iac_ar"] + out["iec_ar"]) / 2
+    out.update(noise_resilience=nr, adversary_reactivity=ar, reliable=bool(nr > 0.5 and ar > 0.5))
+    return {"family": "reliability", "higher_is_better": True, **out}
 
 
 def _counts(value: Any, *_: Any) -> dict[str, int]:
@@ -308,6 +321,44 @@ def _index(value: Any, n_values: int, schema: ExplainSchema) -> list[int]:
     return value
 
 
+def _criterion(value: Any, *_: Any) -> float:
+    """A MetaQuantus criterion or MC value: in [0, 1], or NaN where a test could not be scored."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value != value or 0 <= value <= 1):
+        raise ValueError
+    return float(value)
+
+
+def _by_test(value: Any, *_: Any) -> dict[str, dict[str, float]]:
+    if not isinstance(value, dict) or not set(value) <= {"model", "input"}:
+        raise ValueError
+    out = {}
+    for name, test in value.items():
+        if not isinstance(test, dict) or set(test) != {"mc", "mc_std"}:
+            raise ValueError
+        out[name] = {"mc": _criterion(test["mc"]), "mc_std": _criterion(test["mc_std"])}
+    return out
+
+
+def _method_names(value: Any, *_: Any) -> list[str]:
+    if not isinstance(value, list) or not 0 < len(value) <= 8 or not all(isinstance(v, str) for v in value):
+        raise ValueError
+    return [terminal(v, 40) for v in value]
+
+
+def _settings(value: Any, *_: Any) -> dict[str, Any]:
+    if not isinstance(value, dict) or len(value) > 8 or not all(isinstance(k, str) for k in value):
+        raise ValueError
+    return {terminal(k, 40): v if _int(v) else _short_text(v) for k, v in value.items()}
+
+
+RELIABILITY_KEYS = frozenset({"iac_nr", "iac_ar", "iec_nr", "iec_ar"})
+DETAIL_KEYS.update(
+    {key: _criterion for key in (*RELIABILITY_KEYS, "mc", "noise_resilience", "adversary_reactivity")},
+    reliable=_flag,
+    by_test=_by_test,
+    methods=_method_names,
+    settings=_settings,
+)
 DETAIL_KEYS.update(
     degenerate=_counts,
     degenerate_grid=_counts,
@@ -357,7 +408,7 @@ def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
             raise _reject("malformed inversions")
         for kind, entry in inv["kinds"].items():
             wanted = {"images", "loss_seed", "loss_final"} | ({"seed_index"} if kind == "other image" else set())
-            _keys(entry, wanted, f"inversion ({terminal(kind, 20)})", with_op=False)
+            _keys(entry, wanted, f"inversion ({terminal(kind, 20)})")
             if not all(isinstance(entry[k], np.ndarray) and entry[k].dtype.kind in "fiu" for k in wanted):
                 raise _reject("inversions that are not numeric arrays")
             if "seed_index" in entry:
@@ -414,10 +465,9 @@ def max_line_signs(shape: tuple[int, ...]) -> int:
 # --- helpers ---------------------------------------------------------------------------------------------------
 
 
-def _keys(m: Any, wanted: set[str], what: str, with_op: bool = True) -> None:
-    if not isinstance(m, dict) or set(m) != set(wanted):
-        raise _reject(f"a malformed {what!r} message")
-    if with_op and m["op"] != what and what in ("loaded", "checked", "chunk", "attributions", "score"):
+def _keys(m: Any, wanted: set[str], what: str) -> None:
+    """``m`` is a dict with exactly the keys ``wanted``; a message (one with an "op") is the reply ``what``."""
+    if not isinstance(m, dict) or set(m) != set(wanted) or ("op" in wanted and m["op"] != what):
         raise _reject(f"a malformed {what!r} message")
 
 

@@ -425,9 +425,10 @@ def _versus_section(board: Board) -> str:
     no = sum(c.verdict.startswith("no (") for c in decided)
     reliable = [c for c in decided if board.reliable(c.metric)]
     text = table(rows) + (
-        f"\nOf {len(decided)} informative comparisons (both models beat their controls), {yes} favour the "
-        f"adversarially trained recipe (the claim), {no} the standard one, {len(decided) - yes - no} are "
-        "inconclusive; verdicts come from p-values Holm-adjusted over this table (family-wise error rate 5%). "
+        f"\nInformative comparisons (both models beat their controls): {len(decided)}. In favour of the "
+        f"adversarially trained recipe (the claim): {yes}; of the standard one: {no}; inconclusive: "
+        f"{len(decided) - yes - no}. Verdicts come from p-values Holm-adjusted over this table (family-wise error "
+        "rate 5%). "
     )
     if reliable:
         text += (

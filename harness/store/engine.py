@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from harness.config import DEFAULT_DB
 from harness.errors import HarnessError
@@ -203,6 +204,9 @@ def _ensure_schema(engine: Engine, *, create: bool, migrate: bool = True) -> Non
         if not create:
             raise HarnessError(f"database {engine.url} is empty", "run `robint-bench run` first")
         try:
+            if engine.dialect.name == "sqlite":
+                _create_sqlite_schema(engine)
+                return
             with engine.begin() as conn:
                 if engine.dialect.name == "postgresql":  # DDL is transactional there: create under a lock, once
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
@@ -211,16 +215,14 @@ def _ensure_schema(engine: Engine, *, create: bool, migrate: bool = True) -> Non
                 Base.metadata.create_all(conn)
                 conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
             return
-        except (OperationalError, IntegrityError, _CreatedMeanwhile):  # another process created it at the same moment
+        except (OperationalError, IntegrityError, sqlite3.IntegrityError, _CreatedMeanwhile):  # created meanwhile
             tables = set(inspect(engine).get_table_names())
     if "robint_meta" not in tables:
         raise HarnessError(
             f"database {engine.url} belongs to another program (tables: {', '.join(sorted(tables)[:5])})",
             "pass a --db of robint-bench's own; the file was left untouched",
         )
-    with Session(engine) as s:
-        version = s.get(Meta, "schema_version")
-    found = int(version.value) if version is not None and version.value.isdigit() else None
+    found = _schema_version(engine)
     if found is None or found > SCHEMA_VERSION:
         raise HarnessError(
             f"database {engine.url} has schema version {found if found is not None else '?'}; "
@@ -241,6 +243,40 @@ def _ensure_schema(engine: Engine, *, create: bool, migrate: bool = True) -> Non
         raise HarnessError(
             f"database {engine.url} lacks tables of schema {SCHEMA_VERSION}", "restore it or use another --db"
         )
+
+
+def _create_sqlite_schema(engine: Engine) -> None:
+    """Create every table and the version row in one IMMEDIATE transaction: pysqlite would commit each CREATE TABLE
+    on its own, and a second process opening the file meanwhile would see a half-made schema."""
+    raw = engine.raw_connection()
+    con = raw.driver_connection
+    try:
+        con.isolation_level = None  # transactions by hand
+        try:
+            con.execute("BEGIN IMMEDIATE")  # waits (busy timeout) for a process that is creating it
+        except sqlite3.OperationalError as exc:
+            raise OperationalError("BEGIN IMMEDIATE", None, exc) from None
+        try:
+            if con.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]:
+                raise _CreatedMeanwhile
+            for table in Base.metadata.sorted_tables:
+                con.execute(str(CreateTable(table).compile(dialect=engine.dialect)))
+                for index in table.indexes:
+                    con.execute(str(CreateIndex(index).compile(dialect=engine.dialect)))
+            con.execute("INSERT INTO robint_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.isolation_level = ""
+        raw.close()
+
+
+def _schema_version(engine: Engine) -> int | None:
+    with Session(engine) as s:
+        version = s.get(Meta, "schema_version")
+    return int(version.value) if version is not None and version.value.isdigit() else None
 
 
 class _CreatedMeanwhile(Exception):

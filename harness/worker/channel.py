@@ -73,6 +73,7 @@ class InProcessChannel:
         allowed = REPLIES[message["op"]] | ALWAYS
 
         def send(reply: dict[str, Any]) -> None:
+            reply = decode(encode(reply))  # what the pipe would deliver (numpy arrays), so both paths validate alike
             _check_allowed(reply, message["op"], allowed)
             if reply["op"] not in TERMINAL and reply["op"] != "heartbeat" and on_message is not None:
                 on_message(reply)

@@ -220,6 +220,23 @@ def test_only_requested_scores_with_known_details_are_accepted():
     schema.finish()
 
 
+def test_reliability_scores_need_no_attributions_and_their_verdict_is_the_parents():
+    suite = SuiteConfig(methods=("saliency",), metrics=("sparseness",), n_explain=4, controls=(), reliability=True)
+    schema = validate.ExplainSchema(suite, set(), set(), (1, 4, 4))
+    criteria = {"iac_nr": 0.9, "iec_nr": 0.7, "iac_ar": 0.2, "iec_ar": 0.4}  # NR 0.8, AR 0.3: not reliable
+    forged = {**criteria, "mc": 0.55, "noise_resilience": 1.0, "adversary_reactivity": 1.0, "reliable": True}
+    stored = schema.message(_score("reliability", details=forged))["details"]
+    assert stored["family"] == "reliability" and stored["reliable"] is False
+    assert math.isclose(stored["noise_resilience"], 0.8) and math.isclose(stored["adversary_reactivity"], 0.3)
+    with pytest.raises(HarnessError, match="before its attributions"):
+        schema.message(_score())  # saliency still needs its own attributions
+    incomplete = validate.ExplainSchema(suite, set(), set(), (1, 4, 4))
+    with pytest.raises(HarnessError, match="without its criteria"):
+        incomplete.message(_score("reliability", details={"mc": 0.5, "iac_nr": 0.5}))
+    with pytest.raises(HarnessError, match="a malformed detail 'iac_ar'"):
+        incomplete.message(_score("reliability", details={**criteria, "iac_ar": 1.5}))
+
+
 @pytest.mark.parametrize(
     ("message", "fragment"),
     [

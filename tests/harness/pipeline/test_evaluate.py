@@ -40,6 +40,7 @@ def test_small_standard_run_end_to_end(tmp_path, data_dir):
         "--data-dir",
         str(fresh),
         *SMALL_SUITE,
+        "--reliability",
     ]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
@@ -52,9 +53,15 @@ def test_small_standard_run_end_to_end(tmp_path, data_dir):
     assert (record["dataset"], record["threat_model"], record["eps_text"]) == ("fashion-mnist", "Linf", "0.1")
     assert record["attack"] == "standard" and record["seed"] == 0 and record["n_examples"] == 12
     assert record["status"] == "complete"
-    assert set(record["metrics"]) == {"saliency", "control_random", "control_input"}  # controls in every run
+    # controls in every run; --reliability adds MetaQuantus reliability of both headline metrics (no attributions)
+    assert set(record["metrics"]) == {"saliency", "control_random", "control_input", "reliability"}
     for method in record["metrics"]:  # both are headline metrics, so the controls are scored with them too
         assert set(record["metrics"][method]) == {"sparseness", "abpc"}
+    for score in record["metrics"]["reliability"].values():
+        d = score["details"]
+        assert 0 <= score["mean"] <= 1 and d["reliable"] == (
+            d["noise_resilience"] > 0.5 and d["adversary_reactivity"] > 0.5
+        )
     gini = record["metrics"]["saliency"]["sparseness"]
     assert gini["n"] == 12 and 0 < gini["mean"] < 1 and gini["ci_low"] <= gini["mean"] <= gini["ci_high"]
     assert record["versions"]["pyautoattack"] == "0.2.0" and record["versions"]["torch"]

@@ -1,5 +1,7 @@
-"""The crash-safety, concurrency and storage tests of test_runs.py on a real PostgreSQL server (started by the tests:
+"""The concurrency and storage tests of test_runs.py on a real PostgreSQL server (started by the tests:
 tests/harness/store/postgres.py; skipped, with the reason, where the server or the driver is not installed).
+Kill -9 and resume on a server is test_distributed.py's killed rank (a server whenever one is installed), so the
+single-process kill test runs on SQLite only.
 
 A separate module so that pytest-xdist (``--dist loadfile``) runs it beside test_runs.py, not after it.
 """
@@ -12,7 +14,6 @@ from tests.harness.pipeline.test_runs import (  # noqa: F401  (collected here to
     test_a_run_imported_concurrently_lands_once,
     test_export_import_results_leaderboard_round_trip,
     test_four_concurrent_runs_on_one_database_all_land,
-    test_kill_9_then_resume_equals_an_uninterrupted_run,
     test_prune_removes_dead_runs_only,
 )
 from tests.harness.store.postgres import new_database
