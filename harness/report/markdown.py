@@ -15,9 +15,11 @@ from urllib.parse import quote
 from harness import __version__
 from harness.report.analysis import (
     CONTROL_METHODS,
+    EQUIVALENCE,
     MIN_MODELS,
     RELIABILITY_METHOD,
     Board,
+    ControlCheck,
     Score,
     spec_controls,
 )
@@ -56,8 +58,9 @@ judge accuracy of class-specific generations) are scored with robint-bench's ref
 
 _RUN_ID = re.compile(r"^[0-9a-f]{1,32}$")  # run ids the harness makes; anything else is shown escaped, unlinked
 CONTROL_NOTE = (
-    "† does not beat its controls: the score is not separated (paired 95% interval) from, or is worse than, the "
-    "score of random attributions or of the input times noise on the same images; see Controls"
+    "† does not beat its controls: the paired 95% interval of its difference from the score of random attributions "
+    "or of the input times noise (same images) does not clear a tenth of the gap between the two controls in the "
+    "better direction; see Controls"
 )
 
 
@@ -300,11 +303,7 @@ def _controls_section(board: Board) -> str:
             elif all(c.beats for c in found):
                 cells.append("yes")
             else:
-                why = [
-                    ("≈ " if c.matches else "below ") + c.control.replace("control_", "") + " control"
-                    for c in found
-                    if not c.beats
-                ]
+                why = [f"{_short_of(c)} {c.control.replace('control_', '')} control" for c in found if not c.beats]
                 cells.append("no: " + ", ".join(why))
             rows.append(cells)
     text = table(rows) if len(rows) > 1 else ""
@@ -317,13 +316,24 @@ def _controls_section(board: Board) -> str:
                 what = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in counts.items() if v)
                 degenerate.append(f"{markdown_text(e.model)} / {markdown_text(method)}: {what}")
     text += (
-        "\nA score beats its controls when the paired 95% interval of (method − control) excludes 0 in the metric's "
-        "better direction; the randomisation tests are held to the input control only (independent noise draws are "
+        "\nA score beats a control when the paired 95% interval of (method − control) lies beyond a margin in the "
+        f"metric's better direction: {EQUIVALENCE:g} times the gap between the two controls' means. Within that "
+        "margin on both sides it matches the control (≈); an interval entirely on the worse side is worse than it; "
+        "anything else is not clearly better. The randomisation tests are held to the input control only "
+        "(independent noise draws are "
         "uncorrelated, so random attributions pass them by construction). The input control carrying the input's "
         "structure and nothing of the model, a score it matches is trivial. Degenerate attribution maps (metrics "
         "undefined on them leave them out): " + ("; ".join(degenerate) if degenerate else "none") + ".\n"
     )
     return text
+
+
+def _short_of(c: ControlCheck) -> str:
+    """How a score that does not beat a control falls short of it."""
+    if c.matches:
+        return "≈"
+    worse = c.high < 0 if METRICS.get(c.metric).higher_is_better else c.low > 0
+    return "worse than" if worse else "not clearly better than"
 
 
 def _reliability_section(board: Board) -> str:
