@@ -3,6 +3,9 @@
 Each ``compute(ctx)`` is a thin adapter from a :class:`MetricContext` to a function of
 ``metrics.functional`` and returns per-example values ``(N,)``. It raises :class:`NotApplicable` (with a
 reason) when the metric is meaningless for this model or data, never a silent NaN.
+
+Long because it is the single metric table (issue 11): one small adapter and one spec per metric, deliberately in
+one file so that every column, unit and direction has one home.
 """
 
 from __future__ import annotations

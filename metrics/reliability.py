@@ -34,6 +34,10 @@ randomness comes from ``generator``; the exact Wilcoxon permutation test scipy r
 differences is vectorised (same value). ``metaquantus`` 0.0.5 reads any truthy ``score_direction`` (its own configs
 pass the strings "higher" and "lower") as lower-is-better in IEC_AR: ``higher_is_better=True`` here equals its
 ``score_direction=None``.
+
+Long because MetaQuantus's two tests (model and input perturbation, IAC and IEC, noise and adversary) are one
+algorithm with shared perturbation and ranking code; its parts are checked together against metaquantus in one test
+module.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ faithfulness correlation, relevance mass ratio, pointing game, GridPG, randomisa
 sparseness; plus two controls (metrics/controls.py) scored with the requested headline metrics, so that every
 headline score has a control it must beat. Every method explains the same function of the model: the target
 class's logit (``output="logit"``; ``"probability"``, the softmax probability, as an option recorded with the run).
+
+Long because it is the one call that runs every method, control and metric with shared contexts and batching; the
+reliability part lives in suite_reliability.py.
 """
 
 from __future__ import annotations

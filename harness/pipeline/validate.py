@@ -18,6 +18,9 @@ request in flight before the parent uses it:
 
 Anything else ends the run with one line. ``max_line_*`` give the longest line each request can legitimately
 produce (the channel refuses longer ones before decoding them).
+
+Long because it is the whole trust boundary: one schema per worker reply, kept in one file so that every message the
+sandbox can send is checked in one place (DETAIL_KEYS lists every allowed detail).
 """
 
 from __future__ import annotations

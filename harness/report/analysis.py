@@ -9,6 +9,10 @@ are compared with a mixed-model t interval over seeds and images (``metrics.stat
 correlations across models use exact permutation tests; p-values of one board's family of comparisons (and,
 separately, of its correlations and of its dose-response tests) are Holm-adjusted, and verdicts come from the
 adjusted p-values only.
+
+Long because it is the one place every leaderboard number is computed (markdown and HTML only render it): entries,
+controls, reliability, correlations, recipe comparisons and dose-response share the same paired alignment and Holm
+families, which splitting would duplicate.
 """
 
 from __future__ import annotations

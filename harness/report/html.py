@@ -7,6 +7,9 @@ columns (``assets/leaderboard.js``: click or press Enter on a header), the scatt
 and links to each run's figures (copied to ``runs/<run id>/`` with a page ``run-<run id>.html``). Everything the
 site needs is inside DIR: no server, no network, no CDN. Every stored string (model names, titles, footnotes,
 flags) is HTML-escaped; only http(s) paper links become links.
+
+Long because the static site's pages (index, board, run pages) and its self-contained assets are one renderer of the
+analysis values; the pages share escaping and table helpers.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """leaderboard.md rendered from the analysis (harness.report.analysis): one section per board, ranked by robust
-accuracy, with interpretability columns, detail tables, the robustness-vs-interpretability section and notes."""
+accuracy, with interpretability columns, detail tables, the robustness-vs-interpretability section and notes.
+
+Long because leaderboard.md has many sections (board, details, controls, reliability, correlations, comparisons,
+dose-response, notes), each a short renderer of analysis values; they share the cell formatting kept here."""
 
 from __future__ import annotations
 

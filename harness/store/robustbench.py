@@ -18,6 +18,9 @@ Export (:func:`model_info`) writes what a RobustBench pull request needs, from t
 is the paper's claim (METADATA ``reported_acc``); our measurement is ``autoattack_acc``. A run RobustBench would
 not accept as a standard evaluation (another attack, fewer than all test images, flags, local test data) is
 exported with ``unreliable: true`` and the reasons in the footnote and under ``robint_bench``.
+
+Long because RobustBench's model_info format, in both directions (import with its sections, corruptions and eps
+rounding; export fit to submit), is one format and is tested as one.
 """
 
 from __future__ import annotations

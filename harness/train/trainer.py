@@ -4,6 +4,9 @@ adversarial training, FGSM-RS (Wong et al. 2020) with its catastrophic-overfitti
 ``train(config)`` writes the weights next to ``config.out`` and a submission file that loads them. With
 ``config.checkpoint`` it saves its state after every epoch and resumes from there when run again with the same
 configuration.
+
+Long because standard, PGD-AT, TRADES and FGSM-RS training share one loop with checkpoints, resume and the
+submission writer; the FGSM-RS step and its check are in fast.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Sanity checks: cascading model-parameter randomisation (Adebayo et al., NeurIPS 2018) as Quantus's ``MPRT``, and
-its variants ``EfficientMPRT`` and ``SmoothMPRT`` (Hedström et al. 2023)."""
+its variants ``EfficientMPRT`` and ``SmoothMPRT`` (Hedström et al. 2023).
+
+Long because MPRT and its two variants share the cascading randomisation and the per-layer similarity code."""
 
 from __future__ import annotations
 
