@@ -541,6 +541,13 @@ def versus_standard(board: Board) -> tuple[str | None, list[Comparison]]:
     return (base.entries[0].model if len(base.entries) == 1 else base.label), final
 
 
+def _span(scores: list[Score]) -> tuple[float, float] | None:
+    """From the lowest lower to the highest upper bound of the stored intervals of a recipe's seeds."""
+    if any(s.low is None or s.high is None for s in scores):
+        return None
+    return min(s.low for s in scores), max(s.high for s in scores)
+
+
 def _replace(c: Comparison, **changes: Any) -> Comparison:
     from dataclasses import replace
 
@@ -580,12 +587,13 @@ def _compare(board: Board, robust: Recipe, base: Recipe, pair: tuple[str, str]) 
                 informative=informative,
                 note=note,
             )
-        mine, theirs = scores[0], scores[-1]
+        # fewer than two seeds on a side: each recipe's span of its seeds' intervals; apart only if the spans are
+        mine, theirs = _span(scores[: seeds[0]]), _span(scores[seeds[0] :])
         diff = float(np.mean([s.mean for s in scores[: seeds[0]]]) - np.mean([s.mean for s in scores[seeds[0] :]]))
-        apart = None not in (mine.low, theirs.low) and (mine.high < theirs.low or mine.low > theirs.high)
+        apart = None not in (mine, theirs) and (mine[1] < theirs[0] or mine[0] > theirs[1])
         direction = (1 if diff > 0 else -1) if apart else 0
         text = verdict(direction, higher, "inconclusive (intervals overlap)")
-        intervals = ((mine.low, mine.high), (theirs.low, theirs.high))
+        intervals = (mine or (None, None), theirs or (None, None))
         return Comparison(
             label,
             *pair,

@@ -128,3 +128,35 @@ def test_adversarially_trained_vs_standard_section(tmp_path):
     assert abs(found["inversion_ssim"].diff) < 1e-12 and found["inversion_ssim"].verdict.startswith("inconclusive")
     counts = "(both models beat their controls): 3. In favour of the adversarially trained recipe (the claim): 1; "
     assert counts + "of the standard one: 1; inconclusive: 1." in text
+
+
+def test_a_set_level_score_with_unequal_seeds_uses_every_seeds_interval(tmp_path):
+    """FID has one value per run. Two standard seeds against one robust model: the verdict needs the robust interval
+    apart from both seeds' intervals, not from whichever seed happens to come last."""
+    sessions = store.open_database(f"sqlite:///{tmp_path / 'fid.db'}")
+    intervals = {"std_a": (170.0, 260.0), "std_b": (300.0, 440.0), "rob": (120.0, 220.0)}
+    with sessions.begin() as s:
+        models = {"std_a": _model(s, "std_a", "standard"), "std_b": _model(s, "std_b", "standard")}
+        models["rob"] = _model(s, "rob", "pgd-at")
+        for name, (low, high) in intervals.items():
+            _add_run(s, models[name], name, n=100, robust=0.7 if name == "rob" else 0.0)
+            s.add(
+                store.MetricRecord(
+                    run_id=name,
+                    method="featurevis",
+                    metric="generation_fid",
+                    mean=(low + high) / 2,
+                    std=0.0,
+                    n=1,
+                    ci_low=low,
+                    ci_high=high,
+                    values=[(low + high) / 2],
+                    details={},
+                )
+            )
+    with sessions.begin() as s:
+        (board,) = analyse(s)
+    (fid,) = [c for c in board.comparisons if c.metric == "generation_fid"]
+    assert fid.kind == "intervals" and fid.seeds == (1, 2)
+    assert fid.intervals == ((120.0, 220.0), (170.0, 440.0))  # the standard recipe's span over its two seeds
+    assert fid.verdict.startswith("inconclusive")  # apart from std_b's interval, but not from std_a's
