@@ -5,6 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 N ?= 25
 DEMO_ATTACK ?= apgd-ce
+# the demo's suite: the default metrics, with 8 sanity images and 8 GridPG composites instead of 16 each (these two
+# are the explain stage's fixed cost, whatever N)
+DEMO_SUITE ?= --n-sanity 8 --n-composites 8
 HTML ?= results/html
 FULL ?=
 TEST_JOBS ?= 2
@@ -12,7 +15,7 @@ DB ?= sqlite:///results/robint.db
 MODELS ?= submissions/fmnist_standard.py submissions/fmnist_pgd_linf.py submissions/fmnist_trades_linf.py
 FMNIST_DEB := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: run test check setup data browser postgres lint bench clean
+.PHONY: run test test-fast check setup data browser postgres lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -35,7 +38,8 @@ data:
 
 # With a GPU (or FULL=1): every shipped model at n=1000, AutoAttack standard, full suite: the leaderboard shows these
 # fresh runs. On a CPU: the archived n=1000 evaluations are imported for the leaderboard, and a short fresh demo
-# (first N test images, AutoAttack DEMO_ATTACK, the default suite) is computed and listed next to them.
+# (first N test images, AutoAttack DEMO_ATTACK, the default suite on 8 sanity images and 8 GridPG composites) is
+# computed and listed next to them.
 run: setup data
 	if compgen -G "results/archive/*.json" >/dev/null; then $(BIN)/robint-bench import results/archive --db $(DB); fi
 	if [ -n "$(FULL)" ] || $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
@@ -45,7 +49,7 @@ run: setup data
 	  echo "no GPU: the leaderboard shows the archived n=1000 evaluations (results/archive); fresh demo runs on"; \
 	  echo "the first $(N) test images with AutoAttack $(DEMO_ATTACK) follow (make run FULL=1: n=1000 here, ~3 h)"; \
 	  for m in $(MODELS); do \
-	    $(BIN)/robint-bench run --model $$m --n-examples $(N) --attack $(DEMO_ATTACK) --db $(DB); \
+	    $(BIN)/robint-bench run --model $$m --n-examples $(N) --attack $(DEMO_ATTACK) $(DEMO_SUITE) --db $(DB); \
 	  done; \
 	fi
 	$(BIN)/robint-bench leaderboard --db $(DB) --out leaderboard.md --html $(HTML)
@@ -74,6 +78,10 @@ postgres:
 
 test: setup data browser postgres
 	$(BIN)/pytest -q -n $(TEST_JOBS) --dist loadfile
+
+# the edit loop: every test but the slow ones (end-to-end runs in processes of their own); CI runs `make test`
+test-fast: setup data
+	$(BIN)/pytest -q -n $(TEST_JOBS) --dist loadfile -m "not slow"
 
 check: setup data
 	$(BIN)/robint-bench check --quiet

@@ -33,6 +33,8 @@ class RunConfig:
     metrics: str = "default"
     methods: str = "default"
     n_explain: int = 100
+    n_sanity: int = 16  # images of the randomisation (sanity) metrics
+    n_composites: int = 16  # GridPG composites scored
     explain_target: str = "label"
     explain_output: str = "logit"
     rescore: bool = False

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import io
 import os
 import subprocess
 import sys
@@ -26,6 +29,16 @@ else:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Tests that start a process of their own (the CLI in a subprocess, a bad-input ``case.run``) are ``slow``
+    (``make test-fast`` leaves them out; ``make test`` and CI run everything). Slow in-process tests carry the
+    mark themselves."""
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is not None and any(s in inspect.getsource(function) for s in ("case.run(", "subprocess.")):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     prepare_fashion_mnist(DATA_DIR)
@@ -48,8 +61,18 @@ def robust_model():
     return load_submission(SUBMISSIONS / "fmnist_pgd_linf.py").model
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``robint-bench`` in a subprocess; returns the completed process (never raises on failure)."""
+# commands that only read or write the database and files: no worker, no model, no process of their own to test
+IN_PROCESS = frozenset({"results", "runs", "export", "import", "import-robustbench", "leaderboard", "list"})
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, subprocess_only: bool = False
+) -> subprocess.CompletedProcess:
+    """Run ``robint-bench``; returns the completed process (never raises on failure). Commands that start no worker
+    (``IN_PROCESS``) run through the same entry point in this process, unless ``env`` or ``subprocess_only`` is
+    given; the others in a subprocess."""
+    if args and args[0] in IN_PROCESS and env is None and not subprocess_only:
+        return in_process(*args, cwd=cwd)
     return subprocess.run(
         [sys.executable, "-m", "harness", *args],
         cwd=cwd or ROOT,
@@ -58,3 +81,21 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         env={**os.environ, **(env or {})},
         timeout=600,
     )
+
+
+def in_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """``robint-bench ARGS`` through the console entry point (``harness.cli.main``, as ``python -m harness`` calls
+    it) in this process: the same error handling, exit codes and output streams, without a new interpreter."""
+    from harness.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["robint-bench", *args]
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        patch.setattr(sys, "argv", argv)
+        patch.chdir(cwd or ROOT)
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())

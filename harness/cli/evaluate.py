@@ -65,6 +65,20 @@ _DEFAULTS = RunConfig()
     "--n-explain", default=_DEFAULTS.n_explain, show_default=True, type=int, help="Test images explained and scored."
 )
 @click.option(
+    "--n-sanity",
+    default=_DEFAULTS.n_sanity,
+    show_default=True,
+    type=int,
+    help="Images of the randomisation (sanity) metrics, each re-explained once per randomised layer.",
+)
+@click.option(
+    "--n-composites",
+    default=_DEFAULTS.n_composites,
+    show_default=True,
+    type=int,
+    help="GridPG composites scored (2x2 grids of correctly classified test images).",
+)
+@click.option(
     "--explain-target",
     type=click.Choice(["label", "predicted"]),
     default=_DEFAULTS.explain_target,

@@ -88,15 +88,38 @@ def _gunzip_atomic(src: Path, dst: Path) -> None:
 
 
 def load_fashion_mnist(split: str, data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, 1, 28, 28)`` in [0, 1] and labels ``(N,)`` of ``split``. The idx files are read directly
+    (the values torchvision's ``FashionMNIST`` gives, tests/harness/data/test_fashion_mnist.py): importing
+    torchvision costs ~2 s in every process that loads data, the parent's and the worker's."""
     if split not in _FMNIST_FILES:
         raise HarnessError(f"unknown split {split!r} of fashion-mnist", "use train or test")
-    from torchvision.datasets import FashionMNIST
-
     root = prepare_fashion_mnist(data_dir)
-    warn_if_not_official(root / "FashionMNIST" / "raw", split)
-    ds = FashionMNIST(str(root), train=split == "train", download=False)
-    x = ds.data.unsqueeze(1).to(torch.float32).div_(255.0)
-    return x, ds.targets.to(torch.int64)
+    raw = root / "FashionMNIST" / "raw"
+    warn_if_not_official(raw, split)
+    images, labels = (read_idx(raw / name) for name in _FMNIST_FILES[split])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise HarnessError(
+            f"the Fashion-MNIST {split} files in {raw} do not match: images {tuple(images.shape)}, "
+            f"labels {tuple(labels.shape)}",
+            "delete them; they are unpacked again from the .gz files",
+        )
+    x = images.unsqueeze(1).to(torch.float32).div_(255.0)
+    return x, labels.to(torch.int64)
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An unsigned-byte idx file (LeCun's MNIST format: magic 0x0000 0x08 ndim, big-endian int32 sizes, data)."""
+    data = path.read_bytes()
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08" or not 1 <= data[3] <= 4:
+        raise HarnessError(f"{path} is not an unsigned-byte idx file", "delete it; it is unpacked again")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    offset, count = 4 + 4 * ndim, 1
+    for size in shape:
+        count *= size
+    if len(data) != offset + count:
+        raise HarnessError(f"{path} is truncated or too long for its shape {shape}", "delete it; it is unpacked again")
+    return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).view(shape)
 
 
 def warn_if_not_official(raw: Path, split: str) -> None:

@@ -140,8 +140,13 @@ def resolve_suite(config: RunConfig) -> SuiteConfig | None:
     methods = _names(config.methods, DEFAULT_METHODS, METHODS)
     if not metrics or not methods:
         return None
-    if config.n_explain < 1:
-        raise HarnessError(f"--n-explain {config.n_explain} must be positive", "use e.g. 100")
+    for option, value, example in (
+        ("--n-explain", config.n_explain, 100),
+        ("--n-sanity", config.n_sanity, 16),
+        ("--n-composites", config.n_composites, 16),
+    ):
+        if value < 1:
+            raise HarnessError(f"{option} {value} must be positive", f"use e.g. {example}")
     if config.explain_target not in ("label", "predicted"):
         raise HarnessError(f"--explain-target {config.explain_target!r} is unknown", "use label or predicted")
     if config.explain_output not in ("logit", "probability"):
@@ -150,6 +155,8 @@ def resolve_suite(config: RunConfig) -> SuiteConfig | None:
         methods=methods,
         metrics=metrics,
         n_explain=min(config.n_explain, config.n_examples),
+        n_sanity=config.n_sanity,
+        n_composites=config.n_composites,
         target=config.explain_target,
         seed=config.seed,
         method_options=_method_options(config.method_options),

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, in_process
 
 CORPUS = Path(__file__).with_name("submissions")
 FAST = [
@@ -150,10 +150,13 @@ class Case:
         )
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        """Any other command, e.g. ``leaderboard``."""
-        return subprocess.run(
-            [sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
-        )
+        """Any other command, e.g. ``leaderboard`` (these start no worker), in this process."""
+        return in_process(*args)
+
+    def run_here(self, *args: str, db_url: str | None = None) -> subprocess.CompletedProcess:
+        """``run`` in this process, for cases whose failure is the parent's or the contract's, not the sandbox's
+        (pass ``--trusted`` to keep the submission in this process too)."""
+        return in_process(*self.command(*args, db_url=db_url)[3:])
 
 
 @pytest.fixture()

@@ -1,7 +1,11 @@
 """The bad-input corpus: each case ends with one clear error line, a non-zero exit, and the database unchanged.
 
-Every case runs the real CLI in a subprocess against a database that already holds a completed run; the
-database's rows are compared before and after. Submissions run in the sandboxed worker (the default). The fixtures
+Every case runs the real CLI against a database that already holds a completed run; the database's rows are
+compared before and after. Cases that test the sandbox (or need a process of their own: limits, mounts) run the CLI
+in a subprocess with the submission in the sandboxed worker (the default). Cases whose failure comes from the
+parent or from the submission contract call the same entry point in this process (``Case.run_here``), the
+submission contract cases with ``--trusted``; two of them also run end to end through the sandbox, so the
+worker's side of each error path is covered too. The fixtures
 and helpers are in conftest.py; the hostile submissions of issue 12 (a worker that lies, floods, forks, outlives
 its parent) are in test_hostile.py.
 """
@@ -44,6 +48,14 @@ SUBMISSION_CASES = [
 
 @pytest.mark.parametrize(("name", "fragments"), SUBMISSION_CASES, ids=[c[0] for c in SUBMISSION_CASES])
 def test_broken_submission(case, name, fragments):
+    proc = case.run_here("--model", str(case.dir / f"{name}.py"), *FAST, "--trusted")
+    _assert_clean_failure(case, proc, *fragments)
+
+
+@pytest.mark.parametrize("name", ["syntax_error", "batch_dependent"])
+def test_broken_submission_in_the_sandbox(case, name):
+    """A load failure and a contract failure, end to end: the sandboxed worker reports them as the trusted path."""
+    fragments = dict(SUBMISSION_CASES)[name]
     _assert_clean_failure(case, case.run("--model", str(case.dir / f"{name}.py"), *FAST), *fragments)
 
 
@@ -108,7 +120,7 @@ def test_network_socket_is_refused(case):
 
 def test_corrupt_weights(case):
     (case.dir / "corrupt_weights.pt").write_bytes(bytes(range(256)) * 8)
-    proc = case.run("--model", str(case.dir / "corrupt_weights.py"), *FAST)
+    proc = case.run_here("--model", str(case.dir / "corrupt_weights.py"), *FAST, "--trusted")
     _assert_clean_failure(case, proc, "corrupt_weights.pt is corrupt or not a torch/safetensors file")
 
 
@@ -123,8 +135,9 @@ def test_weights_needing_arbitrary_unpickling(case):
         case.dir / "evil_pickle_weights.pt",
         pickle_protocol=pickle.HIGHEST_PROTOCOL,
     )
-    proc = case.run("--model", str(case.dir / "evil_pickle_weights.py"), *FAST)
+    proc = case.run_here("--model", str(case.dir / "evil_pickle_weights.py"), *FAST, "--trusted")
     _assert_clean_failure(case, proc, "needs arbitrary code to unpickle and was refused")
+    assert not Path("/tmp/robint-pwned").exists()
 
 
 OPTION_CASES = [
@@ -141,7 +154,7 @@ OPTION_CASES = [
 
 @pytest.mark.parametrize(("extra", "fragment"), OPTION_CASES, ids=[" ".join(c[0]) for c in OPTION_CASES])
 def test_bad_option(case, extra, fragment):
-    proc = case.run("--model", str(case.dir / "good_linear.py"), *FAST, *extra)
+    proc = case.run_here("--model", str(case.dir / "good_linear.py"), *FAST, *extra)
     _assert_clean_failure(case, proc, fragment)
 
 
@@ -149,7 +162,9 @@ def test_locked_database(case):
     holder = sqlite3.connect(case.path, timeout=1)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        proc = case.run("--model", str(case.dir / "good_linear.py"), *FAST, db_url=f"sqlite:///{case.path}?timeout=1")
+        proc = case.run_here(
+            "--model", str(case.dir / "good_linear.py"), *FAST, db_url=f"sqlite:///{case.path}?timeout=1"
+        )
     finally:
         holder.rollback()
         holder.close()
@@ -161,7 +176,7 @@ def test_corrupt_database_file_is_not_overwritten(case):
     case.path.write_bytes(garbage)
     for suffix in ("-wal", "-shm"):
         Path(f"{case.path}{suffix}").unlink(missing_ok=True)
-    proc = case.run("--model", str(case.dir / "good_linear.py"), *FAST)
+    proc = case.run_here("--model", str(case.dir / "good_linear.py"), *FAST)
     assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "damaged" in proc.stderr or "not a SQLite database" in proc.stderr
     assert case.path.read_bytes() == garbage
@@ -172,7 +187,7 @@ def test_foreign_database_is_refused(case):
     with sqlite3.connect(other) as con:
         con.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
     before = other.read_bytes()
-    proc = case.run("--model", str(case.dir / "good_linear.py"), *FAST, db_url=f"sqlite:///{other}")
+    proc = case.run_here("--model", str(case.dir / "good_linear.py"), *FAST, db_url=f"sqlite:///{other}")
     assert proc.returncode != 0 and "belongs to another program" in proc.stderr
     assert other.read_bytes() == before
 

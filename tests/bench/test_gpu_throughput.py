@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import torch
 from torch import nn
 
@@ -22,6 +23,7 @@ def test_forward_and_backward_to_the_input_are_counted_and_not_the_weights():
     assert bench.flops_forward_backward(net, (1, 2, 3), torch.device("cpu")) == 180
 
 
+@pytest.mark.slow
 def test_a_cpu_run_ends_with_the_ratio_to_the_floor():
     done = subprocess.run(
         [

@@ -178,6 +178,7 @@ def test_gridpg_composites_native_or_downscaled_at_32x32(kind, native):
         assert score.details["native"] is native and score.details["recognition"] == 4.0
 
 
+@pytest.mark.slow
 def test_suite_at_224x224(monkeypatch):
     # Recognition is measured on N_RECOGNITION = 200 composites, 448x448 here (0.5 GB): 8 are enough for the test.
     monkeypatch.setattr(suite, "N_RECOGNITION", 8)

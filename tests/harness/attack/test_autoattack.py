@@ -28,6 +28,7 @@ def test_tiny_apgd_run_is_verified_and_reevaluated(standard_model, fmnist_test):
     assert out.accuracy_after["apgd-ce"] == pytest.approx((clean_correct & (out.adv_pred == y)).float().mean())
 
 
+@pytest.mark.slow
 def test_robust_model_beats_standard_model_under_attack(standard_model, robust_model, fmnist_test):
     x, y = fmnist_test
     x, y = x[:50], y[:50]

@@ -10,10 +10,10 @@ COMMANDS = ("run", "runs", "leaderboard", "results", "train", "export", "import"
 
 
 def test_not_a_database(tmp_path):
-    """End to end through the console entry point: exit code 2, one line, the file untouched."""
+    """End to end through ``python -m harness`` in a process of its own: exit code 2, one line, the file untouched."""
     path = tmp_path / "notes.db"
     path.write_text("not sqlite")
-    proc = run_cli("results", "--json", "--db", f"sqlite:///{path}")
+    proc = run_cli("results", "--json", "--db", f"sqlite:///{path}", subprocess_only=True)
     assert proc.returncode == 2 and "is not a SQLite database" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert path.read_text() == "not sqlite"
@@ -35,5 +35,18 @@ def test_run_defaults_come_from_the_run_configuration():
 
     defaults = {p.name: p.default for p in cli.commands["run"].params}
     config = RunConfig()
-    for name in ("n_examples", "attack", "seed", "batch_size", "device", "metrics", "methods", "n_explain"):
+    names = ("n_examples", "attack", "seed", "batch_size", "device", "metrics", "methods", "n_explain", "n_sanity")
+    for name in (*names, "n_composites"):
         assert defaults[name] == getattr(config, name), name
+
+
+def test_suite_sizes_reach_the_suite_and_are_checked():
+    from harness.config import RunConfig
+    from harness.errors import HarnessError
+    from harness.pipeline.resolve import resolve_suite
+
+    suite = resolve_suite(RunConfig(n_examples=25, n_sanity=8, n_composites=4))
+    assert (suite.n_explain, suite.n_sanity, suite.n_composites) == (25, 8, 4)
+    with pytest.raises(HarnessError, match="--n-composites 0 must be positive") as err:
+        resolve_suite(RunConfig(n_composites=0))
+    assert err.value.fix == "use e.g. 16"

@@ -78,6 +78,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_auto_fits_the_device_and_changes_no_number(tmp_path, readable, data_dir):
     limited, unlimited = _submission(readable, "limited", LIMIT), _submission(readable, "unlimited", "float('inf')")
     auto_db, ref_db = f"sqlite:///{tmp_path / 'auto.db'}", f"sqlite:///{tmp_path / 'ref.db'}"
@@ -106,6 +107,7 @@ def test_auto_fits_the_device_and_changes_no_number(tmp_path, readable, data_dir
     assert device["explain_batch"] == 16
 
 
+@pytest.mark.slow
 def test_auto_refuses_a_chunk_that_does_not_fit(tmp_path, readable, data_dir):
     limited = _submission(readable, "limited", LIMIT)
     db = f"sqlite:///{tmp_path / 'r.db'}"

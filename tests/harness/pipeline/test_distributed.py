@@ -58,6 +58,7 @@ def single_process(tmp_path_factory, data_dir):
     return rows(url)
 
 
+@pytest.mark.slow
 def test_two_ranks_store_the_rows_of_a_single_process_run(single_process, tmp_path, data_dir):
     url = f"sqlite:///{tmp_path / 'two.db'}"
     done = _run([*TORCHRUN, "run", *CONFIG, "--data-dir", str(data_dir), "--db", url])
@@ -88,6 +89,7 @@ def _rank_pids(agent: int) -> dict[int, int]:
     return out
 
 
+@pytest.mark.slow
 def test_a_killed_rank_loses_only_its_chunk_and_the_same_command_completes_the_run(single_process, tmp_path, data_dir):
     """On PostgreSQL when a server can be started (the multi-node setting), else on SQLite."""
     url = new_database("postgresql" if server()[0] else "sqlite", tmp_path)

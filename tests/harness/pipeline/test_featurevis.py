@@ -123,6 +123,7 @@ def test_scores_compare_with_the_harness_images(small_output, data_dir):
     assert fid.values[0] > fid.details["real_data_fid"] and low <= high
 
 
+@pytest.mark.slow
 def test_run_stores_featurevis_scores_figures_and_leaderboard(tmp_path, data_dir):
     db = tmp_path / "results" / "r.db"
     db.parent.mkdir()  # figures go next to the database, under results/figures/

@@ -45,6 +45,8 @@ QUICK = dict(
     batch_size=24,
     attack="apgd-ce",
     n_explain=12,
+    n_sanity=4,  # each sanity image is re-explained once per randomised layer
+    n_composites=4,
     trusted=True,
     progress=False,
     methods="expected_gradients,integrated_gradients",
@@ -72,6 +74,7 @@ def board(tmp_path_factory, data_dir):
     return found
 
 
+@pytest.mark.slow
 def test_zero_gradients_give_degenerate_maps_and_n_a_scores(board):
     masked = next(e for e in board.entries if e.model == "masked")
     assert masked.degenerate("expected_gradients")["zero"] == 12
@@ -80,6 +83,7 @@ def test_zero_gradients_give_degenerate_maps_and_n_a_scores(board):
             assert score.mean is None and score.na, (method, metric, score)
 
 
+@pytest.mark.slow
 def test_the_masked_model_tops_no_column(board):
     standard = next(e for e in board.entries if e.model == "fmnist_standard")
     masked = next(e for e in board.entries if e.model == "masked")

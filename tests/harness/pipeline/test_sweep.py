@@ -44,6 +44,7 @@ def _examples(url: str, model: str) -> list[tuple]:
     return [tuple(row) for row in out]
 
 
+@pytest.mark.slow
 def test_a_sweep_runs_each_model_once_and_a_rerun_resumes_what_is_missing(models, tmp_path, data_dir):
     url = f"sqlite:///{tmp_path / 'sweep.db'}"
     args = [

@@ -2,9 +2,12 @@
 
 import shutil
 
+import pytest
+
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 
 
+@pytest.mark.slow
 def test_gate_catches_a_degraded_model(tmp_path, data_dir):
     """Against the committed baseline (`make check` in CI shows the untouched models pass it)."""
     baseline = ROOT / "results" / "baseline.json"

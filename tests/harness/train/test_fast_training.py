@@ -41,6 +41,7 @@ def test_fgsm_rs_trains_and_records_its_check(tmp_path, data_dir):
     assert co is None or json.loads(co)["restored_epoch"] == 1
 
 
+@pytest.mark.slow
 def test_collapse_stops_training_and_keeps_the_best_epoch(tmp_path, data_dir):
     """A drop threshold so high that any epoch after the first counts as a collapse: training stops after epoch 2
     and the submission holds epoch 1's weights, whose check accuracy is the recorded best."""
@@ -56,6 +57,7 @@ def test_collapse_stops_training_and_keeps_the_best_epoch(tmp_path, data_dir):
     assert acc == co["best_pgd_acc"] == report.check_acc[0] > 0
 
 
+@pytest.mark.slow
 def test_an_interrupted_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, data_dir, monkeypatch):
     """Standard training with the overfitting check on (the cheapest run whose checkpoint holds every kind of state:
     weights, optimiser, schedule, random stream, the check's history and best weights)."""

@@ -8,6 +8,7 @@ from harness.train.trainer import TrainConfig, train
 from harness.worker.submission import load_submission
 
 
+@pytest.mark.slow
 def test_trainer_produces_a_model_that_beats_chance(tmp_path, data_dir):
     out = tmp_path / "tiny_standard.py"
     report = train(

@@ -36,6 +36,7 @@ SPEC = {
 }
 
 
+@pytest.mark.slow
 def test_zoo_trains_evaluates_and_archives_then_skips_everything(tmp_path, data_dir):
     zoo_dir, archive = tmp_path / "zoo", tmp_path / "archive"
     zoo_dir.mkdir()

@@ -81,6 +81,7 @@ def test_other_objects_are_refused_with_the_whole_cause(tmp_path):
     assert "does not unpickle (only tensors, numpy scalars and arrays, and argparse.Namespace)" in err.value.fix
 
 
+@pytest.mark.slow
 def test_a_saved_web_page_is_named_as_such(tmp_path, zoo):
     _, _, _, gdrive_id = zoo
     models = tmp_path / "models"

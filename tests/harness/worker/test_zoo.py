@@ -42,6 +42,7 @@ def zoo_files(tmp_path_factory):
     return root, checkpoint
 
 
+@pytest.mark.slow
 def test_zoo_model_runs_offline_end_to_end(tmp_path, zoo_files):
     root, checkpoint = zoo_files
     db = f"sqlite:///{tmp_path / 'zoo.db'}"
@@ -112,6 +113,7 @@ def test_zoo_model_runs_offline_end_to_end(tmp_path, zoo_files):
     assert [f["code"] for f in newest["flags"]] == ["weights-changed"]
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_offline_names_the_file(tmp_path, zoo_files):
     root, _ = zoo_files
     proc = run_cli(
