@@ -37,6 +37,14 @@ def pytest_collection_modifyitems(items) -> None:
         function = getattr(item, "function", None)
         if function is not None and any(s in inspect.getsource(function) for s in ("case.run(", "subprocess.")):
             item.add_marker(pytest.mark.slow)
+    # modules with the most slow tests first (a stable sort): pytest-xdist hands out whole files (--dist loadfile) in
+    # this order, so the long ones start early and the short ones fill the end on both workers
+    slow: dict[str, int] = {}
+    for item in items:
+        slow[item.nodeid.split("::")[0]] = slow.get(item.nodeid.split("::")[0], 0) + bool(
+            item.get_closest_marker("slow")
+        )
+    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])
 
 
 @pytest.fixture(scope="session")
