@@ -99,6 +99,8 @@ def evaluate(
     metrics: str = "default",
     methods: str = "default",
     n_explain: int = 100,
+    n_sanity: int = 16,
+    n_composites: int = 16,
     explain_target: str = "label",
     method_options: tuple[str, ...] = (),
     featurevis: bool | None = None,
@@ -148,6 +150,8 @@ def evaluate(
             metrics=metrics,
             methods=methods,
             n_explain=n_explain,
+            n_sanity=n_sanity,
+            n_composites=n_composites,
             explain_target=explain_target,
             method_options=tuple(method_options),
             trusted=True,  # the model object lives in this process: nothing can be sandboxed

@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -39,12 +40,8 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(pytest.mark.slow)
     # modules with the most slow tests first (a stable sort): pytest-xdist hands out whole files (--dist loadfile) in
     # this order, so the long ones start early and the short ones fill the end on both workers
-    slow: dict[str, int] = {}
-    for item in items:
-        slow[item.nodeid.split("::")[0]] = slow.get(item.nodeid.split("::")[0], 0) + bool(
-            item.get_closest_marker("slow")
-        )
-    items.sort(key=lambda item: -slow[item.nodeid.split("::")[0]])
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import shutil
 from pathlib import Path
@@ -114,10 +115,8 @@ def read_idx(path: Path) -> torch.Tensor:
         raise HarnessError(f"{path} is not an unsigned-byte idx file", "delete it; it is unpacked again")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    offset, count = 4 + 4 * ndim, 1
-    for size in shape:
-        count *= size
-    if len(data) != offset + count:
+    offset = 4 + 4 * ndim
+    if len(data) != offset + math.prod(shape):
         raise HarnessError(f"{path} is truncated or too long for its shape {shape}", "delete it; it is unpacked again")
     return torch.frombuffer(bytearray(data[offset:]), dtype=torch.uint8).view(shape)
 

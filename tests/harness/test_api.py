@@ -81,3 +81,18 @@ def test_import_harness_stays_light():
     code = "import sys, harness; print(sorted(m for m in ('torch', 'harness.api') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_shared_options_have_the_run_configurations_defaults():
+    """The notebook API's options that ``run`` also has default to what ``robint-bench run`` uses (RunConfig)."""
+    import dataclasses
+    import inspect
+
+    from harness.api import evaluate
+    from harness.config import RunConfig
+
+    fields = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+    parameters = inspect.signature(evaluate).parameters.values()
+    shared = {p.name: p.default for p in parameters if p.name in fields and p.default is not p.empty}
+    assert {"n_explain", "n_sanity", "n_composites", "attack", "seed", "metrics", "batch_size"} <= set(shared)
+    assert {name: fields[name] for name in shared} == shared
