@@ -44,9 +44,13 @@ def test_suite_sizes_reach_the_suite_and_are_checked():
     from harness.config import RunConfig
     from harness.errors import HarnessError
     from harness.pipeline.resolve import resolve_suite
+    from metrics.suite import SuiteConfig
 
     suite = resolve_suite(RunConfig(n_examples=25, n_sanity=8, n_composites=4))
     assert (suite.n_explain, suite.n_sanity, suite.n_composites) == (25, 8, 4)
+    # RunConfig restates the suite's defaults (config.py imports nothing heavy): they must agree
+    default, library = resolve_suite(RunConfig()), SuiteConfig()
+    assert (default.n_sanity, default.n_composites) == (library.n_sanity, library.n_composites)
     with pytest.raises(HarnessError, match="--n-composites 0 must be positive") as err:
         resolve_suite(RunConfig(n_composites=0))
     assert err.value.fix == "use e.g. 16"
