@@ -18,7 +18,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from captum.attr import GradientShap, InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 from torch import nn
 
 from metrics._registry import Registry
@@ -70,6 +69,14 @@ def explain(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str
     return attributions.detach().to(x.device, torch.float32).reshape(x.shape)
 
 
+def _captum() -> Any:
+    """``captum.attr``, imported on first use: processes that only read the registry (the parent, a worker that
+    only classifies) skip its import (and the matplotlib it pulls in)."""
+    import captum.attr
+
+    return captum.attr
+
+
 def _forward(model: nn.Module, output: Output) -> nn.Module:
     if output == "logit":
         return model
@@ -107,12 +114,12 @@ def _seeded(seed: int, device: torch.device):
 
 @register("saliency", "|gradient| of the target logit (Simonyan et al. 2014)")
 def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, output: Output = "logit", abs: bool = True):
-    return Saliency(_forward(model, output)).attribute(x, target=target, abs=abs)
+    return _captum().Saliency(_forward(model, output)).attribute(x, target=target, abs=abs)
 
 
 @register("input_x_gradient", "input times gradient of the target logit (Shrikumar et al. 2016)")
 def input_x_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, output: Output = "logit"):
-    return InputXGradient(_forward(model, output)).attribute(x, target=target)
+    return _captum().InputXGradient(_forward(model, output)).attribute(x, target=target)
 
 
 @register("integrated_gradients", "Integrated Gradients (Sundararajan et al. 2017)", randomised=True)
@@ -129,7 +136,7 @@ def integrated_gradients(
     seed: int = 0,
 ):
     """IG from a black image, or averaged over ``n_trials`` U[0,1] baselines (the seed paper's setting)."""
-    ig = IntegratedGradients(_forward(model, output))
+    ig = _captum().IntegratedGradients(_forward(model, output))
     if baseline == "black":
         return ig.attribute(
             x, torch.zeros_like(x), target=target, n_steps=n_steps, internal_batch_size=internal_batch_size
@@ -155,7 +162,7 @@ def smoothgrad(
     output: Output = "logit",
     seed: int = 0,
 ):
-    tunnel = NoiseTunnel(Saliency(_forward(model, output)))
+    tunnel = _captum().NoiseTunnel(_captum().Saliency(_forward(model, output)))
     with _seeded(seed, x.device):
         return tunnel.attribute(
             x,
@@ -181,7 +188,7 @@ def gradient_shap(
     output: Output = "logit",
     seed: int = 0,
 ):
-    explainer = GradientShap(_forward(model, output))
+    explainer = _captum().GradientShap(_forward(model, output))
     with _seeded(seed, x.device):
         return explainer.attribute(
             x, baselines=match_background(background, x), n_samples=n_samples, stdevs=stdev, target=target

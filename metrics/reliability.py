@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.stats
 import torch
 from torch import Tensor, nn
 
@@ -118,6 +117,8 @@ class ReliabilityResult:
 def _sign_flip_p(d: np.ndarray) -> float:
     """Two-sided p-value of the Wilcoxon statistic (zsplit) over all 2^n sign flips of ``d``: the exact permutation
     test scipy runs for n <= 13 differences with ties or zeros (its tolerance and counting), vectorised."""
+    import scipy.stats  # imported on first use, as in every module the run's parent imports
+
     n = d.shape[0]
     ranks = scipy.stats.rankdata(np.abs(d))
     zero_half = ranks[d == 0].sum() / 2
@@ -134,6 +135,8 @@ def _wilcoxon_p(q: np.ndarray, q_hat: np.ndarray) -> float:
     For 2 to 13 finite differences with ties or zeros scipy runs an exact permutation test, one Python call per
     sign flip (seconds for n = 13); :func:`_sign_flip_p` computes the same value at once.
     """
+    import scipy.stats
+
     d = q - q_hat
     if 2 <= d.shape[0] <= 13 and bool(np.isfinite(d).all()):
         if bool((d == 0).any()) or np.unique(np.abs(d)).shape[0] < d.shape[0]:

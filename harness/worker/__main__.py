@@ -63,7 +63,9 @@ def main() -> int:
     for line in sys.stdin:
         if not session.handle(decode(line)):
             break
-    return 0
+    for stream in (protocol_out, sys.stdout, sys.stderr):  # the submission's prints go to stderr
+        stream.flush()
+    os._exit(0)  # skips the interpreter's teardown of torch (~0.4 s per worker); nothing is left to flush
 
 
 if __name__ == "__main__":

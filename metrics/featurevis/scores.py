@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy import linalg
 from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
@@ -174,6 +173,8 @@ def _fid(feats_a: Tensor, feats_b: Tensor, eps: float, method: str) -> float:
         return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * tr_covmean)
     if method != "sqrtm":
         raise ValueError(f"method must be 'eigvals' or 'sqrtm', got {method!r}")
+    from scipy import linalg  # on first use: the eigvals method (the default) needs no scipy
+
     covmean = linalg.sqrtm(sigma_a @ sigma_b)
     if not np.isfinite(covmean).all():
         offset = np.eye(sigma_a.shape[0]) * eps

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from metrics.stats._checks import Alternative, as_array, check_alternative, check_level, check_positive_int
 from metrics.stats.permutation import spearman_permutation_test
@@ -176,6 +175,8 @@ def recipe_difference(
     if var <= 0 or denom <= 0:
         p = {"greater": float(diff <= 0), "less": float(diff >= 0)}.get(alternative, float(diff == 0))
         return RecipeDifference(diff, diff, diff, 0.0, math.inf, p, comp_a, comp_b)
+    from scipy import stats  # imported on first use: a run's parent imports this package but never calls this
+
     se, df = math.sqrt(var), var * var / denom
     half = float(stats.t.ppf((1 + level) / 2, df)) * se
     t = diff / se

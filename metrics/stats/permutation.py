@@ -16,7 +16,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import rankdata
 
 from metrics.stats._checks import Alternative, as_array, check_alternative, check_positive_int, tail_count
 
@@ -27,6 +26,8 @@ _CHUNK = 1 << 20  # permuted values per Monte Carlo chunk (bounds memory)
 def _centred_double_ranks(v: np.ndarray) -> np.ndarray:
     # 2 * average rank - (n + 1): integers (average ranks are multiples of 1/2), so every sum below is exact in
     # float64 and ties with the observed statistic are exact ties
+    from scipy.stats import rankdata  # on first use: a run's parent imports this package but never calls this
+
     return 2 * rankdata(v) - (v.size + 1)
 
 
