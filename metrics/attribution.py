@@ -212,17 +212,22 @@ def expected_gradients(
     batch_size: int = 200,
     seed: int = 0,
 ):
-    """Explains only each example's target class: one explainer per class present, on that class's examples."""
+    """Explains only each example's target class, on that class's examples: one explainer whose model keeps the
+    class's output column (its constructor forwards the whole background once; the column is switched per class, so
+    the values are those of one explainer per class)."""
     import shap
 
-    forward = _forward(model, output)
     background = match_background(background, x)
+    selected = _SelectOutput(_forward(model, output), 0)
+    explainer = None
     out = torch.zeros_like(x)
     np_state = np.random.get_state()
     try:
         for cls in torch.unique(target).tolist():
             rows = (target == cls).nonzero().flatten()
-            explainer = shap.GradientExplainer(_SelectOutput(forward, int(cls)), background, batch_size=batch_size)
+            selected.column = int(cls)
+            if explainer is None:
+                explainer = shap.GradientExplainer(selected, background, batch_size=batch_size)
             values = explainer.shap_values(x[rows], nsamples=n_samples, rseed=seed)
             out[rows] = torch.as_tensor(np.asarray(values), dtype=x.dtype, device=x.device).reshape(x[rows].shape)
     finally:
