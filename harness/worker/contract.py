@@ -51,7 +51,7 @@ def _check_outputs(model: nn.Module, x: torch.Tensor, num_classes: int, what: st
 def check_contract(
     model: nn.Module, x: torch.Tensor, *, num_classes: int, device: torch.device, allow_randomised: bool = False
 ) -> list[str]:
-    """Run every check on ``x`` ``(B, C, H, W)`` (B >= 2); return flags (``["randomised"]`` or ``[]``)."""
+    """Run every check on ``x`` ``(B, C, H, W)`` (B >= 1); return flags (``["randomised"]`` or ``[]``)."""
     x = x.to(device)
     out = _check_outputs(model, x, num_classes, "clean test images")
     for name, probe in (
@@ -83,6 +83,9 @@ def check_contract(
             )
         flags.append(RANDOMISED)
     else:
+        if len(x) == 1:  # one test image (--n-examples 1): check it in a batch with a noise image
+            x = torch.cat([x, torch.rand(x.shape, generator=torch.Generator().manual_seed(2307)).to(device)])
+            out = _forward_nograd(model, x)
         half = len(x) // 2
         parts = torch.cat([_forward_nograd(model, x[:half]), _forward_nograd(model, x[half:])])
         singles = torch.cat([_forward_nograd(model, x[i : i + 1]) for i in range(min(4, len(x)))])

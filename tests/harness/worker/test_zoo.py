@@ -107,7 +107,7 @@ def test_zoo_model_runs_offline_end_to_end(tmp_path, zoo_files):
     state = torch.load(checkpoint, weights_only=True)
     state["linear.bias"] = state["linear.bias"] + 1.0
     torch.save(state, checkpoint)
-    again = run_cli("run", *common, "--metrics", "none")
+    again = run_cli("run", *common, "--metrics", "none", "--n-examples", "1")  # the flag needs no second image
     assert again.returncode == 0, again.stderr
     newest = json.loads(run_cli("results", "--json", "--db", db).stdout)[-1]
     assert [f["code"] for f in newest["flags"]] == ["weights-changed"]
