@@ -162,7 +162,8 @@ def smoothgrad(
     output: Output = "logit",
     seed: int = 0,
 ):
-    tunnel = _captum().NoiseTunnel(_captum().Saliency(_forward(model, output)))
+    attr = _captum()
+    tunnel = attr.NoiseTunnel(attr.Saliency(_forward(model, output)))
     with _seeded(seed, x.device):
         return tunnel.attribute(
             x,
