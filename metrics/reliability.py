@@ -117,7 +117,7 @@ class ReliabilityResult:
 def _sign_flip_p(d: np.ndarray) -> float:
     """Two-sided p-value of the Wilcoxon statistic (zsplit) over all 2^n sign flips of ``d``: the exact permutation
     test scipy runs for n <= 13 differences with ties or zeros (its tolerance and counting), vectorised."""
-    import scipy.stats  # imported on first use, as in every module the run's parent imports
+    import scipy.stats  # on first use: a run's parent imports this module but never calls this
 
     n = d.shape[0]
     ranks = scipy.stats.rankdata(np.abs(d))

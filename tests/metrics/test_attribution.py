@@ -66,6 +66,8 @@ def test_integrated_gradients_from_uniform_baselines_is_complete_with_baselines_
     attributions = explain(model, x, target, "integrated_gradients", n_trials=3, n_steps=5, seed=4).double()
     mean_baseline = x - attributions / w  # linear: attributions = (x - mean of the baselines) * W[t]
     assert bool((mean_baseline > 0).all() and (mean_baseline < 1).all())
+    # a mean of 3 U[0,1] draws has sd 1/6 (one draw, or x itself if the attributions were 0: ~0.29); 90 values
+    assert 0.12 < float(mean_baseline.std()) < 0.22
     again = explain(model, x, target, "integrated_gradients", n_trials=3, n_steps=5, seed=4)
     other = explain(model, x, target, "integrated_gradients", n_trials=3, n_steps=5, seed=5)
     assert torch.equal(again, attributions.float()) and not torch.equal(other, attributions.float())
