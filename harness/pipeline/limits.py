@@ -49,11 +49,8 @@ def open_channel(config: RunConfig, readable: Path, *, data: bool = True, requir
     if config.trusted:
         return InProcessChannel()
     memory = memory_bytes(config.memory_limit)
-    kind = (
-        "data"
-        if config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
-        else "address_space"
-    )
+    cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    kind = "data" if cuda else "address_space"
     read = [readable, config.data_dir] if data else [readable]
     return SubprocessChannel(
         read_paths=read,
@@ -64,6 +61,7 @@ def open_channel(config: RunConfig, readable: Path, *, data: bool = True, requir
         stall_timeout=config.stall_timeout,
         timeout=None if config.timeout is None or math.isinf(config.timeout) else config.timeout,
         progress=config.progress,
+        pid_namespace=not cuda,  # CUDA fails to initialise in a PID namespace (harness.worker.containment.supervise)
     )
 
 

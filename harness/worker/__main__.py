@@ -23,7 +23,8 @@ from harness.worker.sandbox import SandboxPolicy, apply_sandbox, default_read_pa
 def main() -> int:
     spec = json.loads(sys.stdin.readline(1 << 20))
     write_paths = tuple(Path(p) for p in spec["write_paths"])
-    containment = supervise(spec.get("parent_pid"), write_paths[0] if write_paths else None)
+    cleanup = write_paths[0] if write_paths else None
+    containment = supervise(spec.get("parent_pid"), cleanup, pid_namespace=spec.get("pid_namespace", True))
     protocol_out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # prints of the submission go to stderr
     policy = SandboxPolicy(

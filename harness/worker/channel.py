@@ -33,6 +33,27 @@ from harness.worker.protocol import ALWAYS, REPLIES, TERMINAL, decode, encode
 
 OnMessage = Callable[[dict[str, Any]], None]
 
+
+def import_roots() -> list[str]:
+    """The directories this process imports from that an isolated interpreter would not search: the one holding
+    the ``harness`` package (a source checkout run without ``pip install``) and the ``PYTHONPATH`` entries."""
+    here = Path(__file__).resolve().parents[2]
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    found = [Path(p).resolve() for p in (here, *extra)]
+    return list(dict.fromkeys(str(p) for p in found if p.is_dir()))
+
+
+def worker_argv(module: str = "harness.worker") -> list[str]:
+    """The worker's command line: an isolated interpreter (``-I``: no ``PYTHONPATH``, user site or working
+    directory on its path) that first puts back :func:`import_roots`, then runs ``module`` as ``-m`` would; without
+    them a worker of an uninstalled checkout, or of packages on ``PYTHONPATH``, cannot import ``harness``."""
+    boot = (
+        f"import runpy, sys; sys.path[0:0] = {import_roots()!r}; "
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-I", "-c", boot]
+
+
 DEFAULT_MAX_LINE = 1 << 20  # the cap for requests that carry no arrays (load, check): 1 MiB
 START_S = 300.0  # the worker's start (sandbox, torch import): before any submission code, so nothing can fake it
 _TEXT_LIMIT = 2000  # characters kept of a worker's error text
@@ -105,6 +126,7 @@ class SubprocessChannel:
         timeout: float | None,
         progress: bool,
         required_paths: list[Path] | None = None,
+        pid_namespace: bool = True,
     ) -> None:
         from harness.worker.sandbox import scrubbed_env
 
@@ -119,7 +141,7 @@ class SubprocessChannel:
         self._closed = threading.Event()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-m", "harness.worker"],
+                worker_argv(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -143,6 +165,7 @@ class SubprocessChannel:
             "cpu_seconds": cpu_seconds,
             "require_isolation": True,
             "parent_pid": os.getpid(),
+            "pid_namespace": pid_namespace,
             "run_as": user,
             "required_paths": [str(p) for p in (required_paths or [])],
         }

@@ -55,13 +55,15 @@ class _ParentGone(Exception):
 # --- the supervisor --------------------------------------------------------------------------------------------
 
 
-def supervise(parent_pid: int | None, cleanup: Path | None) -> str:
+def supervise(parent_pid: int | None, cleanup: Path | None, pid_namespace: bool = True) -> str:
     """Fork the worker off this process, which stays behind as its supervisor and never returns; returns, in the
     worker, how its descendants are contained: ``"pid-namespace"`` or ``"subreaper"``.
 
     In a PID namespace the supervisor's child is the namespace's init (PID 1: it reaps orphans and reports the
     worker's exit), and the worker is init's child, so it keeps the ordinary signal semantics (a namespace's init
-    ignores signals it has no handler for, SIGXCPU of ``--cpu-limit`` included)."""
+    ignores signals it has no handler for, SIGXCPU of ``--cpu-limit`` included). ``pid_namespace=False`` asks for
+    the subreaper: a CUDA worker cannot initialise the driver in a PID namespace that shares the host's procfs
+    (``cudaGetDeviceCount`` error 304, seen on an H200 where the other sandbox layers initialised it)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     with contextlib.suppress(OSError):
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -71,6 +73,8 @@ def supervise(parent_pid: int | None, cleanup: Path | None) -> str:
         os._exit(1)
     mode = "pid-namespace"
     try:
+        if not pid_namespace:
+            raise OSError("a PID namespace was not asked for")
         _new_pid_namespace()
     except OSError:
         mode = "subreaper"

@@ -58,8 +58,9 @@ DAEMON = """
 """
 
 
-@pytest.mark.parametrize("mode", ["pid-namespace", "subreaper"])
+@pytest.mark.parametrize("mode", ["pid-namespace", "subreaper", "subreaper-asked"])
 def test_nothing_the_worker_starts_survives_it(mode):
+    """Also without a PID namespace: where none can be made, and where none is asked for (CUDA workers)."""
     marker = f"robint-test-{uuid.uuid4().hex}"
     code = (
         DAEMON
@@ -69,7 +70,7 @@ def test_nothing_the_worker_starts_survives_it(mode):
         def refuse():
             raise OSError(1, "no namespaces here")
         c._new_pid_namespace = refuse
-    got = c.supervise(None, None)
+    got = c.supervise(None, None, pid_namespace=sys.argv[2] != "subreaper-asked")
     print(got, flush=True)
     daemon(sys.argv[1])
     """
@@ -79,7 +80,7 @@ def test_nothing_the_worker_starts_survives_it(mode):
         assert proc.returncode == 0, proc.stderr
         if mode == "pid-namespace" and proc.stdout.strip() != mode:
             pytest.skip("this machine cannot create PID namespaces")
-        assert proc.stdout.strip() == mode
+        assert proc.stdout.strip() == mode.removesuffix("-asked")
         assert _gone(marker), "a descendant of the worker survived it"
     finally:
         for pid in _marked(marker):
