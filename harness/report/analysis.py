@@ -81,6 +81,9 @@ class Entry:
     eps_trained: float | None = None
     seed: int | None = None
     malformed: str | None = None  # why a stored row could not be read completely
+    architecture: str = ""
+    threat_trained: str = ""  # the training threat model (adversarial training only)
+    epochs: int | None = None
 
     @property
     def robust_interval(self) -> tuple[float, float]:
@@ -147,6 +150,7 @@ class Comparison:
     informative: bool = True
     intervals: tuple[tuple[float | None, float | None], tuple[float | None, float | None]] | None = None
     note: str = ""
+    baseline: str = ""  # the standard recipe it is compared with (same architecture)
 
     @property
     def per_example(self) -> bool:
@@ -155,8 +159,9 @@ class Comparison:
 
 @dataclass(frozen=True)
 class DoseResponse:
-    """Spearman correlation between the training eps and a score across the models of one method and threat
-    model (standard training counted as eps 0), with an exact permutation p-value."""
+    """Spearman correlation between the training eps and a score across the models of one training recipe that
+    differ only in eps (method, threat model, architecture, epochs; standard training of the same architecture
+    counted as eps 0), with an exact permutation p-value."""
 
     method: str
     metric: str
@@ -188,6 +193,7 @@ class Recipe:
     training: str
     eps: float | None
     entries: list[Entry]
+    architecture: str = ""
 
 
 @dataclass
@@ -206,7 +212,7 @@ class Board:
     comparisons: list[Comparison] = field(default_factory=list)
     dose_response: list[DoseResponse] = field(default_factory=list)
     reliability: list[Reliability] = field(default_factory=list)
-    standard_model: str | None = None  # the standard recipe's label
+    standard_model: str | None = None  # the standard baseline's label (one baseline), or what each row is compared with
 
     @property
     def detail_pairs(self) -> list[tuple[str, str]]:
@@ -291,6 +297,9 @@ def runs_frame(s: Session) -> pd.DataFrame:
                 "recipe": _recipe_label(method, training, info),
                 "eps_trained": _number(training.get("eps")),
                 "seed": training.get("seed") if isinstance(training.get("seed"), int) else None,
+                "architecture": str(info.get("architecture") or ""),
+                "threat_trained": str(training.get("threat_model") or "") if method != "standard" else "",
+                "epochs": training.get("epochs") if isinstance(training.get("epochs"), int) else None,
                 "created_at": run.created_at,
                 "scores": scores,
                 "flags": tuple(f for f in (run.flags or []) if isinstance(f, dict)),
@@ -422,6 +431,9 @@ def _board(dataset: str, threat: str, eps_text: str, table: pd.DataFrame, report
             eps_trained=row.eps_trained,
             seed=row.seed,
             malformed=row.malformed,
+            architecture=row.architecture,
+            threat_trained=row.threat_trained,
+            epochs=row.epochs,
         )
         for row in table.itertuples(index=False)
     ]
@@ -510,7 +522,7 @@ def recipes(entries: list[Entry]) -> list[Recipe]:
     groups: dict[str, Recipe] = {}
     for e in entries:
         label = e.recipe or e.model
-        groups.setdefault(label, Recipe(label, e.training, e.eps_trained, [])).entries.append(e)
+        groups.setdefault(label, Recipe(label, e.training, e.eps_trained, [], e.architecture)).entries.append(e)
     return list(groups.values())
 
 
@@ -519,15 +531,20 @@ def _informative(board: Board, entries: list[Entry], pair: tuple[str, str]) -> b
 
 
 def versus_standard(board: Board) -> tuple[str | None, list[Comparison]]:
-    """Each adversarially trained recipe minus the standard recipe on every headline score (paired on the same
-    images), with Holm-adjusted p-values over the board's family; empty without exactly one standard recipe and at
-    least one adversarially trained one."""
+    """Each adversarially trained recipe minus the standard recipe of the same architecture on every headline score
+    (paired on the same images), with Holm-adjusted p-values over the board's family. A recipe whose architecture
+    has no standard recipe, or several (e.g. different epochs), is not compared; the label returned names the one
+    baseline, or says that each row has its own."""
     standard = [r for r in board.recipes if r.training == "standard"]
     robust = [r for r in board.recipes if r.training not in ("", "standard")]
-    if len(standard) != 1 or not robust:
+    matched = []
+    for r in robust:
+        bases = [b for b in standard if b.architecture == r.architecture]
+        if len(bases) == 1:
+            matched.append((r, bases[0]))
+    if not matched:
         return None, []
-    base = standard[0]
-    out = [c for r in robust for pair in HEADLINE if (c := _compare(board, r, base, pair)) is not None]
+    out = [c for r, base in matched for pair in HEADLINE if (c := _compare(board, r, base, pair)) is not None]
     adjusted = holm([c.p_value if c.informative else math.nan for c in out]) if out else []
     final = []
     for c, p_adj in zip(out, adjusted, strict=True):
@@ -538,7 +555,16 @@ def versus_standard(board: Board) -> tuple[str | None, list[Comparison]]:
         direction = 0 if not p_adj < ALPHA else (1 if c.diff > 0 else -1)
         text = verdict(direction, higher, f"inconclusive (adjusted p = {p_adj:.2g})")
         final.append(_replace(c, p_adjusted=float(p_adj), verdict=text))
-    return (base.entries[0].model if len(base.entries) == 1 else base.label), final
+    used = {id(base): base for _, base in matched}
+    if len(used) == 1:
+        (base,) = used.values()
+        return _name(base), final
+    return "standard training of the same architecture", final
+
+
+def _name(recipe: Recipe) -> str:
+    """A recipe's model name when it has one seed, else its label."""
+    return recipe.entries[0].model if len(recipe.entries) == 1 else recipe.label
 
 
 def _span(scores: list[Score]) -> tuple[float, float] | None:
@@ -559,7 +585,7 @@ def _compare(board: Board, robust: Recipe, base: Recipe, pair: tuple[str, str]) 
     scores = [e.scores.get(pair) for e in models]
     if any(s is None or s.mean is None for s in scores):
         return None
-    label = robust.entries[0].model if len(robust.entries) == 1 else robust.label
+    label, baseline = _name(robust), _name(base)
     seeds = (len(robust.entries), len(base.entries))
     informative = _informative(board, models, pair)
     note = "" if informative else "a model's score does not beat its controls"
@@ -584,6 +610,7 @@ def _compare(board: Board, robust: Recipe, base: Recipe, pair: tuple[str, str]) 
                 float(test.pvalue),
                 n=1,
                 seeds=seeds,
+                baseline=baseline,
                 informative=informative,
                 note=note,
             )
@@ -603,6 +630,7 @@ def _compare(board: Board, robust: Recipe, base: Recipe, pair: tuple[str, str]) 
             text,
             "intervals",
             seeds=seeds,
+            baseline=baseline,
             informative=informative,
             intervals=intervals,
             note=note,
@@ -619,6 +647,7 @@ def _compare(board: Board, robust: Recipe, base: Recipe, pair: tuple[str, str]) 
             "n/a (no examples scored by both)",
             "paired",
             seeds=seeds,
+            baseline=baseline,
             informative=False,
             note="the models were scored on different examples",
         )
@@ -643,10 +672,13 @@ def _compare(board: Board, robust: Recipe, base: Recipe, pair: tuple[str, str]) 
             p,
             n=matrix.shape[1],
             seeds=seeds,
+            baseline=baseline,
             informative=False,
             note=note,
         )
-    return Comparison(label, *pair, diff, lo, hi, "", kind, p, n=matrix.shape[1], seeds=seeds, note=note)
+    return Comparison(
+        label, *pair, diff, lo, hi, "", kind, p, n=matrix.shape[1], seeds=seeds, note=note, baseline=baseline
+    )
 
 
 def _common_matrix(scores: list[Score]) -> np.ndarray | None:
@@ -706,21 +738,25 @@ def _correlation_verdict(rho: float, p_adjusted: float, metric: str, n: int) -> 
 
 
 def dose_response(board: Board) -> list[DoseResponse]:
-    """Per adversarial training method with at least 3 distinct training eps on the board (standard training
-    counted as eps 0): Spearman correlation between eps and each headline score across the models, exact
-    permutation test, Holm-adjusted over the board's dose-response tests."""
-    standard = [e for e in board.entries if e.training == "standard"]
+    """Per family of models that differ only in training eps (same method, training threat model, architecture and
+    epochs; standard training of the same architecture counted as eps 0) with at least 3 distinct eps on the
+    board: Spearman correlation between eps and each headline score across the models (scores that do not beat
+    their controls left out), exact permutation test, Holm-adjusted over the board's dose-response tests. Eps of
+    different threat models are never mixed."""
     raw = []
-    for method in dict.fromkeys(e.training for e in board.entries if e.training not in ("", "standard")):
-        models = standard + [e for e in board.entries if e.training == method and e.eps_trained is not None]
+    adversarial = [e for e in board.entries if e.training not in ("", "standard") and e.eps_trained is not None]
+    for key in dict.fromkeys((e.training, e.threat_trained, e.architecture, e.epochs) for e in adversarial):
+        standard = [e for e in board.entries if e.training == "standard" and e.architecture == key[2]]
+        models = standard + [e for e in adversarial if (e.training, e.threat_trained, e.architecture, e.epochs) == key]
         eps = [0.0 if e.training == "standard" else float(e.eps_trained) for e in models]
+        method = " ".join(str(p) for p in (key[0], key[1], key[2], f"{key[3]}ep" if key[3] else "") if p)
         if len(set(eps)) < 3:
             continue
         for pair in HEADLINE:
             kept = [
                 (x, e.scores[pair].mean)
                 for x, e in zip(eps, models, strict=True)
-                if pair in e.scores and e.scores[pair].mean is not None
+                if pair in e.scores and e.scores[pair].mean is not None and board.informative(e.model, *pair)
             ]
             if len({x for x, _ in kept}) < 3 or np.ptp([v for _, v in kept]) == 0:
                 continue

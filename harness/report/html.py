@@ -366,6 +366,7 @@ def _correlation_table(board: Board) -> str:
 
 
 def _versus_table(board: Board) -> str:
+    several = len({getattr(c, "baseline", "") for c in board.comparisons}) > 1  # one baseline per architecture
     rows = []
     for c in board.comparisons:
         shown = f"{c.diff:+.3f}"
@@ -374,9 +375,13 @@ def _versus_table(board: Board) -> str:
         elif getattr(c, "intervals", None):
             (a_lo, a_hi), (b_lo, b_hi) = c.intervals
             shown += f" (intervals {_interval(a_lo, a_hi)} vs {_interval(b_lo, b_hi)})"
-        rows.append([text(c.model), text(c.method), text(label(c.metric)), number(shown, c.diff), text(c.verdict)])
+        baseline = [text(getattr(c, "baseline", ""))] if several else []
+        rows.append(
+            [text(c.model), *baseline, text(c.method), text(label(c.metric)), number(shown, c.diff), text(c.verdict)]
+        )
     header = [
         "Model",
+        *(["Standard baseline"] if several else []),
         "Method",
         "Score",
         f"Model − {board.standard_model} [95% interval]",

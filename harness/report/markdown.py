@@ -394,9 +394,11 @@ def _correlation_section(board: Board) -> str:
 
 
 def _versus_section(board: Board) -> str:
+    several = len({c.baseline for c in board.comparisons}) > 1  # one standard baseline per architecture
     rows = [
         [
             "Recipe",
+            *(["Standard baseline"] if several else []),
             "Method",
             "Score",
             f"− {markdown_text(board.standard_model)} [95% interval]",
@@ -406,7 +408,7 @@ def _versus_section(board: Board) -> str:
             "Robust → more interpretable?",
         ]
     ]
-    notes = []
+    notes: dict[tuple[str, str], list[str]] = {}
     for c in board.comparisons:
         if c.per_example:
             text = "n/a" if math.isnan(c.diff) else f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]"
@@ -414,7 +416,8 @@ def _versus_section(board: Board) -> str:
             text = f"{c.diff:+.3f} (intervals {_interval(c.intervals[0])} vs {_interval(c.intervals[1])})"
         test = {
             "paired": f"paired, {c.n} images",
-            "recipes": f"{c.seeds[0]} vs {c.seeds[1]} seeds, {c.n} images",
+            "recipes": f"{c.seeds[0]} vs {c.seeds[1]} seeds, "
+            + (f"{c.n} images" if c.n > 1 else "one value per run (Welch t)"),
             "intervals": "stored intervals",
         }[c.kind]
         p_adj = "—" if math.isnan(c.p_adjusted) else f"{c.p_adjusted:.3g}"
@@ -422,6 +425,7 @@ def _versus_section(board: Board) -> str:
         rows.append(
             [
                 markdown_text(c.model),
+                *([markdown_text(c.baseline)] if several else []),
                 markdown_text(c.method),
                 label(c.metric),
                 text,
@@ -432,7 +436,7 @@ def _versus_section(board: Board) -> str:
             ]
         )
         if c.note:
-            notes.append(f"{c.model} / {c.metric}: {c.note}")
+            notes.setdefault((c.model, c.note), []).append(label(c.metric))
     decided = [c for c in board.comparisons if c.informative]
     yes = sum(c.verdict == "yes" for c in decided)
     no = sum(c.verdict.startswith("no (") for c in decided)
@@ -454,7 +458,8 @@ def _versus_section(board: Board) -> str:
         "with several seeds use a mixed-model interval over seeds and images.\n"
     )
     if notes:
-        text += "\n" + "\n".join(f"- {markdown_text(n, 300)}" for n in notes) + "\n"
+        lines = [f"{model} ({', '.join(scores)}): {note}" for (model, note), scores in notes.items()]
+        text += "\n" + "\n".join(f"- {markdown_text(n, 500)}" for n in lines) + "\n"
     return text
 
 
@@ -502,8 +507,10 @@ def _dose_section(board: Board) -> str:
             ]
         )
     return table(rows) + (
-        "\nDose-response: across the models of one training method (standard training counted as eps 0), exact "
-        "permutation tests of the rank correlation between training eps and score, Holm-adjusted over this table.\n"
+        "\nDose-response: across models trained with one recipe that differ only in eps (method, training threat "
+        "model, architecture and epochs; standard training of the same architecture counted as eps 0; scores that "
+        "do not beat their controls left out), exact permutation tests of the rank correlation between training eps "
+        "and score, Holm-adjusted over this table.\n"
     )
 
 

@@ -42,6 +42,24 @@ def _model(s, name, method):
     )
 
 
+def _add_metric(s, run_id, method, metric, values, *, low=None, high=None):
+    """One stored score: its per-example values, mean and interval (the values' range unless given)."""
+    s.add(
+        store.MetricRecord(
+            run_id=run_id,
+            method=method,
+            metric=metric,
+            mean=sum(values) / len(values),
+            std=0.1,
+            n=len(values),
+            ci_low=min(values) if low is None else low,
+            ci_high=max(values) if high is None else high,
+            values=values,
+            details={},
+        )
+    )
+
+
 def test_leaderboard_ranks_and_prefers_full_evaluations(tmp_path):
     sessions = store.open_database(f"sqlite:///{tmp_path / 'lb.db'}")
     with sessions.begin() as s:
@@ -102,20 +120,7 @@ def test_adversarially_trained_vs_standard_section(tmp_path):
         }
         for (method, metric), (a, b) in scores.items():
             for run_id, values in (("std1", a), ("rob1", b)):
-                s.add(
-                    store.MetricRecord(
-                        run_id=run_id,
-                        method=method,
-                        metric=metric,
-                        mean=sum(values) / len(values),
-                        std=0.1,
-                        n=len(values),
-                        ci_low=min(values),
-                        ci_high=max(values),
-                        values=values,
-                        details={},
-                    )
-                )
+                _add_metric(s, run_id, method, metric, values)
     with sessions.begin() as s:
         (board,) = analyse(s)
         text = build_leaderboard(s)
@@ -140,23 +145,58 @@ def test_a_set_level_score_with_unequal_seeds_uses_every_seeds_interval(tmp_path
         models["rob"] = _model(s, "rob", "pgd-at")
         for name, (low, high) in intervals.items():
             _add_run(s, models[name], name, n=100, robust=0.7 if name == "rob" else 0.0)
-            s.add(
-                store.MetricRecord(
-                    run_id=name,
-                    method="featurevis",
-                    metric="generation_fid",
-                    mean=(low + high) / 2,
-                    std=0.0,
-                    n=1,
-                    ci_low=low,
-                    ci_high=high,
-                    values=[(low + high) / 2],
-                    details={},
-                )
-            )
+            _add_metric(s, name, "featurevis", "generation_fid", [(low + high) / 2], low=low, high=high)
     with sessions.begin() as s:
         (board,) = analyse(s)
     (fid,) = [c for c in board.comparisons if c.metric == "generation_fid"]
     assert fid.kind == "intervals" and fid.seeds == (1, 2)
     assert fid.intervals == ((120.0, 220.0), (170.0, 440.0))  # the standard recipe's span over its two seeds
     assert fid.verdict.startswith("inconclusive")  # apart from std_b's interval, but not from std_a's
+
+
+def test_each_recipe_is_compared_with_the_standard_recipe_of_its_architecture(tmp_path):
+    """Two architectures, each with its own standard model: a robust model is compared with its own architecture's
+    standard model (paired differences show which), and the dose-response never mixes threat models or
+    architectures (an L2 eps of 1.5 is not a Linf eps)."""
+    sessions = store.open_database(f"sqlite:///{tmp_path / 'arch.db'}")
+    # (name, method, threat, eps, architecture, inversion SSIM offset): every model scored on the same 10 images
+    models = [
+        ("std_a", "standard", None, None, "cnn", 0.0),
+        ("std_b", "standard", None, None, "resnet", 0.5),
+        ("rob_a05", "fgsm-rs", "Linf", "0.05", "cnn", 0.1),
+        ("rob_a10", "fgsm-rs", "Linf", "0.1", "cnn", 0.2),
+        ("rob_b10", "fgsm-rs", "Linf", "0.1", "resnet", 0.3),
+        ("l2_a", "fgsm-rs", "L2", "1.5", "cnn", 0.05),
+    ]
+    wiggle = [0.0, 0.02, -0.02, 0.01, -0.01, 0.0, 0.03, -0.03, 0.0, 0.0]
+    with sessions.begin() as s:
+        for name, method, threat, eps, arch, offset in models:
+            training = {"method": method, "epochs": 3, **({"threat_model": threat, "eps": eps} if eps else {})}
+            model = store.get_or_create_model(
+                s,
+                name=name,
+                source=f"{name}.py",
+                file_sha256=name * 2,
+                weights_sha256=None,
+                info={"architecture": arch, "training": training},
+            )
+            _add_run(s, model, name, n=100, robust=0.0 if method == "standard" else float(eps) / 2)
+            _add_metric(s, name, "featurevis", "inversion_ssim", [0.1 + offset + w for w in wiggle])
+    with sessions.begin() as s:
+        (board,) = analyse(s)
+        text = build_leaderboard(s)
+    found = {c.model: c for c in board.comparisons}
+    assert {m: c.baseline for m, c in found.items()} == {
+        "rob_a05": "std_a",
+        "rob_a10": "std_a",
+        "rob_b10": "std_b",
+        "l2_a": "std_a",
+    }
+    # paired on the same images, the wiggle cancels: each difference is the offset gap exactly
+    assert abs(found["rob_b10"].diff - (0.3 - 0.5)) < 1e-12 and found["rob_b10"].verdict == "no (the opposite)"
+    assert abs(found["rob_a10"].diff - 0.2) < 1e-12 and found["rob_a10"].verdict == "yes"
+    assert board.standard_model == "standard training of the same architecture"
+    assert "| Recipe | Standard baseline |" in text
+    (dose,) = board.dose_response  # the Linf cnn family only: the L2 and resnet families have < 3 eps
+    assert dose.method == "fgsm-rs Linf cnn 3ep (featurevis)"
+    assert dose.eps_values == (0.0, 0.05, 0.1) and dose.n_models == 3 and dose.rho > 0.99
