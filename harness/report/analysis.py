@@ -6,9 +6,9 @@ render these values; tests assert on them.
 Statistics (README, "Robustness vs interpretability"): every comparison between models on the same images is
 paired (per-image scores aligned by image index, GridPG by composite cell); recipes with several training seeds
 are compared with a mixed-model t interval over seeds and images (``metrics.stats.recipe_difference``); rank
-correlations across models use exact permutation tests; p-values of one board's family of comparisons (and,
-separately, of its correlations and of its dose-response tests) are Holm-adjusted, and verdicts come from the
-adjusted p-values only.
+correlations across models use permutation tests (exact up to 8 models); p-values of one board's family of
+comparisons (and, separately, of its correlations and of its dose-response tests) are Holm-adjusted, and verdicts
+come from the adjusted p-values only.
 
 Long because it is the one place every leaderboard number is computed (markdown and HTML only render it): entries,
 controls, reliability, correlations, recipe comparisons and dose-response share the same paired alignment and Holm

@@ -39,6 +39,9 @@ from harness.store.robustbench import (
     unreliable_mark,
 )
 from metrics.registry import FEATUREVIS_METHOD, FEATUREVIS_SCORES, HEADLINE, HEADLINE_METHOD, METRICS
+from metrics.stats.permutation import MAX_EXACT
+
+_PERMUTATION = f"exact over all orderings up to {MAX_EXACT} models, 9,999 random orderings beyond"
 
 HEADER = """# robint-bench leaderboard
 
@@ -367,7 +370,7 @@ def _correlation_section(board: Board) -> str:
             "Metric",
             "Models",
             "Spearman ρ (robust acc, metric)",
-            "p (exact)",
+            "p (permutation)",
             "Holm-adjusted p",
             "Robust → more interpretable?",
         ]
@@ -387,8 +390,8 @@ def _correlation_section(board: Board) -> str:
     summary = (
         f"\nAcross models: of {len(verdicts)} correlations (scores that do not beat their controls left out), "
         f"{supported} support the claim that robust models are more interpretable, {against} contradict it, and "
-        f"{len(verdicts) - supported - against} are inconclusive (exact permutation tests, Holm-adjusted over this "
-        f"table: family-wise error rate 5%). " + (few if len(board.entries) < MIN_MODELS else "")
+        f"{len(verdicts) - supported - against} are inconclusive (permutation tests, {_PERMUTATION}; "
+        "Holm-adjusted over this table: family-wise error rate 5%). " + (few if len(board.entries) < MIN_MODELS else "")
     )
     return table(rows) + summary.rstrip() + "\n"
 
@@ -509,8 +512,8 @@ def _dose_section(board: Board) -> str:
     return table(rows) + (
         "\nDose-response: across models trained with one recipe that differ only in eps (method, training threat "
         "model, architecture and epochs; standard training of the same architecture counted as eps 0; scores that "
-        "do not beat their controls left out), exact permutation tests of the rank correlation between training eps "
-        "and score, Holm-adjusted over this table.\n"
+        f"do not beat their controls left out), permutation tests ({_PERMUTATION}) of the rank correlation "
+        "between training eps and score, Holm-adjusted over this table.\n"
     )
 
 
