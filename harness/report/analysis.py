@@ -161,7 +161,7 @@ class Comparison:
 class DoseResponse:
     """Spearman correlation between the training eps and a score across the models of one training recipe that
     differ only in eps (method, threat model, architecture, epochs; standard training of the same architecture
-    counted as eps 0), with an exact permutation p-value."""
+    counted as eps 0), with a permutation p-value."""
 
     method: str
     metric: str
@@ -212,6 +212,7 @@ class Board:
     comparisons: list[Comparison] = field(default_factory=list)
     dose_response: list[DoseResponse] = field(default_factory=list)
     reliability: list[Reliability] = field(default_factory=list)
+    uncompared: list[str] = field(default_factory=list)  # robust recipes without one standard baseline, and why
     standard_model: str | None = None  # the standard baseline's label (one baseline), or what each row is compared with
 
     @property
@@ -445,6 +446,7 @@ def _board(dataset: str, threat: str, eps_text: str, table: pd.DataFrame, report
     board.reliability = reliability(entries)
     board.correlations = correlations(entries, board)
     board.standard_model, board.comparisons = versus_standard(board)
+    board.uncompared = unmatched_recipes(board)
     board.dose_response = dose_response(board)
     return board
 
@@ -560,6 +562,21 @@ def versus_standard(board: Board) -> tuple[str | None, list[Comparison]]:
         (base,) = used.values()
         return _name(base), final
     return "standard training of the same architecture", final
+
+
+def unmatched_recipes(board: Board) -> list[str]:
+    """The adversarially trained recipes :func:`versus_standard` leaves out, each with the reason."""
+    out = []
+    for r in board.recipes:
+        if r.training in ("", "standard"):
+            continue
+        n = sum(b.training == "standard" and b.architecture == r.architecture for b in board.recipes)
+        if n != 1:
+            arch = r.architecture or "unrecorded"
+            out.append(
+                f"{_name(r)}: {'no' if n == 0 else n} standard recipe{'s' if n > 1 else ''} of architecture {arch}"
+            )
+    return out
 
 
 def _name(recipe: Recipe) -> str:

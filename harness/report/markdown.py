@@ -140,9 +140,15 @@ def _section(board: Board, files: Files | None, plot: Path | None) -> str:
             parts.append(_reliability_section(board))
         parts.append("\n### Robustness vs interpretability\n\n")
         parts.append(_correlation_section(board))
-        if board.comparisons:
+        if board.comparisons or board.uncompared:
             parts.append("\n### Adversarially trained vs standard training (the seed paper's comparison)\n\n")
-            parts.append(_versus_section(board))
+            parts.append(_versus_section(board) if board.comparisons else "")
+            if board.uncompared:
+                reasons = "; ".join(markdown_text(u, 300) for u in board.uncompared)
+                parts.append(
+                    "\nNot compared (each recipe is compared with the one standard recipe of its own architecture): "
+                    f"{reasons}.\n"
+                )
         if board.dose_response:
             parts.append("\n### Dose-response across training eps\n\n")
             parts.append(_dose_section(board))

@@ -167,6 +167,7 @@ def test_each_recipe_is_compared_with_the_standard_recipe_of_its_architecture(tm
         ("rob_a10", "fgsm-rs", "Linf", "0.1", "cnn", 0.2),
         ("rob_b10", "fgsm-rs", "Linf", "0.1", "resnet", 0.3),
         ("l2_a", "fgsm-rs", "L2", "1.5", "cnn", 0.05),
+        ("rob_vit", "fgsm-rs", "Linf", "0.1", "vit", 0.4),  # no standard ViT: not compared, and the board says so
     ]
     wiggle = [0.0, 0.02, -0.02, 0.01, -0.01, 0.0, 0.03, -0.03, 0.0, 0.0]
     with sessions.begin() as s:
@@ -197,6 +198,10 @@ def test_each_recipe_is_compared_with_the_standard_recipe_of_its_architecture(tm
     assert abs(found["rob_a10"].diff - 0.2) < 1e-12 and found["rob_a10"].verdict == "yes"
     assert board.standard_model == "standard training of the same architecture"
     assert "| Recipe | Standard baseline |" in text
+    assert board.uncompared == ["rob_vit: no standard recipe of architecture vit"]
+    assert (
+        "Not compared (each recipe is compared with the one standard recipe of its own architecture): rob_vit" in text
+    )
     (dose,) = board.dose_response  # the Linf cnn family only: the L2 and resnet families have < 3 eps
     assert dose.method == "fgsm-rs Linf cnn 3ep (featurevis)"
     assert dose.eps_values == (0.0, 0.05, 0.1) and dose.n_models == 3 and dose.rho > 0.99
