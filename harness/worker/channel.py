@@ -34,21 +34,22 @@ from harness.worker.protocol import ALWAYS, REPLIES, TERMINAL, decode, encode
 OnMessage = Callable[[dict[str, Any]], None]
 
 
-def import_roots() -> list[str]:
-    """The directories this process imports from that an isolated interpreter would not search: the one holding
-    the ``harness`` package (a source checkout run without ``pip install``) and the ``PYTHONPATH`` entries."""
-    here = Path(__file__).resolve().parents[2]
+def import_roots() -> tuple[list[str], list[str]]:
+    """What this process imports from that an isolated interpreter would not search: the ``PYTHONPATH`` entries
+    (searched first, as ``PYTHONPATH`` is) and the directory holding the ``harness`` package (searched last, so a
+    checkout run without ``pip install`` is found and an installed one's site-packages shadows nothing)."""
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    found = [Path(p).resolve() for p in (here, *extra)]
-    return list(dict.fromkeys(str(p) for p in found if p.is_dir()))
+    first = [str(Path(p).resolve()) for p in extra if Path(p).is_dir()]
+    return list(dict.fromkeys(first)), [str(Path(__file__).resolve().parents[2])]
 
 
 def worker_argv(module: str = "harness.worker") -> list[str]:
     """The worker's command line: an isolated interpreter (``-I``: no ``PYTHONPATH``, user site or working
     directory on its path) that first puts back :func:`import_roots`, then runs ``module`` as ``-m`` would; without
     them a worker of an uninstalled checkout, or of packages on ``PYTHONPATH``, cannot import ``harness``."""
+    first, last = import_roots()
     boot = (
-        f"import runpy, sys; sys.path[0:0] = {import_roots()!r}; "
+        f"import runpy, sys; sys.path[0:0] = {first!r}; sys.path += {last!r}; "
         f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
     )
     return [sys.executable, "-I", "-c", boot]
