@@ -537,13 +537,8 @@ def versus_standard(board: Board) -> tuple[str | None, list[Comparison]]:
     (paired on the same images), with Holm-adjusted p-values over the board's family. A recipe whose architecture
     has no standard recipe, or several (e.g. different epochs), is not compared; the label returned names the one
     baseline, or says that each row has its own."""
-    standard = [r for r in board.recipes if r.training == "standard"]
     robust = [r for r in board.recipes if r.training not in ("", "standard")]
-    matched = []
-    for r in robust:
-        bases = [b for b in standard if b.architecture == r.architecture]
-        if len(bases) == 1:
-            matched.append((r, bases[0]))
+    matched = [(r, bases[0]) for r in robust if len(bases := _baselines(board, r)) == 1]
     if not matched:
         return None, []
     out = [c for r, base in matched for pair in HEADLINE if (c := _compare(board, r, base, pair)) is not None]
@@ -570,13 +565,18 @@ def unmatched_recipes(board: Board) -> list[str]:
     for r in board.recipes:
         if r.training in ("", "standard"):
             continue
-        n = sum(b.training == "standard" and b.architecture == r.architecture for b in board.recipes)
+        n = len(_baselines(board, r))
         if n != 1:
             arch = r.architecture or "unrecorded"
             out.append(
                 f"{_name(r)}: {'no' if n == 0 else n} standard recipe{'s' if n > 1 else ''} of architecture {arch}"
             )
     return out
+
+
+def _baselines(board: Board, recipe: Recipe) -> list[Recipe]:
+    """The standard recipes of ``recipe``'s architecture (its baseline when there is exactly one)."""
+    return [b for b in board.recipes if b.training == "standard" and b.architecture == recipe.architecture]
 
 
 def _name(recipe: Recipe) -> str:
