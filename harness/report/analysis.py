@@ -224,18 +224,12 @@ class Board:
         """Whether ``model``'s score beats every control the metric must beat (True when none was scored)."""
         spec = METRICS.get(metric)
         checks = [c for c in self.controls if (c.model, c.method, c.metric) == (model, method, metric)]
-        return all(c.beats for c in checks if c.control in spec_controls(spec.name))
+        return all(c.beats for c in checks if c.control in spec.controls)
 
     def reliable(self, metric: str) -> bool | None:
         """Reliable on every model that measured it (None when none did)."""
         found = [r.reliable for r in self.reliability if r.metric == metric]
         return all(found) if found else None
-
-
-def spec_controls(metric: str) -> tuple[str, ...]:
-    """The controls a metric's score must beat: both, except for the randomisation tests, which random noise wins
-    by construction (independent draws are uncorrelated), so only the input-structured control is a bar there."""
-    return ("control_input",) if metric.startswith("randomisation") else CONTROL_METHODS
 
 
 def verdict(direction: int, higher_is_better: bool, inconclusive: str = INCONCLUSIVE) -> str:
@@ -652,7 +646,7 @@ def _compare(board: Board, robust: Recipe, base: Recipe, pair: tuple[str, str]) 
             intervals=intervals,
             note=note,
         )
-    shared_rows = pair[1] != "gridpg" or all(s.keys is not None for s in scores)  # old runs: per-model composites
+    shared_rows = METRICS.get(pair[1]).paired_by == "image" or all(s.keys is not None for s in scores)
     matrix = _common_matrix(scores) if shared_rows else None
     if matrix is None or matrix.shape[1] < 2:
         return Comparison(

@@ -24,7 +24,6 @@ from harness.report.analysis import (
     Board,
     ControlCheck,
     Score,
-    spec_controls,
 )
 from harness.report.escape import markdown_cell, markdown_text
 from harness.store.robustbench import (
@@ -308,7 +307,7 @@ def _controls_section(board: Board) -> str:
             for control in CONTROL_METHODS:
                 c = checks.get((e.model, method, metric, control))
                 cells.append("—" if c is None else f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]")
-            needed = spec_controls(metric)
+            needed = METRICS.get(metric).controls
             found = [checks[k] for k in ((e.model, method, metric, c) for c in needed) if k in checks]
             if not found:
                 cells.append("—")
@@ -477,7 +476,8 @@ def _fill_sentence(board: Board) -> str:
     found = []
     by_key = {(c.model, c.method, c.metric): c for c in board.comparisons}
     for c in board.comparisons:
-        other = by_key.get((c.model, c.method, f"{c.metric}_road"))
+        variant = METRICS.get(c.metric).fill_variant
+        other = by_key.get((c.model, c.method, variant)) if variant else None
         if other is None:
             continue
         same = c.verdict.split(" (")[0] == other.verdict.split(" (")[0]
