@@ -25,10 +25,13 @@ from typing import Any
 
 from harness import __version__, store
 from harness.report import markdown
-from harness.report.analysis import Board, Entry, Score, analyse
+from harness.report.analysis import analyse
+from harness.report.board import Board
+from harness.report.entries import Entry
 from harness.report.escape import html_text
 from harness.report.markdown import label
 from harness.report.plots import scatter_plot
+from harness.report.scores import Score
 from harness.store.files import files_root, write_text_atomic
 from harness.store.robustbench import (
     CORRUPTION_COLUMNS,

@@ -16,16 +16,12 @@ from typing import Any
 from urllib.parse import quote
 
 from harness import __version__
-from harness.report.analysis import (
-    CONTROL_METHODS,
-    EQUIVALENCE,
-    MIN_MODELS,
-    RELIABILITY_METHOD,
-    Board,
-    ControlCheck,
-    Score,
-)
+from harness.report.board import Board
+from harness.report.controls import CONTROL_METHODS, EQUIVALENCE, shortfall
+from harness.report.correlations import MIN_MODELS
 from harness.report.escape import markdown_cell, markdown_text
+from harness.report.reliability import RELIABILITY_METHOD
+from harness.report.scores import Score
 from harness.store.robustbench import (
     CORRUPTION_COLUMNS,
     CORRUPTIONS,
@@ -314,7 +310,7 @@ def _controls_section(board: Board) -> str:
             elif all(c.beats for c in found):
                 cells.append("yes")
             else:
-                why = [f"{_short_of(c)} {c.control.replace('control_', '')} control" for c in found if not c.beats]
+                why = [f"{shortfall(c)} {c.control.replace('control_', '')} control" for c in found if not c.beats]
                 cells.append("no: " + ", ".join(why))
             rows.append(cells)
     text = table(rows) if len(rows) > 1 else ""
@@ -337,14 +333,6 @@ def _controls_section(board: Board) -> str:
         "undefined on them leave them out): " + ("; ".join(degenerate) if degenerate else "none") + ".\n"
     )
     return text
-
-
-def _short_of(c: ControlCheck) -> str:
-    """How a score that does not beat a control falls short of it."""
-    if c.matches:
-        return "≈"
-    worse = c.high < 0 if METRICS.get(c.metric).higher_is_better else c.low > 0
-    return "worse than" if worse else "not clearly better than"
 
 
 def _reliability_section(board: Board) -> str:

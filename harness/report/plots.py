@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from harness.report import figures
-from harness.report.analysis import Board
+from harness.report.board import Board
 from harness.report.escape import plot_text
 from metrics.registry import FEATUREVIS_METHOD, HEADLINE, METRICS
 

@@ -4,7 +4,9 @@ flagged trivial (gradient x input, IG from black: zero attribution wherever the 
 import pytest
 import torch
 
-from harness.report.analysis import Entry, Score, control_checks
+from harness.report.controls import control_checks
+from harness.report.entries import Entry
+from harness.report.scores import Score
 from metrics.suite import SuiteConfig, run_suite
 
 METHODS = ("saliency", "input_x_gradient", "integrated_gradients")

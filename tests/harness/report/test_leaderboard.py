@@ -4,8 +4,9 @@ storage layer."""
 from datetime import datetime, timedelta
 
 from harness import store
-from harness.report.analysis import analyse, interval_direction, verdict
+from harness.report.analysis import analyse
 from harness.report.leaderboard import build_leaderboard
+from harness.report.verdicts import interval_direction, verdict
 
 
 def _add_run(s, model, run_id, *, n, robust, clean=0.9, status="complete", days=0, eps_text="0.1"):
