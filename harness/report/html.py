@@ -138,7 +138,7 @@ def _index(pages: Sequence[tuple[str, tuple[str, str], list[Board]]]) -> str:
 
 def _board_section(board: Board, out_dir: Path, runs_root: Path | None) -> str:
     notes = Notes(plain_note)
-    cells = _Cells(notes, out_dir, runs_root)
+    cells = HtmlCells(notes, out_dir, runs_root)
     title = "common corruptions" if board.threat_model == CORRUPTIONS else f"eps = {board.eps_text}"
     anchor = _slug(f"{board.dataset}-{board.threat_model}-{board.eps_text or 'all'}")
     parts = [f'<section id="{esc(anchor)}">\n<h2>{esc(title)}</h2>']
@@ -182,7 +182,7 @@ def _board_section(board: Board, out_dir: Path, runs_root: Path | None) -> str:
     return "\n".join(p for p in parts if p)
 
 
-class _Cells:
+class HtmlCells:
     """Writes a section's cells (harness.report.cells) as HTML, numbering their notes in ``notes``; run figures are
     copied from ``runs_root`` into the site at ``out_dir``."""
 

@@ -81,7 +81,7 @@ def render(boards: list[Board], files: Files | None = None, plots: dict[int, Pat
 
 def _section(board: Board, files: Files | None, plot: Path | None) -> str:
     notes = Notes(markdown_note)
-    cells = _Cells(notes, files)
+    cells = MarkdownCells(notes, files)
     setting = (
         "corruptions"
         if board.threat_model == CORRUPTIONS
@@ -131,7 +131,7 @@ def _section(board: Board, files: Files | None, plot: Path | None) -> str:
     return "".join(parts)
 
 
-def _detail(board: Board, cells: _Cells, *, featurevis: bool) -> str:
+def _detail(board: Board, cells: MarkdownCells, *, featurevis: bool) -> str:
     """A detail table (every method's scores, mean [95% interval]), or "" when no entry has one."""
     names = columns.detail_metrics(board, featurevis=featurevis)
     rows = columns.detail_rows(board, names, featurevis=featurevis)
@@ -144,7 +144,7 @@ def _notes(notes: Notes) -> str:
     return "\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes.items(), 1)) + "\n"
 
 
-class _Cells:
+class MarkdownCells:
     """Writes a section's cells (harness.report.cells) as markdown, numbering their notes in ``notes``."""
 
     def __init__(self, notes: Notes, files: Files | None) -> None:
