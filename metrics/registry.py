@@ -13,6 +13,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -72,6 +73,14 @@ class MetricContext:
 UNDEFINED_ON_ZERO: frozenset[str] = frozenset({"zero", "non_finite"})
 UNDEFINED_ON_CONSTANT: frozenset[str] = frozenset({"zero", "constant", "non_finite"})
 
+# The control attribution methods (metrics.controls) a headline score must beat to count on the leaderboard.
+BOTH_CONTROLS: tuple[str, ...] = ("control_random", "control_input")
+# Details every attribution score may store (metrics.suite): degenerate maps, why values were dropped or why the
+# score is n/a, and the explained image each value belongs to; a metric's own details are on its spec (``details``).
+SCORE_DETAILS: frozenset[str] = frozenset(
+    {"degenerate", "dropped_degenerate", "degenerate_rule", "dropped_non_finite", "not_applicable", "index"}
+)
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -79,6 +88,14 @@ class MetricSpec:
 
     ``stage`` says who computes it: ``attribution`` metrics score one attribution method's maps (``compute``),
     ``featurevis`` scores are computed from a run's feature visualisations (metrics.featurevis.scoring).
+
+    How the leaderboard (harness.report) treats the score: ``controls``, the control methods its score must beat
+    (else it is marked † and left out of the comparisons); ``paired_by``, what one per-example value belongs to when
+    models are paired: ``"image"`` (a test image, so values stored without keys pair by position) or ``"cell"`` (a
+    GridPG composite cell: composites depend on the model, so values stored without cell ids never pair);
+    ``fill_variant``, the same score with removed pixels imputed (ROAD) instead of filled with noise, whose verdict
+    the board sets beside this one's. ``details``: the detail keys its computation stores beyond
+    :data:`SCORE_DETAILS` (the keys the parent accepts from the worker for it).
     """
 
     name: str
@@ -92,6 +109,10 @@ class MetricSpec:
     stage: str = "attribution"
     needs: frozenset[str] = frozenset()
     undefined_on: frozenset[str] = UNDEFINED_ON_ZERO  # degenerate map kinds on which the metric is undefined
+    controls: tuple[str, ...] = BOTH_CONTROLS
+    paired_by: Literal["image", "cell"] = "image"
+    fill_variant: str = ""
+    details: frozenset[str] = frozenset()
 
     @property
     def arrow(self) -> str:
@@ -116,8 +137,12 @@ def metric(
     needs: tuple[str, ...] = (),
     undefined_on: frozenset[str] = UNDEFINED_ON_ZERO,
     unit: str = "",
+    controls: tuple[str, ...] = BOTH_CONTROLS,
+    paired_by: Literal["image", "cell"] = "image",
+    fill_variant: str = "",
+    details: tuple[str, ...] = (),
 ):
-    """Register an attribution metric: ``compute(ctx) -> (N,)`` per-example values."""
+    """Register an attribution metric: ``compute(ctx) -> (N,)`` per-example values (fields: :class:`MetricSpec`)."""
 
     def decorator(fn: Callable[[MetricContext], torch.Tensor]) -> Callable[[MetricContext], torch.Tensor]:
         METRICS.add(
@@ -133,6 +158,10 @@ def metric(
                 unit=unit,
                 needs=frozenset(needs),
                 undefined_on=frozenset(undefined_on),
+                controls=tuple(controls),
+                paired_by=paired_by,
+                fill_variant=fill_variant,
+                details=frozenset(details),
             ),
         )
         return fn
@@ -224,6 +253,7 @@ def _register_curves(fill: str, suffix: str, label: str, note: str) -> None:
             higher_is_better=higher,
             value_range=value_range,
             description=f"{description}; {note}",
+            fill_variant=f"{name}_road" if fill == "uniform" else "",
             **faithfulness,
         )(compute)
 
@@ -353,6 +383,8 @@ def _pointing_game(ctx: MetricContext) -> torch.Tensor:
     value_range=(0, 1),
     description="Grid Pointing Game: positive attribution in the target cell / all positive (chance 0.25)",
     needs=("grid",),
+    paired_by="cell",
+    details=("recognition", "chance", "native", "composites", "degenerate_grid", "rows"),
 )
 def _gridpg(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import grid_pointing_game
@@ -373,6 +405,8 @@ def _gridpg(ctx: MetricContext) -> torch.Tensor:
     "(mean over layers; Adebayo et al. 2018)",
     needs=("explain",),
     undefined_on=UNDEFINED_ON_CONSTANT,
+    controls=("control_input",),  # independent noise draws are uncorrelated: random attributions pass by construction
+    details=("randomisation_per_layer",),
 )
 def _randomisation(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import model_parameter_randomisation
@@ -395,6 +429,7 @@ def _randomisation(ctx: MetricContext) -> torch.Tensor:
     "Hedstroem et al. 2023)",
     needs=("explain",),
     undefined_on=UNDEFINED_ON_CONSTANT,
+    controls=("control_input",),  # a randomisation test, held to the input control only (as randomisation)
 )
 def _randomisation_efficient(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import efficient_model_parameter_randomisation

@@ -1,1 +1,2 @@
-"""Read-only views of the results database: analysis, markdown, figures, results JSON and the regression gate."""
+"""Read-only views of the results database: the leaderboard's analysis (typed values), its tables described once and
+written as markdown and HTML, figures, results JSON and the regression gate."""

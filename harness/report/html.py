@@ -8,8 +8,8 @@ and links to each run's figures (copied to ``runs/<run id>/`` with a page ``run-
 site needs is inside DIR: no server, no network, no CDN. Every stored string (model names, titles, footnotes,
 flags) is HTML-escaped; only http(s) paper links become links.
 
-Long because the static site's pages (index, board, run pages) and its self-contained assets are one renderer of the
-analysis values; the pages share escaping and table helpers.
+The board's tables are described once in harness.report.columns (leaderboard.md writes the same ones); this module
+writes their cells as HTML, and the site's other tables (controls, correlations, comparisons) itself.
 """
 
 from __future__ import annotations
@@ -21,27 +21,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness import __version__, store
-from harness.report import markdown
-from harness.report.analysis import Board, Entry, Score, analyse
+from harness.report import columns
+from harness.report.analysis import analyse
+from harness.report.board import Board
+from harness.report.cells import Code, Figures, FlagMark, Link, Mark, Missing, Number, Text, Value
+from harness.report.columns import Column, Table, label
 from harness.report.escape import html_text
-from harness.report.markdown import label
+from harness.report.notes import Notes, plain_note
 from harness.report.plots import scatter_plot
 from harness.store.files import files_root, write_text_atomic
-from harness.store.robustbench import (
-    CORRUPTION_COLUMNS,
-    CORRUPTIONS,
-    best_known,
-    is_corruptions,
-    paper_link,
-    plain_text,
-    rank_key,
-    two_decimals,
-    unreliable_mark,
-)
-from metrics.registry import FEATUREVIS_METHOD, FEATUREVIS_SCORES, HEADLINE, HEADLINE_METHOD, METRICS
+from harness.store.robustbench import CORRUPTIONS
+from metrics.registry import HEADLINE_METHOD
+
+R = TypeVar("R")
 
 ASSETS = ("leaderboard.css", "leaderboard.js")
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -64,20 +59,6 @@ class Cell:
         sort = "" if self.sort is None else f' data-sort="{esc(self.sort)}"'
         cls = ' class="num"' if self.num else ""
         return f"<td{cls}{sort}>{self.html}</td>"
-
-
-class Notes:
-    """Numbered notes of one section, in order of first reference (as in leaderboard.md)."""
-
-    def __init__(self) -> None:
-        self._notes: dict[str, None] = {}
-
-    def ref(self, note: str) -> str:
-        self._notes.setdefault(note)
-        return f"note {list(self._notes).index(note) + 1}"
-
-    def items(self) -> list[str]:
-        return list(self._notes)
 
 
 def text(value: Any, sort: Any = None) -> Cell:
@@ -156,22 +137,25 @@ def _index(pages: Sequence[tuple[str, tuple[str, str], list[Board]]]) -> str:
 
 
 def _board_section(board: Board, out_dir: Path, runs_root: Path | None) -> str:
-    notes = Notes()
+    notes = Notes(plain_note)
+    cells = HtmlCells(notes, out_dir, runs_root)
     title = "common corruptions" if board.threat_model == CORRUPTIONS else f"eps = {board.eps_text}"
     anchor = _slug(f"{board.dataset}-{board.threat_model}-{board.eps_text or 'all'}")
     parts = [f'<section id="{esc(anchor)}">\n<h2>{esc(title)}</h2>']
     if board.entries:
-        header, rows = _main_rows(board, notes, out_dir, runs_root)
-        parts.append(_table(header, rows, sortable=True, caption="Measured by robint-bench", desc=_DESC))
+        parts.append(cells.table(columns.MAIN, columns.main_rows(board), Table(board), "Measured by robint-bench"))
     if board.reported_only:
-        header, rows = _reported_rows(board.reported_only, notes)
+        reported = board.reported_only
         caption = "Reported elsewhere, not measured here (imported with import-robustbench)"
-        parts.append(_table(header, rows, sortable=True, caption=caption, desc=_DESC))
+        described, rows = columns.reported_columns(reported), columns.reported_rows(reported)
+        parts.append(cells.table(described, rows, Table(board), caption))
     if board.entries:
         for featurevis, caption in ((False, "Interpretability detail"), (True, "Feature visualisation detail")):
-            detail = _detail_rows(board, notes, featurevis=featurevis)
-            if detail is not None:
-                parts.append(_table(*detail, sortable=True, caption=f"{caption} (mean [95% bootstrap interval])"))
+            names = columns.detail_metrics(board, featurevis=featurevis)
+            detail = columns.detail_rows(board, names, featurevis=featurevis)
+            if detail:
+                caption = f"{caption} (mean [95% bootstrap interval])"
+                parts.append(cells.table(columns.detail_columns(names), detail, Table(board), caption))
         if getattr(board, "controls", None):
             parts.append(_controls_table(board))
         if board.correlations:
@@ -198,144 +182,48 @@ def _board_section(board: Board, out_dir: Path, runs_root: Path | None) -> str:
     return "\n".join(p for p in parts if p)
 
 
-# Columns whose first click sorts descending (accuracies and scores: best first).
-_DESC = ("Clean", "AA", "Best", "Reported", "Robust", "n")
+class HtmlCells:
+    """Writes a section's cells (harness.report.cells) as HTML, numbering their notes in ``notes``; run figures are
+    copied from ``runs_root`` into the site at ``out_dir``."""
 
+    def __init__(self, notes: Notes, out_dir: Path, runs_root: Path | None) -> None:
+        self.notes, self.out_dir, self.runs_root = notes, out_dir, runs_root
 
-def _main_rows(board: Board, notes: Notes, out_dir: Path, runs_root: Path | None) -> tuple[list[str], list[list[Cell]]]:
-    header = ["Rank", "Model", "Clean acc (%)", "AA robust acc (%) [95% CI]", "n"]
-    if board.reported:
-        header.append("Reported clean / robust (%)")
-    header += [label(m) for _, m in HEADLINE] + ["Attack", "Training", "Date", "Run", "Figures"]
-    rows = []
-    for rank, e in enumerate(board.entries, start=1):
-        lo, hi = e.robust_interval
-        model = esc(e.model) + "".join(_flag(flag, notes) for flag in e.flags)
-        cells = [
-            number(str(rank), rank),
-            Cell(model, e.model),
-            number(f"{100 * e.clean_acc:.1f}", 100 * e.clean_acc),
-            number(f"{100 * e.robust_acc:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]", 100 * e.robust_acc),
-            number(str(e.n), e.n),
-        ]
-        if board.reported:
-            cells.append(_reported_cell(e.reported, notes))
-        cells += [_score_cell(e.scores.get(pair), notes, board=board, key=(e.model, *pair)) for pair in HEADLINE]
-        cells += [
-            text(e.attack),
-            text(e.training or "—"),
-            text(e.created_at.strftime("%Y-%m-%d")),
-            Cell(f"<code>{esc(e.run_id)}</code>", e.run_id),
-            _figures_cell(e, out_dir, runs_root),
-        ]
-        rows.append(cells)
-    return header, rows
+    def table(self, described: Sequence[Column[R]], rows: Sequence[R], context: Table, caption: str) -> str:
+        shown, values = columns.layout(described, rows, context)
+        body = [[self.cell(v) for v in row] for row in values]
+        descending = [c.descending for c in shown]
+        return _table([c.header for c in shown], body, sortable=True, caption=caption, descending=descending)
 
+    def cell(self, value: Value) -> Cell:
+        if isinstance(value, Text):
+            return Cell(esc(value.value) + self._marks(value.marks), value.sort)
+        if isinstance(value, Number):
+            shown = esc(value.shown)
+            if value.tooltip is not None:
+                title = f' title="{esc(value.tooltip)}"' if value.tooltip else ""
+                shown = f"<span{title}>{shown}</span>"
+            sort = "" if value.sort is None else repr(float(value.sort))
+            return Cell(shown + self._marks(value.marks), sort, num=True)
+        if isinstance(value, Link):
+            return Cell(f'<a href="{esc(value.url)}" rel="noopener noreferrer">{esc(value.text)}</a>', value.text)
+        if isinstance(value, Code):
+            return Cell(f"<code>{esc(value.value)}</code>", value.value)
+        if isinstance(value, Figures):
+            return _figures_cell(value, self.out_dir, self.runs_root)
+        if isinstance(value, Missing):
+            return Cell("—", "")
+        raise TypeError(f"no HTML for a {type(value).__name__} cell")
 
-def _flag(flag: dict[str, Any], notes: Notes) -> str:
-    code, message = flag.get("code"), flag.get("message")
-    ref = notes.ref(f"⚠ {code}: {message}")
-    return f' <span class="flag" title="{esc(message)}">⚠ {esc(code)} ({esc(ref)})</span>'
-
-
-def _reported_cell(rep: dict[str, Any] | None, notes: Notes) -> Cell:
-    if rep is None:
-        return Cell("—", "")
-    best = best_known(rep)
-    shown = f"{two_decimals(rep.get('clean_acc'))} / {two_decimals(None if best is None else 100 * best)}"
-    refs = "".join(f" ({esc(notes.ref(note))})" for note in _reported_notes(rep))
-    return Cell(esc(shown) + refs, "" if best is None else repr(100 * best), num=True)
-
-
-def _reported_rows(entries: list[dict[str, Any]], notes: Notes) -> tuple[list[str], list[list[Cell]]]:
-    """RobustBench's columns: ranked by best known robust accuracy (``external`` if given, else AutoAttack's), or
-    by corruption accuracy; the paper linked; its footnotes, flags and eps notes numbered below."""
-    corruptions = any(is_corruptions(rep) for rep in entries)
-    header = ["Rank", "Model", "Paper", "Clean acc (%)"]
-    if corruptions:
-        columns = [(key, name) for key, name in CORRUPTION_COLUMNS if any(rep.get(key) for rep in entries)]
-        header += [name for _, name in columns]
-    else:
-        header += ["AA robust acc (%)", "Best known robust acc (%)", "AA eval. potentially unreliable"]
-    header += ["Extra data", "Architecture", "Venue"]
-    rows = []
-    for rank, rep in enumerate(sorted(entries, key=rank_key), start=1):
-        refs = "".join(f" ({esc(notes.ref(note))})" for note in _reported_notes(rep))
-        cells = [number(str(rank), rank), Cell(esc(rep["model_id"]) + refs, rep["model_id"]), _paper_cell(rep)]
-        cells.append(_percent_cell(rep.get("clean_acc")))
-        if corruptions:
-            cells += [_percent_cell(rep.get(key)) for key, _ in columns]
-        else:
-            best = best_known(rep)
-            cells += [
-                _percent_cell(rep.get("autoattack_acc")),
-                _percent_cell(None if best is None else 100 * best),
-                text(unreliable_mark(rep)),
-            ]
-        extra = rep.get("additional_data")
-        cells += [
-            text("—" if extra is None else ("yes" if extra else "no")),
-            text(rep.get("architecture") or "—"),
-            text(rep.get("venue") or "—"),
-        ]
-        rows.append(cells)
-    return header, rows
-
-
-def _reported_notes(rep: dict[str, Any]) -> list[str]:
-    out = [f"⚠ {rep['model_id']} {f.get('code')}: {plain_text(f.get('message'))}" for f in rep.get("flags") or []]
-    if rep.get("eps_note"):
-        out.append(f"{rep['model_id']} {rep['eps_note']}")
-    if plain_text(rep.get("footnote")):
-        out.append(f"{rep['model_id']}: {plain_text(rep.get('footnote'))}")
-    return out
-
-
-def _percent_cell(value: Any) -> Cell:
-    shown = two_decimals(value)
-    return number(shown, None if shown == "—" else float(shown))
-
-
-def _paper_cell(rep: dict[str, Any]) -> Cell:
-    title = " ".join(str(rep.get("name") or "—").split())
-    link = paper_link(rep)
-    if link is None:
-        return text(title)
-    return Cell(f'<a href="{esc(link)}" rel="noopener noreferrer">{esc(title)}</a>', title)
-
-
-def _score_cell(
-    score: Score | None, notes: Notes, *, interval: bool = False, board: Board | None = None, key: tuple = ()
-) -> Cell:
-    if score is None:
-        return Cell("—", "")
-    if score.mean is None:
-        return Cell(f"n/a ({esc(notes.ref(f'n/a: {score.na}'))})", "")
-    shown = f"{score.mean:.3f}"
-    if interval and score.low is not None:
-        shown += f" [{score.low:.3f}, {score.high:.3f}]"
-    title = "" if score.low is None else f' title="95% interval [{score.low:.3f}, {score.high:.3f}], n={score.n}"'
-    marker = ""
-    informative = getattr(board, "informative", None)
-    control_note = getattr(markdown, "CONTROL_NOTE", None)
-    if informative is not None and control_note and key and not informative(*key):
-        marker = f" † ({esc(notes.ref(control_note))})"
-    return Cell(f"<span{title}>{esc(shown)}</span>{marker}", repr(score.mean), num=True)
-
-
-def _detail_rows(board: Board, notes: Notes, *, featurevis: bool) -> tuple[list[str], list[list[Cell]]] | None:
-    pairs = [pair for pair in board.detail_pairs if (pair[0] == FEATUREVIS_METHOD) == featurevis]
-    methods = list(dict.fromkeys(method for method, _ in pairs))
-    order = FEATUREVIS_SCORES if featurevis else [n for n, spec in METRICS.items() if spec.stage == "attribution"]
-    names = [name for name in order if any(metric == name for _, metric in pairs)]
-    rows = []
-    for e in board.entries:
-        for method in methods:
-            if any((method, m) in e.scores for m in names):
-                cells = [text(e.model), text(method)]
-                cells += [_score_cell(e.scores.get((method, m)), notes, interval=True) for m in names]
-                rows.append(cells)
-    return (["Model", "Method"] + [label(m) for m in names], rows) if rows else None
+    def _marks(self, marks: Sequence[Mark]) -> str:
+        out = []
+        for mark in marks:
+            ref = esc(self.notes.ref(mark.note))
+            if isinstance(mark, FlagMark):
+                out.append(f' <span class="flag" title="{esc(mark.message)}">⚠ {esc(mark.code)} ({ref})</span>')
+            else:
+                out.append(f" {mark.symbol} ({ref})" if mark.symbol else f" ({ref})")
+        return "".join(out)
 
 
 def _correlation_table(board: Board) -> str:
@@ -421,26 +309,26 @@ def _interval(low: float | None, high: float | None) -> str:
     return "—" if low is None else f"[{low:.1f}, {high:.1f}]"
 
 
-def _figures_cell(e: Entry, out_dir: Path, runs_root: Path | None) -> Cell:
+def _figures_cell(run: Figures, out_dir: Path, runs_root: Path | None) -> Cell:
     """Copies the run's figures into the site and links its page; "—" when it has none."""
-    if runs_root is None or not _RUN_ID.fullmatch(e.run_id):
+    if runs_root is None or not _RUN_ID.fullmatch(run.run_id):
         return Cell("—", "")
-    source = runs_root / e.run_id
+    source = runs_root / run.run_id
     images = sorted(source.glob("*.png")) if source.is_dir() else []
     if not images:
         return Cell("—", "")
-    target = out_dir / "runs" / e.run_id
+    target = out_dir / "runs" / run.run_id
     target.mkdir(parents=True, exist_ok=True)
     for image in images:
         shutil.copyfile(image, target / image.name)
     figures = "\n".join(
-        f'<figure><img class="plot" src="runs/{e.run_id}/{esc(image.name)}" alt="{esc(image.stem)} of run '
-        f'{e.run_id}"><figcaption>{esc(image.name)}</figcaption></figure>'
+        f'<figure><img class="plot" src="runs/{run.run_id}/{esc(image.name)}" alt="{esc(image.stem)} of run '
+        f'{run.run_id}"><figcaption>{esc(image.name)}</figcaption></figure>'
         for image in images
     )
-    body = f"<h1>Run <code>{e.run_id}</code>: {esc(e.model)}</h1>\n{figures}"
-    page = f"run-{e.run_id}.html"
-    write_text_atomic(out_dir / page, _document(f"robint-bench run {e.run_id}", body, []))
+    body = f"<h1>Run <code>{run.run_id}</code>: {esc(run.model)}</h1>\n{figures}"
+    page = f"run-{run.run_id}.html"
+    write_text_atomic(out_dir / page, _document(f"robint-bench run {run.run_id}", body, []))
     return Cell(f'<a href="{page}">figures</a>', "figures")
 
 
@@ -457,12 +345,12 @@ def _table(
     *,
     sortable: bool,
     caption: str = "",
-    desc: Sequence[str] = (),
+    descending: Sequence[bool] = (),
 ) -> str:
+    """``descending``: per column, whether its first click sorts highest first (columns beyond it: ascending)."""
+    first = [*descending, *([False] * (len(header) - len(descending)))]
     order = ' data-order="desc"'
-    heads = "".join(
-        f'<th scope="col"{order if any(h.startswith(d) for d in desc) else ""}>{esc(h)}</th>' for h in header
-    )
+    heads = "".join(f'<th scope="col"{order if d else ""}>{esc(h)}</th>' for h, d in zip(header, first, strict=True))
     body = "\n".join("<tr>" + "".join(cell.render() for cell in row) + "</tr>" for row in rows)
     cls = ' class="sortable"' if sortable else ""
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""

@@ -1,8 +1,10 @@
 """leaderboard.md rendered from the analysis (harness.report.analysis): one section per board, ranked by robust
 accuracy, with interpretability columns, detail tables, the robustness-vs-interpretability section and notes.
 
-Long because leaderboard.md has many sections (board, details, controls, reliability, correlations, comparisons,
-dose-response, notes), each a short renderer of analysis values; they share the cell formatting kept here."""
+The board's tables (measured, reported, detail) are described once in harness.report.columns (the HTML site writes
+the same ones); this module writes their cells as markdown. Long because leaderboard.md has many more sections than
+the site (controls, reliability, correlations, comparisons, dose-response, notes), each a short renderer of analysis
+values sharing the table writer here."""
 
 from __future__ import annotations
 
@@ -12,35 +14,24 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 from urllib.parse import quote
 
 from harness import __version__
-from harness.report.analysis import (
-    CONTROL_METHODS,
-    EQUIVALENCE,
-    MIN_MODELS,
-    RELIABILITY_METHOD,
-    Board,
-    ControlCheck,
-    Score,
-    spec_controls,
-)
+from harness.report import columns
+from harness.report.board import Board
+from harness.report.cells import Code, Figures, FlagMark, Link, Mark, Missing, Number, Text, Value
+from harness.report.columns import Column, Table, label
+from harness.report.controls import CONTROL_METHODS, EQUIVALENCE, shortfall
+from harness.report.correlations import MIN_MODELS
 from harness.report.escape import markdown_cell, markdown_text
-from harness.store.robustbench import (
-    CORRUPTION_COLUMNS,
-    CORRUPTIONS,
-    best_known,
-    is_corruptions,
-    paper_link,
-    plain_text,
-    rank_key,
-    two_decimals,
-    unreliable_mark,
-)
-from metrics.registry import FEATUREVIS_METHOD, FEATUREVIS_SCORES, HEADLINE, HEADLINE_METHOD, METRICS
+from harness.report.notes import Notes, Stored, markdown_note, markdown_stored
+from harness.report.reliability import RELIABILITY_METHOD
+from harness.store.robustbench import CORRUPTIONS
+from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METHOD, METRICS
 from metrics.stats.permutation import MAX_EXACT
 
+R = TypeVar("R")
 _PERMUTATION = f"exact over all orderings up to {MAX_EXACT} models, 9,999 random orderings beyond"
 
 HEADER = """# robint-bench leaderboard
@@ -63,11 +54,7 @@ judge accuracy of class-specific generations) are scored with robint-bench's ref
 """
 
 _RUN_ID = re.compile(r"^[0-9a-f]{1,32}$")  # run ids the harness makes; anything else is shown escaped, unlinked
-CONTROL_NOTE = (
-    "† does not beat its controls: the paired 95% interval of its difference from the score of random attributions "
-    "or of the input times noise (same images) does not clear a tenth of the gap between the two controls in the "
-    "better direction; see Controls"
-)
+URL_SAFE = ":/?#@!$&'*+,;=%~-._"
 
 
 @dataclass(frozen=True)
@@ -79,22 +66,6 @@ class Files:
 
     def link(self, path: Path) -> str:
         return Path(os.path.relpath(path.resolve(), self.out.resolve().parent)).as_posix()
-
-
-class Notes:
-    """Numbered footnotes of one section, in order of first reference."""
-
-    def __init__(self) -> None:
-        self._notes: dict[str, None] = {}
-
-    def ref(self, note: str) -> str:
-        self._notes.setdefault(note)
-        return f"note {list(self._notes).index(note) + 1}"
-
-    def render(self) -> str:
-        if not self._notes:
-            return ""
-        return "\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(self._notes, 1)) + "\n"
 
 
 def render(boards: list[Board], files: Files | None = None, plots: dict[int, Path] | None = None) -> str:
@@ -109,7 +80,8 @@ def render(boards: list[Board], files: Files | None = None, plots: dict[int, Pat
 
 
 def _section(board: Board, files: Files | None, plot: Path | None) -> str:
-    notes = Notes()
+    notes = Notes(markdown_note)
+    cells = MarkdownCells(notes, files)
     setting = (
         "corruptions"
         if board.threat_model == CORRUPTIONS
@@ -117,21 +89,22 @@ def _section(board: Board, files: Files | None, plot: Path | None) -> str:
     )
     parts = [f"\n## {markdown_text(board.dataset)} — {setting}\n\n"]
     if board.entries:
-        parts.append(table(_main_rows(board, notes, files)))
+        parts.append(cells.table(columns.MAIN, columns.main_rows(board), Table(board, figures=files is not None)))
     if board.reported_only:
         parts.append("\n### Reported elsewhere, not measured here (imported with `import-robustbench`)\n\n")
-        parts.append(table(_reported_rows(board.reported_only, notes)))
+        reported = board.reported_only
+        parts.append(cells.table(columns.reported_columns(reported), columns.reported_rows(reported), Table(board)))
     if not board.entries:
-        return "".join(parts) + notes.render()
-    detail = _detail_rows(board, notes, featurevis=False)
-    if len(detail) > 1:
+        return "".join(parts) + _notes(notes)
+    detail = _detail(board, cells, featurevis=False)
+    if detail:
         parts.append("\n### Interpretability detail (mean [95% bootstrap interval])\n\n")
-        parts.append(table(detail))
-    fv_detail = _detail_rows(board, notes, featurevis=True)
-    if len(fv_detail) > 1:
+        parts.append(detail)
+    fv_detail = _detail(board, cells, featurevis=True)
+    if fv_detail:
         parts.append("\n### Feature visualisation detail (mean [95% bootstrap interval])\n\n")
-        parts.append(table(fv_detail))
-    if len(detail) > 1 or len(fv_detail) > 1:
+        parts.append(fv_detail)
+    if detail or fv_detail:
         if board.controls:
             parts.append("\n### Controls\n\n")
             parts.append(_controls_section(board))
@@ -154,143 +127,62 @@ def _section(board: Board, files: Files | None, plot: Path | None) -> str:
             parts.append(_dose_section(board))
         if files is not None and plot is not None:
             parts.append(f"\n![AA robust accuracy vs headline scores]({files.link(plot)})\n")
-    parts.append(notes.render())
+    parts.append(_notes(notes))
     return "".join(parts)
 
 
-def label(metric: str) -> str:
-    """A metric's column label with its direction, e.g. ``ABPC ↑``."""
-    spec = METRICS.get(metric)
-    return f"{spec.short} {spec.arrow}"
+def _detail(board: Board, cells: MarkdownCells, *, featurevis: bool) -> str:
+    """A detail table (every method's scores, mean [95% interval]), or "" when no entry has one."""
+    names = columns.detail_metrics(board, featurevis=featurevis)
+    rows = columns.detail_rows(board, names, featurevis=featurevis)
+    return cells.table(columns.detail_columns(names), rows, Table(board)) if rows else ""
 
 
-def _main_rows(board: Board, notes: Notes, files: Files | None) -> list[list[str]]:
-    header = ["Rank", "Model", "Clean acc (%)", "AA robust acc (%) [95% CI]", "n"]
-    if board.reported:
-        header += ["Reported clean / robust (%)"]
-    header += [label(m) for _, m in HEADLINE] + ["Attack", "Training", "Date", "Run"]
-    if files is not None:
-        header.append("Figures")
-    rows = [header]
-    for rank, e in enumerate(board.entries, start=1):
-        lo, hi = e.robust_interval
-        model = markdown_text(e.model)
-        for flag in e.flags:
-            note = f"⚠ {markdown_text(flag.get('code'), 80)}: {markdown_text(flag.get('message'), 1000)}"
-            model += f" ⚠{notes.ref(note).split()[-1]}"
-        robust = f"{100 * e.robust_acc:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
-        cells = [str(rank), model, f"{100 * e.clean_acc:.1f}", robust, str(e.n)]
-        if board.reported:
-            cells.append(_reported_cell(e.reported, notes))
-        cells += [_headline_cell(board, e.model, pair, e.scores.get(pair), notes) for pair in HEADLINE]
-        safe_id = isinstance(e.run_id, str) and _RUN_ID.match(e.run_id)
-        run = f"`{e.run_id}`" if safe_id else markdown_text(e.run_id)
-        cells += [markdown_text(e.attack), markdown_text(e.training or "—"), e.created_at.strftime("%Y-%m-%d"), run]
-        if files is not None:
-            folder = files.root / "runs" / e.run_id if safe_id else None
-            cells.append(f"[figures]({files.link(folder)})" if folder is not None and folder.is_dir() else "—")
-        rows.append(cells)
-    return rows
+def _notes(notes: Notes) -> str:
+    if not notes.items():
+        return ""
+    return "\n" + "\n".join(f"{i}. {note}" for i, note in enumerate(notes.items(), 1)) + "\n"
 
 
-def _reported_cell(rep: dict[str, Any] | None, notes: Notes) -> str:
-    """Reported clean / best known robust accuracy of a measured model (RobustBench's two decimals)."""
-    if rep is None:
-        return "—"
-    best = best_known(rep)
-    text = f"{two_decimals(rep.get('clean_acc'))} / {two_decimals(None if best is None else 100 * best)}"
-    return text + "".join(f" ({notes.ref(note)})" for note in _reported_notes(rep))
+class MarkdownCells:
+    """Writes a section's cells (harness.report.cells) as markdown, numbering their notes in ``notes``."""
 
+    def __init__(self, notes: Notes, files: Files | None) -> None:
+        self.notes, self.files = notes, files
 
-def _reported_rows(entries: list[dict[str, Any]], notes: Notes) -> list[list[str]]:
-    """RobustBench's table for reported entries: ranked by best known robust accuracy (``external`` when the
-    file has one, else AutoAttack's), or by corruption accuracy, with its columns and the paper linked."""
-    corruptions = any(is_corruptions(rep) for rep in entries)
-    header = ["Rank", "Model", "Paper", "Clean acc (%)"]
-    if corruptions:
-        columns = [(key, name) for key, name in CORRUPTION_COLUMNS if any(rep.get(key) for rep in entries)]
-        header += [name for _, name in columns]
-    else:
-        header += ["AA robust acc (%)", "Best known robust acc (%)", "AA eval. potentially unreliable"]
-    rows = [header + ["Extra data", "Architecture", "Venue"]]
-    for rank, rep in enumerate(sorted(entries, key=rank_key), start=1):
-        model = md_text(rep["model_id"]) + "".join(f" ({notes.ref(note)})" for note in _reported_notes(rep))
-        cells = [str(rank), model, _paper(rep), two_decimals(rep.get("clean_acc"))]
-        if corruptions:
-            cells += [two_decimals(rep.get(key)) for key, _ in columns]
+    def table(self, described: Sequence[Column[R]], rows: Sequence[R], context: Table) -> str:
+        shown, values = columns.layout(described, rows, context)
+        return table([[c.header for c in shown]] + [[self.cell(v) for v in row] for row in values])
+
+    def cell(self, value: Value) -> str:
+        if isinstance(value, Text):
+            text = markdown_stored(Stored(value.value, value.limit, value.collapse))
+        elif isinstance(value, Number):
+            text = value.shown
+        elif isinstance(value, Link):
+            return f"[{markdown_text(value.text, 1000)}]({quote(value.url, safe=URL_SAFE)})"
+        elif isinstance(value, Code):
+            safe = isinstance(value.value, str) and _RUN_ID.match(value.value)
+            return f"`{value.value}`" if safe else markdown_text(value.value)
+        elif isinstance(value, Figures):
+            return self._figures(value)
+        elif isinstance(value, Missing):
+            return "—"
         else:
-            best = best_known(rep)
-            cells += [
-                two_decimals(rep.get("autoattack_acc")),
-                two_decimals(None if best is None else 100 * best),
-                unreliable_mark(rep),
-            ]
-        extra = rep.get("additional_data")
-        cells += ["—" if extra is None else ("yes" if extra else "no")]
-        cells += [md_text(rep.get("architecture") or "—"), md_text(rep.get("venue") or "—")]
-        rows.append(cells)
-    return rows
+            raise TypeError(f"no markdown for a {type(value).__name__} cell")
+        return text + "".join(self._mark(mark) for mark in value.marks)
 
+    def _mark(self, mark: Mark) -> str:
+        if isinstance(mark, FlagMark):
+            return f" ⚠{self.notes.number(mark.note)}"
+        return f" {mark.symbol} ({self.notes.ref(mark.note)})" if mark.symbol else f" ({self.notes.ref(mark.note)})"
 
-def _reported_notes(rep: dict[str, Any]) -> list[str]:
-    """Footnotes of a reported entry: its flags, how its eps joined the table, and the file's own footnote."""
-    out = [
-        f"⚠ {rep['model_id']} {flag.get('code')}: {plain_text(flag.get('message'))}" for flag in rep.get("flags") or []
-    ]
-    if rep.get("eps_note"):
-        out.append(f"{rep['model_id']} {rep['eps_note']}")
-    if plain_text(rep.get("footnote")):
-        out.append(f"{rep['model_id']}: {plain_text(rep.get('footnote'))}")
-    return [md_text(note) for note in out]
-
-
-def _paper(rep: dict[str, Any]) -> str:
-    title = md_text(rep.get("name") or "—")
-    link = paper_link(rep)
-    return title if link is None else f"[{title}]({quote(link, safe=URL_SAFE)})"
-
-
-URL_SAFE = ":/?#@!$&'*+,;=%~-._"
-
-
-def md_text(value: Any) -> str:
-    """Stored text of a reported entry as markdown (one line; harness.report.escape.markdown_text; ``|`` is escaped
-    by :func:`table`)."""
-    return markdown_text(" ".join(str(value).split()), 1000)
-
-
-def _detail_rows(board: Board, notes: Notes, *, featurevis: bool) -> list[list[str]]:
-    pairs = [pair for pair in board.detail_pairs if (pair[0] == FEATUREVIS_METHOD) == featurevis]
-    methods = list(dict.fromkeys(method for method, _ in pairs))
-    order = FEATUREVIS_SCORES if featurevis else [n for n, spec in METRICS.items() if spec.stage == "attribution"]
-    names = [name for name in order if any(metric == name for _, metric in pairs)]
-    rows = [["Model", "Method"] + [label(m) for m in names]]
-    for e in board.entries:
-        for method in methods:
-            if any((method, m) in e.scores for m in names):
-                rows.append(
-                    [markdown_text(e.model), markdown_text(method)]
-                    + [_cell(e.scores.get((method, m)), notes) for m in names]
-                )
-    return rows
-
-
-def _cell(score: Score | None, notes: Notes, *, interval: bool = True) -> str:
-    if score is None:
-        return "—"
-    if score.mean is None:
-        return f"n/a ({notes.ref(f'n/a: {markdown_text(score.na, 1000)}')})"
-    text = f"{score.mean:.3f}"
-    if interval and score.low is not None:
-        text += f" [{score.low:.3f}, {score.high:.3f}]"
-    return text
-
-
-def _headline_cell(board: Board, model: str, pair: tuple[str, str], score: Score | None, notes: Notes) -> str:
-    text = _cell(score, notes, interval=False)
-    if score is not None and score.mean is not None and not board.informative(model, *pair):
-        text += f" † ({notes.ref(CONTROL_NOTE)})"
-    return text
+    def _figures(self, value: Figures) -> str:
+        """A link to the run's folder of figures, or "—" when it has none (or an id the harness does not make)."""
+        if self.files is None or not _RUN_ID.match(value.run_id):
+            return "—"
+        folder = self.files.root / "runs" / value.run_id
+        return f"[figures]({self.files.link(folder)})" if folder.is_dir() else "—"
 
 
 def _controls_section(board: Board) -> str:
@@ -308,14 +200,14 @@ def _controls_section(board: Board) -> str:
             for control in CONTROL_METHODS:
                 c = checks.get((e.model, method, metric, control))
                 cells.append("—" if c is None else f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]")
-            needed = spec_controls(metric)
+            needed = METRICS.get(metric).controls
             found = [checks[k] for k in ((e.model, method, metric, c) for c in needed) if k in checks]
             if not found:
                 cells.append("—")
             elif all(c.beats for c in found):
                 cells.append("yes")
             else:
-                why = [f"{_short_of(c)} {c.control.replace('control_', '')} control" for c in found if not c.beats]
+                why = [f"{shortfall(c)} {c.control.replace('control_', '')} control" for c in found if not c.beats]
                 cells.append("no: " + ", ".join(why))
             rows.append(cells)
     text = table(rows) if len(rows) > 1 else ""
@@ -338,14 +230,6 @@ def _controls_section(board: Board) -> str:
         "undefined on them leave them out): " + ("; ".join(degenerate) if degenerate else "none") + ".\n"
     )
     return text
-
-
-def _short_of(c: ControlCheck) -> str:
-    """How a score that does not beat a control falls short of it."""
-    if c.matches:
-        return "≈"
-    worse = c.high < 0 if METRICS.get(c.metric).higher_is_better else c.low > 0
-    return "worse than" if worse else "not clearly better than"
 
 
 def _reliability_section(board: Board) -> str:
@@ -477,7 +361,8 @@ def _fill_sentence(board: Board) -> str:
     found = []
     by_key = {(c.model, c.method, c.metric): c for c in board.comparisons}
     for c in board.comparisons:
-        other = by_key.get((c.model, c.method, f"{c.metric}_road"))
+        variant = METRICS.get(c.metric).fill_variant
+        other = by_key.get((c.model, c.method, variant)) if variant else None
         if other is None:
             continue
         same = c.verdict.split(" (")[0] == other.verdict.split(" (")[0]

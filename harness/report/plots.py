@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 from harness.report import figures
-from harness.report.analysis import Board
+from harness.report.board import Board
+from harness.report.columns import label
 from harness.report.escape import plot_text
 from metrics.registry import FEATUREVIS_METHOD, HEADLINE, METRICS
 
@@ -38,7 +39,7 @@ def scatter_plot(board: Board, directory: Path) -> Path | None:
                 {
                     "points": points,
                     "x_label": "AA robust accuracy (%)",
-                    "y_label": f"{spec.short} {spec.arrow}",
+                    "y_label": label(name),
                     "title": f"{spec.short} ({source})",
                 }
             )

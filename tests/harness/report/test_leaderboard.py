@@ -4,7 +4,7 @@ storage layer."""
 from datetime import datetime, timedelta
 
 from harness import store
-from harness.report.analysis import analyse, interval_direction, verdict
+from harness.report.analysis import analyse
 from harness.report.leaderboard import build_leaderboard
 
 
@@ -87,14 +87,6 @@ def test_leaderboard_ranks_and_prefers_full_evaluations(tmp_path):
     # the rendering shows exactly these rows
     assert "| 1 | rob | 86.0 | 70.0 [67.1, 72.8] | 1000 |" in text
     assert "rob200new" not in text and "tra_fail" not in text and "| tra_other_eps |" in text
-
-
-def test_verdict_is_one_rule():
-    assert interval_direction(0.1, 0.3) == 1 and interval_direction(-0.3, -0.1) == -1
-    assert interval_direction(-0.1, 0.3) == 0
-    assert verdict(1, higher_is_better=True) == "yes" and verdict(-1, higher_is_better=False) == "yes"
-    assert verdict(1, higher_is_better=False) == "no (the opposite)"
-    assert verdict(0, higher_is_better=True).startswith("inconclusive")
 
 
 def test_empty_database_says_how_to_start(tmp_path):

@@ -1,0 +1,259 @@
+"""The leaderboard's tables described once, column by column, for leaderboard.md and the HTML site: each
+:class:`Column` has a header, its cell from a row (a :mod:`harness.report.cells` value), its sort order and the
+tables it appears in. Adding a column to the board is one entry in :data:`MAIN` (plus its test).
+
+Tables: :data:`MAIN` (measured models, one row per ranked entry), :func:`reported_columns` (RobustBench's columns for
+entries reported elsewhere) and :func:`detail_columns` (every score of every method, mean and interval).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from harness.report.board import Board
+from harness.report.cells import Code, Figures, FlagMark, Link, Missing, NoteMark, Number, Text, Value
+from harness.report.entries import Entry
+from harness.report.notes import CONTROL_NOTE, na_note, reported_notes
+from harness.report.scores import Pair, Score
+from harness.store.robustbench import (
+    CORRUPTION_COLUMNS,
+    best_known,
+    is_corruptions,
+    paper_link,
+    rank_key,
+    two_decimals,
+    unreliable_mark,
+)
+from metrics.registry import FEATUREVIS_METHOD, FEATUREVIS_SCORES, HEADLINE, METRICS
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Table:
+    """What a table's cells may use beyond their row: the board, and whether run figures are linked (markdown: only
+    when the leaderboard knows where run files live; the HTML site always has a Figures column)."""
+
+    board: Board
+    figures: bool = True
+
+
+@dataclass(frozen=True)
+class Column(Generic[R]):
+    """One column: ``header``; ``value(row, table)``, its cell; ``descending``, whether the first click sorts it
+    highest first (HTML; accuracies); ``shown(table)``, whether the table has it."""
+
+    header: str
+    value: Callable[[R, Table], Value]
+    descending: bool = False
+    shown: Callable[[Table], bool] = lambda table: True
+
+
+@dataclass(frozen=True)
+class Ranked(Generic[R]):
+    """A row with its rank (1 = first)."""
+
+    rank: int
+    row: R
+
+
+@dataclass(frozen=True)
+class Detail:
+    """A detail-table row: one method's scores on one entry."""
+
+    entry: Entry
+    method: str
+
+
+def layout(columns: Sequence[Column[R]], rows: Sequence[R], table: Table) -> tuple[list[Column[R]], list[list[Value]]]:
+    """The columns ``table`` has and each row's cells under them."""
+    shown = [c for c in columns if c.shown(table)]
+    return shown, [[c.value(row, table) for c in shown] for row in rows]
+
+
+def label(metric: str) -> str:
+    """A metric's column label with its direction, e.g. ``ABPC ↑``."""
+    spec = METRICS.get(metric)
+    return f"{spec.short} {spec.arrow}"
+
+
+# --- cells ---------------------------------------------------------------------------------------------------------
+
+
+def score_value(score: Score | None, *, interval: bool, informative: bool = True) -> Value:
+    """A stored score: its mean (with the 95% interval when ``interval``; on hover otherwise), n/a with the reason
+    as a note, or missing; † when it does not beat its controls."""
+    if score is None:
+        return Missing()
+    if score.mean is None:
+        return Text("n/a", sort="", marks=(NoteMark(na_note(score.na)),))
+    shown = f"{score.mean:.3f}"
+    if interval and score.low is not None:
+        shown += f" [{score.low:.3f}, {score.high:.3f}]"
+    tooltip = "" if score.low is None else f"95% interval [{score.low:.3f}, {score.high:.3f}], n={score.n}"
+    marks = () if informative else (NoteMark(CONTROL_NOTE, "†"),)
+    return Number(shown, score.mean, marks, tooltip)
+
+
+def percent_value(value: Any) -> Number:
+    """A RobustBench percentage field with two decimals (harness.store.robustbench.two_decimals)."""
+    shown = two_decimals(value)
+    return Number(shown, None if shown == "—" else float(shown))
+
+
+def _reported_value(rep: dict[str, Any] | None) -> Value:
+    """A measured model's reported clean / best known robust accuracy (RobustBench's two decimals), with the
+    reported entry's notes."""
+    if rep is None:
+        return Missing()
+    best = best_known(rep)
+    shown = f"{two_decimals(rep.get('clean_acc'))} / {two_decimals(None if best is None else 100 * best)}"
+    marks = tuple(NoteMark(note) for note in reported_notes(rep))
+    return Number(shown, None if best is None else 100 * best, marks)
+
+
+def _headline(pair: Pair) -> Column[Ranked[Entry]]:
+    def value(r: Ranked[Entry], table: Table) -> Value:
+        score = r.row.scores.get(pair)
+        scored = score is not None and score.mean is not None
+        return score_value(score, interval=False, informative=not scored or table.board.informative(r.row.model, *pair))
+
+    return Column(label(pair[1]), value)
+
+
+def _percent_of(fraction: float) -> Number:
+    return Number(f"{100 * fraction:.1f}", 100 * fraction)
+
+
+def _robust(e: Entry) -> Number:
+    lo, hi = e.robust_interval
+    return Number(f"{100 * e.robust_acc:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]", 100 * e.robust_acc)
+
+
+# --- the tables ----------------------------------------------------------------------------------------------------
+
+MAIN: tuple[Column[Ranked[Entry]], ...] = (
+    Column("Rank", lambda r, t: Number(str(r.rank), r.rank)),
+    Column(
+        "Model",
+        lambda r, t: Text(
+            r.row.model, sort=r.row.model, marks=tuple(FlagMark(f.get("code"), f.get("message")) for f in r.row.flags)
+        ),
+    ),
+    Column("Clean acc (%)", lambda r, t: _percent_of(r.row.clean_acc), descending=True),
+    Column("AA robust acc (%) [95% CI]", lambda r, t: _robust(r.row), descending=True),
+    Column("n", lambda r, t: Number(str(r.row.n), r.row.n), descending=True),
+    Column(
+        "Reported clean / robust (%)",
+        lambda r, t: _reported_value(r.row.reported),
+        descending=True,
+        shown=lambda t: bool(t.board.reported),
+    ),
+    *(_headline(pair) for pair in HEADLINE),
+    Column("Attack", lambda r, t: Text(r.row.attack)),
+    Column("Training", lambda r, t: Text(r.row.training or "—")),
+    Column("Date", lambda r, t: Text(r.row.created_at.strftime("%Y-%m-%d"))),
+    Column("Run", lambda r, t: Code(r.row.run_id)),
+    Column("Figures", lambda r, t: Figures(r.row.run_id, r.row.model), shown=lambda t: t.figures),
+)
+
+
+def main_rows(board: Board) -> list[Ranked[Entry]]:
+    """The board's entries, ranked."""
+    return [Ranked(rank, e) for rank, e in enumerate(board.entries, start=1)]
+
+
+def _stored(value: object) -> Text:
+    """Stored text of a reported entry (markdown: one line, at most 1000 characters)."""
+    return Text(value, limit=1000, collapse=True)
+
+
+def _paper(rep: dict[str, Any]) -> Value:
+    title = " ".join(str(rep.get("name") or "—").split())
+    link = paper_link(rep)
+    return _stored(title) if link is None else Link(title, link)
+
+
+def _extra_data(rep: dict[str, Any]) -> Text:
+    extra = rep.get("additional_data")
+    return Text("—" if extra is None else ("yes" if extra else "no"))
+
+
+def reported_columns(entries: list[dict[str, Any]]) -> list[Column[Ranked[dict[str, Any]]]]:
+    """RobustBench's columns for reported entries: ranked by best known robust accuracy (``external`` when the file
+    has one, else AutoAttack's) or by corruption accuracy, the paper linked, the entry's notes on its model id."""
+    columns: list[Column[Ranked[dict[str, Any]]]] = [
+        Column("Rank", lambda r, t: Number(str(r.rank), r.rank)),
+        Column(
+            "Model",
+            lambda r, t: Text(
+                r.row["model_id"],
+                sort=r.row["model_id"],
+                marks=tuple(NoteMark(note) for note in reported_notes(r.row)),
+                limit=1000,
+                collapse=True,
+            ),
+        ),
+        Column("Paper", lambda r, t: _paper(r.row)),
+        Column("Clean acc (%)", lambda r, t: percent_value(r.row.get("clean_acc")), descending=True),
+    ]
+    if any(is_corruptions(rep) for rep in entries):
+        for key, name in CORRUPTION_COLUMNS:
+            if any(rep.get(key) for rep in entries):
+                higher = key in ("corruptions_acc", "corruptions_acc_3d")  # accuracies highest first, mCE lowest
+                columns.append(Column(name, lambda r, t, key=key: percent_value(r.row.get(key)), descending=higher))
+    else:
+        columns += [
+            Column("AA robust acc (%)", lambda r, t: percent_value(r.row.get("autoattack_acc")), descending=True),
+            Column("Best known robust acc (%)", lambda r, t: _best_known(r.row), descending=True),
+            # descending: "yes" (potentially unreliable) and "unknown" before "no"
+            Column("AA eval. potentially unreliable", lambda r, t: Text(unreliable_mark(r.row)), descending=True),
+        ]
+    return columns + [
+        Column("Extra data", lambda r, t: _extra_data(r.row)),
+        Column("Architecture", lambda r, t: _stored(r.row.get("architecture") or "—")),
+        Column("Venue", lambda r, t: _stored(r.row.get("venue") or "—")),
+    ]
+
+
+def _best_known(rep: dict[str, Any]) -> Number:
+    best = best_known(rep)
+    return percent_value(None if best is None else 100 * best)
+
+
+def reported_rows(entries: list[dict[str, Any]]) -> list[Ranked[dict[str, Any]]]:
+    """Reported entries in RobustBench's order (harness.store.robustbench.rank_key), ranked."""
+    return [Ranked(rank, rep) for rank, rep in enumerate(sorted(entries, key=rank_key), start=1)]
+
+
+def detail_metrics(board: Board, *, featurevis: bool) -> list[str]:
+    """The metrics of a detail table (attribution or feature visualisation) that some entry has, in table order."""
+    pairs = [pair for pair in board.detail_pairs if (pair[0] == FEATUREVIS_METHOD) == featurevis]
+    order = FEATUREVIS_SCORES if featurevis else [n for n, spec in METRICS.items() if spec.stage == "attribution"]
+    return [name for name in order if any(metric == name for _, metric in pairs)]
+
+
+def detail_rows(board: Board, names: list[str], *, featurevis: bool) -> list[Detail]:
+    """Per entry, per method of the table with a score among ``names``: one row."""
+    pairs = [pair for pair in board.detail_pairs if (pair[0] == FEATUREVIS_METHOD) == featurevis]
+    methods = list(dict.fromkeys(method for method, _ in pairs))
+    return [
+        Detail(e, method) for e in board.entries for method in methods if any((method, m) in e.scores for m in names)
+    ]
+
+
+def detail_columns(names: list[str]) -> list[Column[Detail]]:
+    """Model, method, then each metric's mean [95% bootstrap interval]."""
+    columns: list[Column[Detail]] = [
+        Column("Model", lambda d, t: Text(d.entry.model)),
+        Column("Method", lambda d, t: Text(d.method)),
+    ]
+    for name in names:
+        columns.append(Column(label(name), lambda d, t, name=name: _detail_score(d, name)))
+    return columns
+
+
+def _detail_score(d: Detail, metric: str) -> Value:
+    return score_value(d.entry.scores.get((d.method, metric)), interval=True)

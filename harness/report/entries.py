@@ -1,0 +1,163 @@
+"""The leaderboard's rows: every completed run read from the database (a row that cannot be read completely is kept,
+with the reason), and the selection of one run per model and board (:func:`select_rows`), as :class:`Entry` values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from harness import store
+from harness.report.scores import Pair, Score, stored_score
+from harness.threat import parse_eps
+from metrics.stats import wilson_interval
+
+BOARD_KEYS = ["dataset", "threat_model", "eps_text"]  # the columns that make one board
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model's run on a board (its completed run with the most examples)."""
+
+    run_id: str
+    model: str
+    n: int
+    attack: str
+    clean_acc: float
+    robust_acc: float
+    training: str
+    created_at: datetime
+    flags: tuple[dict[str, str], ...]
+    scores: dict[Pair, Score]
+    reported: dict[str, Any] | None = None
+    recipe: str = ""
+    eps_trained: float | None = None
+    seed: int | None = None
+    malformed: str | None = None  # why a stored row could not be read completely
+    architecture: str = ""
+    threat_trained: str = ""  # the training threat model (adversarial training only)
+    epochs: int | None = None
+
+    @property
+    def robust_interval(self) -> tuple[float, float]:
+        """95% Wilson interval of the robust accuracy."""
+        return wilson_interval(round(self.robust_acc * self.n), self.n)
+
+    def degenerate(self, method: str) -> dict[str, int]:
+        """How many of ``method``'s maps were all-zero, constant or non-finite (from any of its scores)."""
+        for (m, _), score in self.scores.items():
+            if m == method and "degenerate" in score.details:
+                return dict(score.details["degenerate"])
+        return {}
+
+
+def runs_frame(s: Session) -> pd.DataFrame:
+    """One row per completed run with the columns the boards need (``scores``: {(method, metric): Score}); a row
+    that cannot be read completely is kept, with what could be read and the reason (``malformed``)."""
+    rows = []
+    for run in store.completed_runs(s):
+        info = run.model.info if isinstance(run.model.info, dict) else {}
+        training = info.get("training")
+        training = training if isinstance(training, dict) else {}
+        problems = []
+        scores = {}
+        for m in run.metrics:
+            try:
+                scores[(m.method, m.metric)] = stored_score(m)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"score {m.method}/{m.metric}: {type(exc).__name__}")
+        method = training.get("method", "")
+        if not isinstance(method, str):
+            problems.append(f"training method {type(method).__name__}")
+            method = ""
+        rows.append(
+            {
+                "run_id": run.id,
+                "model": str(run.model.name),
+                "identity": run.model.weights_sha256 or run.model.file_sha256,
+                "dataset": run.dataset,
+                "threat_model": run.threat_model,
+                "eps_text": run.eps_text,
+                "eps": run.eps,
+                "n": run.n_examples,
+                "attack": run.attack,
+                "clean_acc": run.clean_acc,
+                "robust_acc": run.robust_acc,
+                "training": method,
+                "recipe": recipe_label(method, training, info),
+                "eps_trained": _eps(training.get("eps")),
+                "seed": training.get("seed") if isinstance(training.get("seed"), int) else None,
+                "architecture": str(info.get("architecture") or ""),
+                "threat_trained": str(training.get("threat_model") or "") if method != "standard" else "",
+                "epochs": training.get("epochs") if isinstance(training.get("epochs"), int) else None,
+                "created_at": run.created_at,
+                "scores": scores,
+                "flags": tuple(f for f in (run.flags or []) if isinstance(f, dict)),
+                "malformed": "; ".join(problems) or None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _eps(value: Any) -> float | None:
+    try:
+        return parse_eps(str(value))[0] if value is not None else None
+    except Exception:  # noqa: BLE001  (a stored value that is not an eps)
+        return None
+
+
+def recipe_label(method: str, training: dict[str, Any], info: dict[str, Any]) -> str:
+    """``method threat eps architecture epochs`` (the seed excluded): models sharing it replicate a recipe."""
+    if not method:
+        return ""
+    if method == "standard":
+        parts = [method]
+    else:
+        parts = [method, str(training.get("threat_model") or ""), str(training.get("eps") or "")]
+    parts += [str(info.get("architecture") or ""), f"{training.get('epochs')}ep" if training.get("epochs") else ""]
+    return " ".join(p for p in parts if p)
+
+
+def select_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per table and model name: the newest model version, then its run with the largest n (latest wins); ranked by
+    robust accuracy, then clean accuracy."""
+    if frame.empty:
+        return frame
+    keys = [*BOARD_KEYS, "model"]
+    newest = frame.groupby([*keys, "identity"])["created_at"].max().reset_index()
+    newest = newest.sort_values("created_at").groupby(keys).tail(1)[[*keys, "identity"]]
+    frame = frame.merge(newest, on=[*keys, "identity"])
+    frame = frame.sort_values(["n", "created_at"]).groupby(keys).tail(1)
+    return frame.sort_values(
+        ["dataset", "threat_model", "eps", "robust_acc", "clean_acc"], ascending=[True, True, True, False, False]
+    )
+
+
+def to_entries(table: pd.DataFrame, reported: dict[str, dict[str, Any]]) -> list[Entry]:
+    """The selected rows of one board as entries, in order, each with its model's reported entry (by model id)."""
+    return [
+        Entry(
+            run_id=row.run_id,
+            model=row.model,
+            n=row.n,
+            attack=row.attack,
+            clean_acc=row.clean_acc,
+            robust_acc=row.robust_acc,
+            training=row.training,
+            created_at=row.created_at,
+            flags=row.flags,
+            scores=row.scores,
+            reported=reported.get(row.model),
+            recipe=row.recipe,
+            eps_trained=row.eps_trained,
+            seed=row.seed,
+            malformed=row.malformed,
+            architecture=row.architecture,
+            threat_trained=row.threat_trained,
+            epochs=row.epochs,
+        )
+        for row in table.itertuples(index=False)
+    ]
