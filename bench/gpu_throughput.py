@@ -29,6 +29,9 @@ WideResNet-28-10 from robustbench's model-zoo code with random weights, 32x32):
 output states each operation kind's mode and peak. Its last line, read by scripts, is ``ratio_to_floor: R``: the
 attack's ratio for the RobustBench architecture (the model size the benchmark is run at; the 28x28 model is too small
 to fill a GPU and is reported for reference).
+
+Long because the peak table keeps every spec-sheet number next to its source, and the floor, the attack and the explain
+stage share one FLOP counter and one set of flags.
 """
 
 from __future__ import annotations
