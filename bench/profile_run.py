@@ -36,6 +36,7 @@ import contextlib
 import functools
 import importlib
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -86,12 +87,13 @@ def window_stats(samples: list[Sample], windows: list[tuple[float, float]]) -> d
         "samples": len(inside),
         "util_mean": round(statistics.fmean(s.util for s in inside), 1),
         "util_max": max(s.util for s in inside),
-        "memory_max_mib": max(s.memory_mib for s in inside),
+        "memory_max_mib": max((s.memory_mib for s in inside if not math.isnan(s.memory_mib)), default=None),
     }
 
 
 class GpuSampler:
-    """Samples the GPU's utilisation in the background: NVML in a thread, else ``nvidia-smi -lms`` in a process."""
+    """Samples the GPU's utilisation in the background: NVML (``torch.cuda.utilization``, which maps the device to
+    its NVML index through CUDA_VISIBLE_DEVICES) in a thread, else ``nvidia-smi -lms`` in a process."""
 
     def __init__(self, device: torch.device, interval_s: float) -> None:
         self.device, self.interval_s = device, interval_s
@@ -105,30 +107,25 @@ class GpuSampler:
         """Start sampling; returns where the readings come from, or why there are none."""
         if self.device.type != "cuda":
             return "n/a (no CUDA device)"
-        uuid = _uuid(self.device)
         try:
-            import pynvml
+            import pynvml  # noqa: F401  (torch.cuda.utilization reads NVML through it)
 
-            pynvml.nvmlInit()
-            handle = (
-                pynvml.nvmlDeviceGetHandleByUUID(uuid)
-                if uuid
-                else pynvml.nvmlDeviceGetHandleByIndex(self.device.index or 0)
-            )
-            self._thread = threading.Thread(target=self._nvml_loop, args=(pynvml, handle), daemon=True)
-            self._thread.start()
-            self.source = "NVML (pynvml)"
+            self._read_nvml()  # raises here if NVML does not answer
+            self._thread = threading.Thread(target=self._nvml_loop, daemon=True)
+            self.source = "NVML (pynvml, through torch.cuda.utilization)"
         except Exception as exc:  # noqa: BLE001  (no pynvml, or NVML refuses: fall back to nvidia-smi)
             smi = shutil.which("nvidia-smi")
             if smi is None:
-                return f"n/a (pynvml failed: {type(exc).__name__}; no nvidia-smi)"
+                return f"n/a (NVML failed: {type(exc).__name__}; no nvidia-smi)"
+            uuid = getattr(torch.cuda.get_device_properties(self.device), "uuid", None)  # CUDA_VISIBLE_DEVICES-proof
+            which = f"GPU-{uuid}" if uuid is not None else str(self.device.index or 0)
             query = "--query-gpu=timestamp,utilization.gpu,memory.used"
             ms = str(max(1, round(1000 * self.interval_s)))
-            args = [smi, "-i", uuid or str(self.device.index or 0), query, "--format=csv,noheader,nounits", "-lms", ms]
+            args = [smi, "-i", which, query, "--format=csv,noheader,nounits", "-lms", ms]
             self._process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             self._thread = threading.Thread(target=self._smi_loop, daemon=True)
-            self._thread.start()
-            self.source = "nvidia-smi"
+            self.source = f"nvidia-smi (NVML through pynvml failed: {type(exc).__name__})"
+        self._thread.start()
         return f"{self.source}, every {round(1000 * self.interval_s)} ms"
 
     def stop(self) -> list[Sample]:
@@ -140,11 +137,14 @@ class GpuSampler:
             self._thread.join(timeout=10)
         return list(self.samples)
 
-    def _nvml_loop(self, pynvml, handle) -> None:
+    def _read_nvml(self) -> Sample:
+        used = getattr(torch.cuda, "device_memory_used", None)
+        memory = used(self.device) / 2**20 if used is not None else float("nan")
+        return Sample(time.time(), float(torch.cuda.utilization(self.device)), float(memory))
+
+    def _nvml_loop(self) -> None:
         while not self._stop.is_set():
-            util = pynvml.nvmlDeviceGetUtilizationRates(handle).gpu
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20
-            self.samples.append(Sample(time.time(), float(util), float(memory)))
+            self.samples.append(self._read_nvml())
             self._stop.wait(self.interval_s)
 
     def _smi_loop(self) -> None:
@@ -152,12 +152,6 @@ class GpuSampler:
             sample = parse_smi_line(line)
             if sample is not None:
                 self.samples.append(sample)
-
-
-def _uuid(device: torch.device) -> str | None:
-    """The device's NVML UUID (``GPU-...``), which CUDA_VISIBLE_DEVICES cannot renumber."""
-    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
-    return f"GPU-{uuid}" if uuid is not None else None
 
 
 class Windows:

@@ -210,6 +210,19 @@ def test_forced_and_given_peaks():
         bench.gpu_floor("Some Future GPU", (10, 0), {"conv": "tf32", "matmul": "ieee"}, None)
 
 
+@pytest.mark.skipif(not NEW_API, reason="PyTorch before 2.9 has no fp32_precision settings")
+def test_the_achievable_matmul_runs_in_the_mode_asked_and_restores_the_flag(flags):
+    flags.cuda.matmul.fp32_precision = "ieee"
+    seen = []
+    with bench.matmul_precision("tf32"):
+        seen.append(bench.fp32_precision("matmul"))
+    assert seen == ["tf32"] and bench.fp32_precision("matmul") == "ieee"
+    for mode in ("fp32", "bf16"):  # a small product on the CPU: a positive, finite rate
+        rate = bench.achievable_matmul(mode, torch.device("cpu"), size=64)
+        assert 0 < rate < float("inf")
+    assert bench.fp32_precision("matmul") == "ieee"
+
+
 @pytest.mark.slow
 def test_a_cpu_run_ends_with_the_ratio_to_the_floor():
     done = subprocess.run(
