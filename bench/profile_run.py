@@ -301,8 +301,8 @@ def _row(label: str, seconds: float, stats: dict[str, Any], extra: str = "") -> 
     return f"  {label:<44} {seconds:9.2f} s{extra}   GPU {util}"
 
 
-def report(result: dict[str, Any], top: int) -> None:
-    """Print the stage table, the explain stage's parts and the profiler summary."""
+def report_stages(result: dict[str, Any]) -> None:
+    """Print the stage table and the explain stage's parts."""
     gpu = result["gpu_sampling"]
     print(f"stages (stored seconds; wall-clock window; GPU utilisation: {gpu}):")
     for stage, row in result["stages"].items():
@@ -313,7 +313,12 @@ def report(result: dict[str, Any], top: int) -> None:
         for label, row in result["explain_parts"].items():
             print(_row(f"{label} [{row['calls']}x]", row["seconds"], row))
         print(f"  {'rest (messages, validation, storage)':<44} {result['explain_rest_s']:9.2f} s")
-    prof = result["profiler"]
+    for note in result["notes"]:
+        print(f"note: {note}", flush=True)
+
+
+def report_profiler(prof: dict[str, Any] | None, top: int) -> None:
+    """Print the torch.profiler summary of the explain stage."""
     if prof is not None:
         stage = prof["stage_seconds"] or float("nan")
         print(
@@ -329,8 +334,6 @@ def report(result: dict[str, Any], top: int) -> None:
                 f"  {row['op'][:48]:<48} {row['calls']:>8} {row['self_cpu_s']:>11.3f} {row['cpu_total_s']:>12.3f} "
                 f"{row['device_s']:>8.3f}"
             )
-    for note in result["notes"]:
-        print(f"note: {note}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -387,15 +390,22 @@ def main(argv: list[str] | None = None) -> None:
         "gpu_sampling": sampling,
         "samples": len(samples),
         **summarise(timings, windows, samples),
-        "profiler": profiler.summary(timings.get("explain"), args.top),
+        "profiler": None,
         "notes": instruments.notes,
     }
-    report(out, args.top)
-    if args.json is not None:
-        args.json.write_text(json.dumps({**out, "gpu_samples": [asdict(s) for s in samples]}, indent=1))
+    report_stages(out)  # first, and saved: the profiler's summary of a long stage takes a while
+    save_json(args.json, out, samples)
+    out["profiler"] = profiler.summary(timings.get("explain"), args.top)
+    report_profiler(out["profiler"], args.top)
+    save_json(args.json, out, samples)
     explain_s, util = timings.get("explain"), out["stages"].get("explain", {}).get("util_mean")
     na = "n/a"
     print(f"explain_seconds: {na if explain_s is None else explain_s} gpu_util_explain: {na if util is None else util}")
+
+
+def save_json(path: Path | None, out: dict[str, Any], samples: list[Sample]) -> None:
+    if path is not None:
+        path.write_text(json.dumps({**out, "gpu_samples": [asdict(s) for s in samples]}, indent=1))
 
 
 def evaluate(sub: Any, device: torch.device, args: argparse.Namespace) -> tuple[Any, dict[str, float]]:
