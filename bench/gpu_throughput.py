@@ -490,6 +490,7 @@ def main() -> None:
     if args.tf32 != "default":
         set_tf32(args.tf32 == "on")
     attack_floor, explain_floor = floors(device, autocast, args.peak, args.peak_tflops)
+    precisions = current_precisions()
     print(
         f"settings: attack batch {batch}, {iters} APGD-CE iterations; explain {n_explain} images, IG {ig_steps} steps"
         + (", channels-last" if args.channels_last else "")
@@ -514,6 +515,8 @@ def main() -> None:
                 f"{model.name}: explain {n_explain / e_seconds:.2f} images/s ({e_seconds:.2f} s, "
                 f"{sum(e_flops.values()) / 1e9:.1f} GFLOP, floor {e_floor:.3f} s): ratio {e_seconds / e_floor:.2f}"
             )
+    if gpu and current_precisions() != precisions:  # the floor was read before the models and attacks were imported
+        print(f"warning: PyTorch's FP32 precision flags changed during the run, to {current_precisions()}")
     if ratios:
         print(f"ratio_to_floor: {ratios.get('wrn-28-10', next(iter(ratios.values()))):.2f}")
 
