@@ -4,9 +4,10 @@
 #   tests    the CUDA sandbox tests, sandboxed (no --trusted): tests/harness/worker/test_cuda_worker.py and
 #            tests/metrics/test_devices.py
 #   floor    bench/gpu_throughput.py on WideResNet-28-10 (APGD-CE, then the explain part), against the peak of the math
-#            actually used; then the attack again in channels-last (last line: ratio_to_floor: R, of the first run)
+#            actually used (last line: ratio_to_floor: R)
 #   quantus  bench/metrics_vs_quantus.py --device cuda (last line: min speedup: S max abs diff: D)
 #   profile  bench/profile_run.py: one n=1000 evaluation's stage times, GPU utilisation, the explain stage's profile
+#   variants the floor bench's attack again in channels-last and with cuDNN benchmarking (appended to floor.log)
 #   zoo      robint-bench zoo --eval-only --attack standard --device cuda on the zoo rows whose spec attack is not
 #            already standard, with the time left; their archive files and database in zoo.tar.gz
 #
@@ -17,7 +18,7 @@
 #   TINY=1 PYTHON=.venv/bin/python bash bench/gpu_session.sh    the same steps on a CPU with tiny sizes
 #
 # Environment: BUDGET_S (seconds for the whole command, default 560: under the device's 600 s per command; each step
-# gets min(its cap, what is left)), STEPS (default "tests floor quantus profile zoo"), TINY (1: tiny sizes on the CPU),
+# gets min(its cap, what is left)), STEPS (default "tests floor quantus profile variants zoo"), TINY (1: tiny sizes on the CPU),
 # ZOO_MIN_S (default 300: about one zoo model's n=1000 evaluation on a GPU; the zoo step is skipped with less left),
 # PYTHON (default python3), OUT (default $TMPDIR/robint-gpu-session, outside the tree that travels; the device sets it).
 set -uo pipefail
@@ -59,14 +60,21 @@ with zipfile.ZipFile(path) as src, zipfile.ZipFile(slim, "w", zipfile.ZIP_DEFLAT
 slim.replace(path)
 EOF
     for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
-        if [ -f "$FMNIST/$f.gz" ]; then cp "$FMNIST/$f.gz" .gpu/data/; elif [ -f "data/$f.gz" ]; then cp "data/$f.gz" .gpu/data/;
-        else gzip -c "data/FashionMNIST/raw/$f" >".gpu/data/$f.gz" || { echo "error: Fashion-MNIST $f not found"; exit 2; }; fi
+        if [ -f "$FMNIST/$f.gz" ]; then
+            cp "$FMNIST/$f.gz" .gpu/data/
+        elif [ -f "data/$f.gz" ]; then
+            cp "data/$f.gz" .gpu/data/
+        else
+            gzip -c "data/FashionMNIST/raw/$f" >".gpu/data/$f.gz" || { echo "error: Fashion-MNIST $f not found"; exit 2; }
+        fi
     done
     local tree carry
-    tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 du -cb 2>/dev/null | awk '/total$/ {s += $1} END {print s}')
+    tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 du -cb 2>/dev/null |
+        awk '/total$/ {s += $1} END {print s}')
     carry=$(du -sb .gpu | cut -f1)
     echo "prepared .gpu: $(ls .gpu/whl | wc -l) wheels, $(ls .gpu/data | wc -l) data files"
-    echo "travels: working tree $((tree / 1048576)) MiB + .gpu $((carry / 1048576)) MiB = $(((tree + carry) / 1048576)) MiB (limit 64)"
+    echo "travels: working tree $((tree / 1048576)) MiB + .gpu $((carry / 1048576)) MiB" \
+        "= $(((tree + carry) / 1048576)) MiB (limit 64)"
     if ((tree + carry > 64 * 1048576)); then echo "error: over the device's 64 MiB"; exit 2; fi
     echo 'next: device run, command "bash bench/gpu_session.sh", carry [".gpu"], timeout_s 600'
 }
@@ -75,7 +83,7 @@ if [ "${1:-}" = prepare ]; then prepare; exit 0; fi
 
 START=$(date +%s)
 BUDGET_S=${BUDGET_S:-560}
-STEPS=${STEPS:-tests floor quantus profile zoo}
+STEPS=${STEPS:-tests floor quantus profile variants zoo}
 TINY=${TINY:-0}
 ZOO_MIN_S=${ZOO_MIN_S:-300}
 OUT=${OUT:-${TMPDIR:-/tmp}/robint-gpu-session}
@@ -110,9 +118,10 @@ setup() {
         [ -d "$SITE" ] && chmod -R a+rX "$SITE"
     fi
     "$PY" - <<'EOF' >>"$SUMMARY" 2>&1 || { say "error: the environment does not import (see above)"; exit 2; }
-import importlib.metadata as m, platform, subprocess, torch
+import importlib.metadata as m, platform, torch
+device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 print(f"python {platform.python_version()}, torch {torch.__version__}, CUDA {torch.version.cuda}, "
-      f"cuDNN {torch.backends.cudnn.version()}, device {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu'}")
+      f"cuDNN {torch.backends.cudnn.version()}, device {device}")
 names = ["numpy", "captum", "quantus", "pyautoattack", "robustbench", "shap", "sqlalchemy", "scipy", "pandas"]
 print("packages: " + ", ".join(f"{n} {m.version(n)}" for n in names))
 import harness, metrics  # noqa: E401,F401  (the checkout imports)
@@ -127,14 +136,17 @@ if [ "$DEVICE" = cpu ] && [ "$TINY" != 1 ]; then
     exit 2
 fi
 : >"$SUMMARY"
-say "# gpu_session $(date -u +%FT%TZ) at $(git rev-parse --short HEAD 2>/dev/null || echo '?'): steps '$STEPS', device $DEVICE, TINY=$TINY, budget ${BUDGET_S}s"
+say "# gpu_session $(date -u +%FT%TZ) at $(git rev-parse --short HEAD 2>/dev/null || echo '?'): steps '$STEPS'," \
+    "device $DEVICE, TINY=$TINY, budget ${BUDGET_S}s"
 setup
 say "setup done after $(( $(date +%s) - START ))s"
 
-# step NAME CAP CMD...: run CMD with the timeout min(CAP, time left - 5), output to $OUT/NAME.log (appended)
+# step NAME CAP CMD...: run CMD with the timeout min(CAP, time left - 5), output appended to $OUT/NAME.log (or
+# $OUT/$LOG.log when LOG is set)
 step() {
-    local name=$1 cap=$2 t rc began
+    local name=$1 cap=$2 t rc began log
     shift 2
+    log=$OUT/${LOG:-$name}.log
     t=$(($(left) - 5))
     ((t > cap)) && t=$cap
     if ((t < 20)); then
@@ -142,13 +154,13 @@ step() {
         return 0
     fi
     began=$(date +%s)
-    echo "\$ $*" >>"$OUT/$name.log"
-    timeout --kill-after=10 "$t" "$@" >>"$OUT/$name.log" 2>&1
+    echo "\$ $*" >>"$log"
+    timeout --kill-after=10 "$t" "$@" >>"$log" 2>&1
     rc=$?
     local status=ok
     ((rc == 124 || rc == 137)) && status="TIMED OUT at ${t}s"
     ((rc != 0 && rc != 124 && rc != 137)) && status="FAILED (exit $rc)"
-    say "$name: $status in $(($(date +%s) - began))s; $(grep -v '^\s*$' "$OUT/$name.log" | tail -n 1 | cut -c1-300)"
+    say "$name: $status in $(($(date +%s) - began))s; $(grep -v '^\s*$' "$log" | tail -n 1 | cut -c1-300)"
     return 0
 }
 
@@ -163,13 +175,9 @@ if has floor; then
     rm -f "$OUT/floor.log"
     if [ "$TINY" = 1 ]; then
         step floor 240 "$PY" bench/gpu_throughput.py --device "$DEVICE" --models wrn-28-10 --parts attack --batch 2 --iters 1
-        step floor 120 "$PY" bench/gpu_throughput.py --device "$DEVICE" --models fmnist_standard --batch 2 --iters 1 \
-            --n-explain 1 --ig-steps 2 --channels-last
     else
         step floor 120 "$PY" bench/gpu_throughput.py --device cuda --models wrn-28-10
-        step floor 60 "$PY" bench/gpu_throughput.py --device cuda --models wrn-28-10 --parts attack --channels-last
     fi
-    say "floor: $(grep -m1 '^ratio_to_floor' "$OUT/floor.log" || echo 'no ratio_to_floor line') (default settings)"
 fi
 
 if has quantus; then
@@ -188,6 +196,16 @@ if has profile; then
             --metrics deletion_auc,sparseness --n-explain 2 --no-featurevis --top 10 --json "$OUT/profile.json"
     else
         step profile 300 "$PY" bench/profile_run.py --device cuda --n-examples 1000 --json "$OUT/profile.json"
+    fi
+fi
+
+if has variants; then  # appended to floor.log: where the gap to the floor might close (the harness runs neither)
+    if [ "$TINY" = 1 ]; then
+        LOG=floor step variants 120 "$PY" bench/gpu_throughput.py --device "$DEVICE" --models fmnist_standard \
+            --batch 2 --iters 1 --n-explain 1 --ig-steps 2 --channels-last --cudnn-benchmark
+    else
+        LOG=floor step variants 45 "$PY" bench/gpu_throughput.py --device cuda --models wrn-28-10 --parts attack --channels-last
+        LOG=floor step variants 45 "$PY" bench/gpu_throughput.py --device cuda --models wrn-28-10 --parts attack --cudnn-benchmark
     fi
 fi
 

@@ -2,14 +2,15 @@
 
     python bench/gpu_throughput.py [--device cuda] [--models fmnist_standard,wrn-28-10] [--parts attack,explain]
         [--batch B] [--iters I] [--peak auto|fp32|tf32|bf16|fp16] [--peak-tflops P] [--tf32 default|on|off]
-        [--autocast none|bf16|fp16] [--channels-last]
+        [--autocast none|bf16|fp16] [--channels-last] [--cudnn-benchmark]
 
 For each model (the shipped ``fmnist_standard``, 28x28, and RobustBench's CIFAR-10 ``Standard`` architecture,
 WideResNet-28-10 from robustbench's model-zoo code with random weights, 32x32):
 
 - **FLOPs** of one forward and backward pass to the input, per image, counted by ``torch.utils.flop_counter`` and
   split into convolutions and matrix products;
-- **attack**: AutoAttack's APGD-CE (pyautoattack, as the harness runs it: float32, one restart, seeded) on a batch
+- **attack**: AutoAttack's APGD-CE (pyautoattack, as the harness runs it: float32, one restart, seeded, cuDNN
+  deterministic without benchmarking unless ``--cudnn-benchmark``) on a batch
   whose labels are the model's own predictions, so every image is attacked for every iteration; measured in
   images x iterations per second (each iteration, and the start, is one forward and backward pass);
 - **explain**: the regression gate's suite (saliency and integrated gradients x ABPC, relative deletion, sparseness,
@@ -476,6 +477,11 @@ def main() -> None:
         "--autocast", choices=["none", "bf16", "fp16"], default="none", help="the attack under autocast"
     )
     parser.add_argument("--channels-last", action="store_true", help="models in channels-last memory format")
+    parser.add_argument(
+        "--cudnn-benchmark",
+        action="store_true",
+        help="let cuDNN benchmark and pick non-deterministic algorithms (the harness's worker does not)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -487,6 +493,11 @@ def main() -> None:
     n_explain = args.n_explain or (100 if gpu else 2)
     ig_steps = args.ig_steps or (32 if gpu else 4)
     autocast = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.autocast]
+    from harness.device import seed_everything
+
+    seed_everything(0)  # as the harness's worker: cuDNN deterministic, no algorithm benchmarking
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = False, True
     if args.tf32 != "default":
         set_tf32(args.tf32 == "on")
     attack_floor, explain_floor = floors(device, autocast, args.peak, args.peak_tflops)
@@ -494,6 +505,7 @@ def main() -> None:
     print(
         f"settings: attack batch {batch}, {iters} APGD-CE iterations; explain {n_explain} images, IG {ig_steps} steps"
         + (", channels-last" if args.channels_last else "")
+        + ("; cuDNN benchmark" if args.cudnn_benchmark else "; cuDNN deterministic (as the harness)")
     )
     ratios = {}
     for model in load_models(args.models.split(","), device, args.channels_last):
