@@ -230,11 +230,14 @@ print(",".join(e.name for e in spec.select() if e.trained() and e.evaluate.get("
         step zoo 100000 "$PY" -m harness zoo --eval-only --attack standard --device cuda --only "$models" --quiet \
             --db "sqlite:///$ZOO_WORK/zoo.db" --archive "$ZOO_WORK/archive"
     fi
-    say "zoo: $(grep -c '^eval .*: stored' "$OUT/zoo.log") of $(echo "$models" | tr ',' '\n' | grep -c .) models stored"
-    tar -czf "$OUT/zoo.tar.gz" -C "$ZOO_WORK" archive zoo.db 2>/dev/null || tar -czf "$OUT/zoo.tar.gz" -C "$ZOO_WORK" archive
-    if (($(stat -c %s "$OUT/zoo.tar.gz") > 15 * 1048576)); then  # the device returns files up to 16 MiB
-        tar -czf "$OUT/zoo.tar.gz" -C "$ZOO_WORK" archive
-        say "zoo: the database was left out of zoo.tar.gz (over 15 MiB)"
+    if [ -f "$OUT/zoo.log" ]; then  # the step ran: what it stored, archived and left in its database
+        say "zoo: $(grep -c '^eval .*: stored' "$OUT/zoo.log") of $(echo "$models" | tr ',' '\n' | grep -c .) models stored"
+        tar -czf "$OUT/zoo.tar.gz" -C "$ZOO_WORK" archive zoo.db 2>/dev/null ||
+            tar -czf "$OUT/zoo.tar.gz" -C "$ZOO_WORK" archive
+        if (($(stat -c %s "$OUT/zoo.tar.gz") > 15 * 1048576)); then  # the device returns files up to 16 MiB
+            tar -czf "$OUT/zoo.tar.gz" -C "$ZOO_WORK" archive
+            say "zoo: the database was left out of zoo.tar.gz (over 15 MiB)"
+        fi
     fi
     rm -rf "$ZOO_WORK"
 fi
