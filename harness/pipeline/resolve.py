@@ -16,7 +16,7 @@ from harness.data import ensure_split, get_dataset
 from harness.errors import HarnessError
 from harness.pipeline.batching import check_batch_sizes, chunk_size
 from harness.threat import check_eps, parse_eps, parse_threat_model
-from metrics._registry import UnknownNameError
+from metrics.registry_base import UnknownNameError
 from metrics.attribution import METHODS
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.registry import METRICS, attribution_metrics
