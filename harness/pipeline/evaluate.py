@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from harness import store
+from harness.attack.registry import parse_attack
 from harness.attack.sanity import masking_flags
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import get_dataset, load_examples
@@ -96,7 +97,8 @@ def evaluate(config: RunConfig) -> RunSummary:
             with timer("attack"):
                 reclassifier = Reclassifier(config, located, metadata, budgets, info.num_classes, resolved.seed)
                 if todo.chunks:
-                    schema = validate.AttackSchema(todo.chunks, info.num_classes, tuple(x.shape[1:]))
+                    attacks = parse_attack(resolved.attack).attacks
+                    schema = validate.AttackSchema(todo.chunks, info.num_classes, tuple(x.shape[1:]), attacks)
                     channel.request(
                         {"op": "attack", "chunks": todo.chunks},
                         on_message=lambda m: store_chunk(sessions, run_id, m, x, y, resolved, schema, reclassifier),

@@ -7,7 +7,7 @@ message that the parent can check (an attack chunk, an attribution map, a score,
 The budgets follow from the run's size (README, Security model):
 
 - ``s`` = max(1, pixels per image / 784) (the image size relative to Fashion-MNIST), ``u`` = attack units
-  (standard 4, plus 16, rand 40, an explicit list: its length);
+  (harness.attack.registry: standard 4, plus 16, rand 40, an explicit list: its length);
 - load: the stall timeout; contract check: 10 stall timeouts;
 - each attack chunk of ``b`` images: 300 s + 15 s x u x s x b;
 - each attribution map or score: 600 s + 10 s x s x n_explain (with ``--reliability``, plus 1 s x s x the
@@ -31,13 +31,12 @@ from pathlib import Path
 
 import torch
 
-from harness.attack.autoattack import parse_attack
+from harness.attack.registry import parse_attack
 from harness.config import ResolvedConfig, RunConfig
 from harness.errors import HarnessError
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.suite import SuiteConfig
 
-ATTACK_UNITS = {"standard": 4, "plus": 16, "rand": 40}
 PROBES = 8  # random eps-ball points per example that the attacking and a fresh worker classify (pipeline.attack)
 
 
@@ -117,8 +116,7 @@ class Budgets:
     def of(cls, config: RunConfig, resolved: ResolvedConfig | None = None, numel: int = 784) -> Budgets:
         units = 0
         if resolved is not None:
-            version, attacks = parse_attack(resolved.attack)
-            units = ATTACK_UNITS.get(version) or len(attacks or ())
+            units = parse_attack(resolved.attack).units  # harness.attack.registry
         unlimited = config.timeout is not None and math.isinf(config.timeout)
         return cls(config.stall_timeout, max(1.0, numel / 784), units, config.n_explain, unlimited)
 

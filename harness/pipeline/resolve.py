@@ -10,16 +10,16 @@ from typing import Any
 
 import torch
 
-from harness.attack.autoattack import parse_attack
+from harness.attack.registry import parse_attack
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import ensure_split, get_dataset
 from harness.errors import HarnessError
 from harness.pipeline.batching import check_batch_sizes, chunk_size
 from harness.threat import check_eps, parse_eps, parse_threat_model
-from metrics.registry_base import UnknownNameError
 from metrics.attribution import METHODS
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.registry import METRICS, attribution_metrics
+from metrics.registry_base import UnknownNameError
 from metrics.suite import DEFAULT_METHOD_OPTIONS, DEFAULT_METHODS, DEFAULT_METRICS, SuiteConfig
 
 

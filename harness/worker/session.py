@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.attack.autoattack import run_autoattack
+from harness.attack.registry import parse_attack
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import get_dataset, load_examples
 from harness.device import predict_logits, resolve_device, seed_everything
@@ -110,7 +110,7 @@ class WorkerSession:
             self.x[: min(16, len(self.x))],
             num_classes=info.num_classes,
             device=self.device,
-            allow_randomised=self.resolved.attack == "rand",
+            allow_randomised=parse_attack(self.resolved.attack).eot,
         )
         probe = gradient_probe(self.model, self.x[: min(16, len(self.x))], self.y[: min(16, len(self.y))], self.device)
         self.send({"op": "checked", "flags": flags, "device": str(self.device), "probe": probe})
@@ -146,16 +146,16 @@ class WorkerSession:
 
     def _attack(self, message: dict[str, Any]) -> None:
         r = self.resolved
+        attack = parse_attack(r.attack)  # harness.attack.registry: how this attack runs
         for start, end in message["chunks"]:
             x, y = self.x[start:end], self.y[start:end]
             clean_pred = predict_logits(self.model, x, batch_size=r.batch_size, device=self.device).argmax(1)
-            outcome = run_autoattack(
+            outcome = attack.run(
                 self.model,
                 x,
                 y,
                 threat_model=r.threat_model,
                 eps=r.eps,
-                attack=r.attack,
                 seed=r.seed,
                 batch_size=r.batch_size,
                 device=self.device,

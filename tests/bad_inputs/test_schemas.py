@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from harness.attack.registry import parse_attack
 from harness.attack.sanity import masking_flags, run_flags, stateful_flags
 from harness.config import RunConfig
 from harness.errors import HarnessError
@@ -161,6 +162,19 @@ def test_only_requested_chunks_of_the_right_shape_are_accepted():
     for change in bad:
         with pytest.raises(HarnessError, match="the worker returned"):
             validate.AttackSchema([(0, 2), (2, 4)], 10, (1, 4, 4)).chunk(_chunk(**{"start": 2, "end": 4, **change}))
+
+
+def test_the_attack_log_may_name_only_the_runs_sub_attacks():
+    """A run of apgd-ce may not report an accuracy after square (harness.attack.registry says what each attack runs)."""
+    attack = parse_attack("apgd-ce")
+    schema = validate.AttackSchema([(0, 2)], 10, (1, 4, 4), attack.attacks)
+    assert schema.chunk(_chunk()).accuracy_after == {"clean": 1.0, "apgd-ce": 0.5}
+    with pytest.raises(HarnessError, match="a malformed AutoAttack log"):
+        validate.AttackSchema([(0, 2)], 10, (1, 4, 4), attack.attacks).chunk(
+            _chunk(accuracy_after={"clean": 1.0, "square": 0.5})
+        )
+    standard = validate.AttackSchema([(0, 2)], 10, (1, 4, 4), parse_attack("standard").attacks)
+    assert standard.chunk(_chunk(accuracy_after={"clean": 1.0, "square": 0.5})).accuracy_after["square"] == 0.5
 
 
 def test_settling_keeps_ties_and_takes_the_fresh_workers_answer_otherwise():
