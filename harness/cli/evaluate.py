@@ -149,8 +149,8 @@ _DEFAULTS = RunConfig()
 def run(model: Path | None, quiet: bool, **options) -> None:
     """Evaluate one submission with AutoAttack and interpretability metrics, and store the run."""
     from harness.pipeline.batching import parse_batch_size
+    from harness.pipeline.budgets import parse_timeout
     from harness.pipeline.evaluate import evaluate
-    from harness.pipeline.limits import parse_timeout
 
     options["timeout"] = parse_timeout(options["timeout"])
     options["batch_size"] = parse_batch_size(options["batch_size"])
