@@ -27,6 +27,7 @@ from typing import Any
 from harness import store
 from harness.errors import HarnessError
 from harness.pipeline.plan import Todo
+from harness.worker.protocol import FitRequest
 from metrics.suite import SuiteConfig
 
 DEFAULT_CHUNK = 250
@@ -77,7 +78,7 @@ def fit(sessions, channel, todo: Todo, *, auto: bool, chunk: int, device: str, b
         return todo
     suite = todo.suite
     explain_upper = _explain_upper(suite)
-    request: dict[str, Any] = {"op": "fit", "attack": chunk}
+    request = FitRequest(op="fit", attack=chunk)
     if suite is not None:
         request.update(suite=asdict(suite), explain=explain_upper)
     reply = channel.request(request, budget=budget)

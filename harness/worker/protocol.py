@@ -20,7 +20,7 @@ import binascii
 import io
 import json
 from dataclasses import asdict, dataclass
-from typing import IO, Any, Literal, TypedDict
+from typing import IO, Any, Literal, NotRequired, TypedDict
 
 TERMINAL = frozenset(
     {"loaded", "checked", "fitted", "attacked", "explained", "visualised", "classified", "signed", "error", "bye"}
@@ -112,6 +112,16 @@ class CheckRequest(TypedDict):
 class AttackRequest(TypedDict):
     op: Literal["attack"]
     chunks: list[tuple[int, int]]  # [start, end) of each chunk to attack
+
+
+class FitRequest(TypedDict):
+    """``--batch-size auto``: the largest batches that fit, up to ``attack`` images for the attack's step and, with
+    a suite, up to ``explain`` for its attribution methods (harness.pipeline.batching)."""
+
+    op: Literal["fit"]
+    attack: int
+    suite: NotRequired[dict[str, Any]]  # asdict(SuiteConfig)
+    explain: NotRequired[int]
 
 
 class ExplainRequest(TypedDict):
