@@ -30,7 +30,7 @@ from typing import Literal
 
 import numpy as np
 
-from metrics.reliability import PerturbationTestResult, ReliabilityResult
+from metrics.reliability import ReliabilityResult
 
 ALPHA = 0.05
 NULL_DRAWS = 999
@@ -198,8 +198,29 @@ def not_assessed(metric: str, reason: str) -> ReliabilityVerdict:
     return ReliabilityVerdict(metric, "not assessed", reason=reason)
 
 
-def _tests(result: ReliabilityResult) -> dict[str, PerturbationTestResult]:
-    return {name: t for name, t in (("model", result.model_test), ("input", result.input_test)) if t is not None}
+def kept_counts(result: ReliabilityResult) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """How many images each perturbation of ``result`` kept: ``{test: (nr, ar)}``, int64 ``(I, K)`` each."""
+    tests = (("model", result.model_test), ("input", result.input_test))
+    return {name: (t.kept_nr.sum(-1).numpy(), t.kept_ar.sum(-1).numpy()) for name, t in tests if t is not None}
+
+
+def _masks(counts: np.ndarray, n_images: int) -> np.ndarray:
+    """bool ``(I, K, N)`` keeping the first ``counts[i, k]`` images: a noise metric's criteria depend on which
+    images were kept only through how many."""
+    return np.arange(n_images) < np.asarray(counts)[..., None]
+
+
+@lru_cache(maxsize=64)
+def _cached_null(key: tuple, n_methods: int, n_images: int, draws: int, seed: int) -> np.ndarray:
+    """``noise_criteria`` for kept counts given as ``((test, (I, K), nr counts, ar counts), ...)`` (flattened);
+    cached, since every metric of a run (and every reread of a stored run) shares its counts."""
+    masks = {
+        name: (_masks(np.reshape(nr, shape), n_images), _masks(np.reshape(ar, shape), n_images))
+        for name, shape, nr, ar in key
+    }
+    null = noise_criteria(masks, n_methods, draws=draws, seed=seed)
+    null.setflags(write=False)
+    return null
 
 
 def reliability_verdict(
@@ -210,19 +231,56 @@ def reliability_verdict(
     draws: int = NULL_DRAWS,
     seed: int = 0,
 ) -> ReliabilityVerdict:
-    """Reliable when noise resilience and adversary reactivity both beat a noise metric's, in the same setting.
-
-    ``NR = (IAC_NR + IEC_NR) / 2`` and ``AR = (IAC_AR + IEC_AR) / 2`` of ``result`` (means over its tests) are each
-    compared with the same quantity of ``draws`` noise metrics (``noise_criteria`` with the result's kept images,
-    methods, iterations and perturbations): ``p = (1 + #{null >= observed}) / (1 + draws)``; reliable when both p
-    are <= ``alpha``, equivalently when each criterion exceeds the null's ``ceil((1 - alpha)(draws + 1))``-th
-    smallest value (``thresholds``). A noise metric therefore passes in at most ``alpha`` of replications; a
-    metric that ignores its input (NR 1, AR 0) never does. Undefined criteria (a perturbation that kept no image:
-    NaN) make the verdict "not assessed".
+    """Reliable when noise resilience and adversary reactivity both beat a noise metric's, in the same setting:
+    ``verdict_from_counts`` with ``result``'s criteria, kept-image counts, methods and images.
 
     Args:
         metric: the metric's name.
         result: its ``ReliabilityResult`` (``metrics.reliability.reliability_of``).
+        alpha, draws, seed: as ``verdict_from_counts``.
+
+    Returns:
+        ``ReliabilityVerdict``.
+
+    Raises:
+        ValueError: a bad alpha or draws.
+    """
+    test = result.model_test if result.model_test is not None else result.input_test
+    criteria = (result.iac_nr, result.iac_ar, result.iec_nr, result.iec_ar)
+    n_images = int(test.scores.shape[1]) if test is not None else 0
+    return verdict_from_counts(
+        metric, criteria, kept_counts(result), len(result.methods), n_images, alpha=alpha, draws=draws, seed=seed
+    )
+
+
+def verdict_from_counts(
+    metric: str,
+    criteria: tuple[float, float, float, float],
+    counts: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    n_methods: int,
+    n_images: int,
+    *,
+    alpha: float = ALPHA,
+    draws: int = NULL_DRAWS,
+    seed: int = 0,
+) -> ReliabilityVerdict:
+    """Reliable when noise resilience and adversary reactivity both beat a noise metric's, in the same setting.
+
+    ``NR = (IAC_NR + IEC_NR) / 2`` and ``AR = (IAC_AR + IEC_AR) / 2`` (means over the tests) are each compared with
+    the same quantity of ``draws`` noise metrics (``noise_criteria`` with these kept-image counts, methods,
+    iterations and perturbations): ``p = (1 + #{null >= observed}) / (1 + draws)``; reliable when both p are
+    <= ``alpha``, equivalently when each criterion exceeds the null's ``ceil((1 - alpha)(draws + 1))``-th smallest
+    value (``thresholds``). A noise metric therefore passes in at most ``alpha`` of replications; a metric that
+    ignores its input (NR 1, AR 0) never does. Undefined criteria (a perturbation that kept no image: NaN) make the
+    verdict "not assessed". Deterministic given ``seed``, so the parent process can recompute a worker's verdict
+    from the criteria and counts it sent.
+
+    Args:
+        metric: the metric's name.
+        criteria: its ``(IAC_NR, IAC_AR, IEC_NR, IEC_AR)``, each the mean over the tests.
+        counts: ``{test: (nr, ar)}``, int ``(I, K)`` each: images kept by each minor / disruptive perturbation.
+        n_methods: L, explanation methods.
+        n_images: N, images per perturbation.
         alpha: level of each of the two tests.
         draws: noise metrics simulated (B).
         seed: seed of the simulation.
@@ -231,24 +289,36 @@ def reliability_verdict(
         ``ReliabilityVerdict``.
 
     Raises:
-        ValueError: a bad alpha or draws.
+        ValueError: a bad alpha, draws, n_methods, or counts outside [0, n_images] or of different shapes.
+
+    Example:
+        >>> counts = {"model": (np.full((2, 5), 16), np.full((2, 5), 9))}
+        >>> v = verdict_from_counts("sparseness", (0.5, 0.9, 0.95, 0.8), counts, 2, 16)
+        >>> v.status, round(v.noise_resilience, 3), v.p_values
+        ('reliable', 0.725, (0.001, 0.001))
     """
     if not (isinstance(alpha, float | int) and 0 < alpha < 1):
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
         raise ValueError(f"draws must be a positive integer, got {draws!r}")
-    nr = (result.iac_nr + result.iec_nr) / 2
-    ar = (result.iac_ar + result.iec_ar) / 2
-    if not (math.isfinite(nr) and math.isfinite(ar)):
-        reason = "a perturbation kept no image, so a criterion is undefined (NaN)"
+    if isinstance(n_methods, bool) or not isinstance(n_methods, int) or n_methods < 1:
+        raise ValueError(f"n_methods must be a positive integer, got {n_methods!r}")
+    key = []
+    for name, pair in counts.items():
+        nr_counts, ar_counts = (np.asarray(c).astype(np.int64) for c in pair)
+        if nr_counts.ndim != 2 or nr_counts.shape != ar_counts.shape:
+            raise ValueError(
+                f"counts of test {name!r} must be two (I, K) arrays, got {nr_counts.shape}, {ar_counts.shape}"
+            )
+        if min(nr_counts.min(), ar_counts.min()) < 0 or max(nr_counts.max(), ar_counts.max()) > n_images:
+            raise ValueError(f"counts of test {name!r} must lie in [0, {n_images}]")
+        key.append((name, nr_counts.shape, tuple(nr_counts.ravel().tolist()), tuple(ar_counts.ravel().tolist())))
+    iac_nr, iac_ar, iec_nr, iec_ar = (float(c) for c in criteria)
+    nr, ar = (iac_nr + iec_nr) / 2, (iac_ar + iec_ar) / 2
+    if not key or not (math.isfinite(nr) and math.isfinite(ar)):
+        reason = "a perturbation kept no image, so a criterion is undefined (NaN)" if key else "no test was run"
         return ReliabilityVerdict(metric, "not assessed", nr, ar, null_draws=draws, alpha=alpha, reason=reason)
-    tests = _tests(result)
-    null = noise_criteria(
-        {name: (t.kept_nr.numpy(), t.kept_ar.numpy()) for name, t in tests.items()},
-        len(result.methods),
-        draws=draws,
-        seed=seed,
-    )
+    null = _cached_null(tuple(key), n_methods, n_images, draws, seed)
     status, thresholds, p_values = compare_with_noise(nr, ar, null, alpha)
     reason = "" if status == "reliable" else _why(nr, ar, thresholds, alpha)
     return ReliabilityVerdict(metric, status, nr, ar, thresholds, p_values, draws, alpha, reason)
@@ -297,8 +367,10 @@ __all__ = [
     "ReliabilityVerdict",
     "compare_with_noise",
     "criteria_batch",
+    "kept_counts",
     "noise_criteria",
     "not_assessed",
     "reliability_verdict",
     "signed_rank_p",
+    "verdict_from_counts",
 ]

@@ -24,10 +24,12 @@ from metrics.reliability_null import (
     ReliabilityVerdict,
     compare_with_noise,
     criteria_batch,
+    kept_counts,
     noise_criteria,
     not_assessed,
     reliability_verdict,
     signed_rank_p,
+    verdict_from_counts,
 )
 from tests.metrics.stats.simulate import mc_bound
 from tests.metrics.test_reliability import _tiny_cnn, gradient, saliency
@@ -163,10 +165,14 @@ def test_verdicts_on_real_runs(suite_setting):
     assert isinstance(v, ReliabilityVerdict)
     assert (v.status, v.reliable, v.noise_resilience, v.adversary_reactivity) == ("not reliable", False, 1.0, 0.0)
     assert v.p_values[0] == 1 / 1000 and v.p_values[1] == 1.0 and "adversary reactivity 0.000" in v.reason
-    # the thresholds are the null of this setting: recomputed from the run's kept images
-    status, thresholds, _ = compare_with_noise(1.0, 0.0, noise_criteria(kept, 2, draws=999, seed=0))
-    assert (status, thresholds) == (v.status, v.thresholds)
-    assert 0.5 < thresholds[0] < 0.65 and 0.5 < thresholds[1] < 0.65
+    # the thresholds are the null of this setting, recomputable from the counts alone (what the parent process does)
+    counts = kept_counts(result)
+    assert {k: tuple(c.tolist() for c in v) for k, v in counts.items()} == {
+        k: tuple(m.sum(-1).tolist() for m in v) for k, v in kept.items()
+    }
+    again = verdict_from_counts("constant", (1.0, 0.0, 1.0, 0.0), counts, 2, 16)
+    assert again == v
+    assert 0.5 < v.thresholds[0] < 0.65 and 0.5 < v.thresholds[1] < 0.65
     # undefined criteria: not assessed, never reliable
     from dataclasses import replace
 
@@ -182,3 +188,18 @@ def test_verdicts_on_real_runs(suite_setting):
         reliability_verdict("x", result, alpha=1.5)
     with pytest.raises(ValueError, match="draws"):
         reliability_verdict("x", result, draws=0)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 16\]"):
+        verdict_from_counts("x", (0.5,) * 4, {"model": (np.full((2, 5), 17), np.zeros((2, 5)))}, 2, 16)
+    with pytest.raises(ValueError, match="two \\(I, K\\) arrays"):
+        verdict_from_counts("x", (0.5,) * 4, {"model": (np.zeros((2, 5)), np.zeros((2, 4)))}, 2, 16)
+
+
+def test_noise_null_depends_on_kept_images_only_through_their_number(suite_setting):
+    # the parent rebuilds the null from counts (first c images kept); the run kept other images. Same distribution:
+    # two-sample KS on 2,000 noise metrics each
+    _, kept = suite_setting
+    counts = {k: tuple(m.sum(-1) for m in v) for k, v in kept.items()}
+    first = {k: tuple(np.arange(16) < c[..., None] for c in v) for k, v in counts.items()}
+    a, b = _noise_metrics(kept, 2000, seed=3), _noise_metrics(first, 2000, seed=4)
+    for j in range(2):
+        assert scipy.stats.ks_2samp(a[:, j], b[:, j]).pvalue > 0.001
