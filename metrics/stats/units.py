@@ -3,11 +3,13 @@ the mean of its models, and an exact permutation test over the units.
 
 Why not one point per checkpoint: seeds of a recipe share the recipe's effect on robust accuracy *and* on a score,
 so under a null where recipes differ on both but the two are unrelated, checkpoints of one recipe sit together on
-both axes. Permuting checkpoints treats them as independent and rejects far too often (type I 0.15 for the board's
-15 checkpoints of 11 recipes; 0.3-0.5 with three seeds per recipe, in ``tests/metrics/stats/test_units.py``). The
+both axes. Permuting checkpoints treats them as independent and rejects far too often (type I 0.13 for the board's
+former 15 checkpoints of 11 recipes, 0.25 for 6 recipes of 3 seeds, at a nominal 5%; recipe means: 0.05 and
+0.045, ``tests/metrics/stats/test_units.py``). The
 recipes themselves are the exchangeable units under that null: permuting recipe means is exact whatever the seed
 and image noise. The same holds for the dose-response test, whose units are the eps levels (the standard recipe is
-eps 0): permuting its checkpoints over the levels gave type I 0.28 under a no-trend null with level effects.
+eps 0): permuting its checkpoints over the levels gave type I 0.29 under a no-trend null with level effects (the
+levels: 0.022).
 
 The price is resolution: with k units the exact test has k! orderings, so the smallest two-sided p is 2 / k!
 (5 units: 2 / 120 = 0.0167; 4 units: 2 / 24 = 0.083, no test can reject at 5%). ``UnitCorrelation.smallest_p``
