@@ -10,14 +10,16 @@ metric's criteria in the same setting, i.e. when each criterion's Monte Carlo p-
 a noise metric), so a noise metric passes both in at most ``alpha`` of replications.
 
 The null needs no model: a noise metric's scores are i.i.d. continuous draws whatever the model, input, attribution
-or perturbation, so its criteria depend only on which images each perturbation kept (``kept_nr``, ``kept_ar`` of the
-actual run, per test), L, I and K, and not on the noise's distribution (Wilcoxon's p of i.i.d. continuous pairs, the
-share of preserved method orders and of worse scores are distribution-free). ``noise_criteria`` draws B such
-metrics (standard normal scores) and computes their criteria in a batch, with the estimator of ``meta_consistency``:
-the same Wilcoxon p-value (exact signed-rank distribution up to 50 kept images, scipy's normal approximation with
-no continuity correction beyond, as ``scipy.stats.wilcoxon``), the same IEC shares and the same averaging over methods,
-perturbations, iterations and tests; ``tests/metrics/test_reliability_null.py`` checks it equals ``meta_consistency``
-on the same draws.
+or perturbation, so its criteria depend only on how many images each perturbation kept (``kept_nr``, ``kept_ar`` of
+the actual run, per test), L, I and K, and hardly on the noise's distribution: each perturbation's Wilcoxon p, the
+share of preserved method orders and of worse scores are distribution-free; only their dependence across the K
+perturbations (which share the unperturbed scores) is not, and it moves the 95% quantiles of NR and AR by at most
+0.004 between normal, Cauchy, uniform and exponential noise (4,000 draws each, 16 images, 2 x 5 perturbations).
+``noise_criteria`` draws B such metrics (standard normal scores) and computes their criteria in a batch, with the
+estimator of ``meta_consistency``: the same Wilcoxon p-value (exact signed-rank distribution up to 50 kept images,
+scipy's normal approximation with no continuity correction beyond, as ``scipy.stats.wilcoxon``), the same IEC
+shares and the same averaging over methods, perturbations, iterations and tests;
+``tests/metrics/test_reliability_null.py`` checks it equals ``meta_consistency`` on the same draws.
 """
 
 from __future__ import annotations
