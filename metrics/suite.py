@@ -236,7 +236,13 @@ def _reliability(model, x, target, metrics, background, config: SuiteConfig, has
 
     options = (*config.method_options, *RELIABILITY_OPTIONS)  # later rows win: a cheaper IG inside every perturbation
     cheap = dataclasses.replace(config, method_options=options)
-    explain_fns = {m: _explainer(m, background, cheap) for m in reliability_methods(config.methods)}
+    methods = reliability_methods(config.methods)
+    if not methods:
+        raise ValueError(
+            "reliability is measured with the suite's own attribution methods, and this suite has none: add one with "
+            "methods=..., or score reliability in the suite that has the run's methods"
+        )
+    explain_fns = {m: _explainer(m, background, cheap) for m in methods}
     scores = reliability_scores(
         model,
         x,

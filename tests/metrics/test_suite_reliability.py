@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from metrics.composites import object_masks
 from metrics.suite_reliability import (
@@ -95,3 +96,23 @@ def test_reliability_uses_the_runs_methods_without_controls():
     methods = ("expected_gradients", "integrated_gradients", "control_random", "control_input")
     assert reliability_methods(methods) == ("expected_gradients", "integrated_gradients")
     assert reliability_methods(("saliency",)) == ("saliency",)
+
+
+def test_a_suite_without_methods_cannot_score_reliability(images):
+    from metrics.suite import SuiteConfig, run_suite
+
+    x, y = images
+    config = SuiteConfig(methods=(), metrics=("sparseness",), controls=(), n_explain=2, reliability=True)
+    with pytest.raises(ValueError, match="reliability is measured with the suite's own attribution methods"):
+        run_suite(
+            _tiny_cnn().eval(),
+            x,
+            y,
+            y,
+            config=config,
+            num_classes=10,
+            has_object_masks=True,
+            background=None,
+            device=torch.device("cpu"),
+            progress=False,
+        )
