@@ -410,7 +410,9 @@ def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
         if not isinstance(inv["kinds"], dict) or not all(isinstance(k, dict) for k in inv["kinds"].values()):
             raise _reject("malformed inversions")
         for kind, entry in inv["kinds"].items():
-            wanted = {"images", "loss_seed", "loss_final"} | ({"seed_index"} if kind == "other image" else set())
+            wanted = {"images", "loss_seed", "loss_final", "steps"} | (
+                {"seed_index"} if kind == "other image" else set()
+            )
             _keys(entry, wanted, f"inversion ({terminal(kind, 20)})")
             if not all(isinstance(entry[k], np.ndarray) and entry[k].dtype.kind in "fiu" for k in wanted):
                 raise _reject("inversions that are not numeric arrays")
