@@ -328,7 +328,13 @@ def _generation_scores(
     )
     judged = judge_accuracy(reference.model, images, classes).double()
     judged_seed = judge_accuracy(reference.model, start, classes).double()
-    judge_noop = compare_paired(judged.numpy(), judged_seed.numpy(), higher_is_better=True, perfect=1.0, seed=seed)
+    judge_noop = compare_paired(
+        judged.numpy(),
+        judged_seed.numpy(),
+        higher_is_better=True,
+        perfect=PERFECT["generation_judge_accuracy"],
+        seed=seed,
+    )
     scores = [
         MetricScore(METHOD, "generation_fid", [overall], fid_details),
         MetricScore(NOOP_METHOD, "generation_fid", [noop_fid], noop_fid_details),
