@@ -143,8 +143,11 @@ class AttackSchema:
         x_adv = _floats(m["x_adv"], (n, *self.shape), "adversarial examples", finite=True).astype(np.float32)
         accuracy = m["accuracy_after"]
         allowed = self.logged
-        if not isinstance(accuracy, dict) or len(accuracy) > len(allowed) or not set(accuracy) <= allowed:
+        if not isinstance(accuracy, dict) or len(accuracy) > len(allowed):
             raise _reject("a malformed AutoAttack log (accuracy_after)")
+        if not set(accuracy) <= allowed:
+            unasked = ", ".join(sorted(terminal(k, 40) for k in set(accuracy) - allowed))
+            raise _reject(f"an AutoAttack log for attacks that were not requested ({unasked})")
         after = {k: _reported(v, f"an accuracy after {k} of", 0.0, 1.0) for k, v in accuracy.items()}
         warnings = m["warnings"]
         if (
