@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyautoattack import AutoAttack
 
-from harness.attack.autoattack import parse_attack
+from harness.attack.registry import CUSTOM, parse_attack
 from harness.data import load_examples
 from harness.device import resolve_device, seed_everything
 from harness.pipeline.evaluate import RunConfig, evaluate
@@ -31,7 +31,8 @@ def raw_autoattack(model_path: Path, n: int, attack: str, seed: int, batch_size:
     model = sub.model.to(device)
     x, y = load_examples(sub.metadata["dataset"], n=n)
     seed_everything(seed)
-    version, attacks = parse_attack(attack)
+    parsed = parse_attack(attack)
+    version, attacks = parsed.version, list(parsed.attacks) if parsed.version == CUSTOM else None
     adversary = AutoAttack(
         model,
         attacks=attacks,

@@ -42,7 +42,7 @@ class RunConfig:
     method_options: tuple[str, ...] = ()
     trusted: bool = False
     stall_timeout: float = 600.0
-    timeout: float | None = None  # None: derived from the run's size (harness.pipeline.limits); inf: no limit
+    timeout: float | None = None  # None: derived from the run's size (harness.pipeline.budgets); inf: no limit
     memory_limit: str = "auto"
     cpu_limit: int | None = None
     robustbench: str | None = None

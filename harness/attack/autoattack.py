@@ -1,4 +1,5 @@
-"""AutoAttack (PyPI ``pyautoattack``) with progress, captured warnings, and verification of what it returns."""
+"""AutoAttack (PyPI ``pyautoattack``) with progress, captured warnings, and verification of what it returns (the
+attacks ``--attack`` names are the entries of harness.attack.registry)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,8 @@ from tqdm.auto import tqdm
 
 from harness.attack.verify import verify_adversarial
 from harness.device import predict_logits
-from harness.errors import HarnessError
 
-KNOWN_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 MAX_WARNINGS = 32  # distinct AutoAttack warnings kept per call (harness.pipeline.validate accepts as many)
-VERSIONS = ("standard", "plus", "rand")
 
 
 @dataclass
@@ -43,25 +41,6 @@ def progress_label(attack: str, n: int) -> str:
     return f"AutoAttack {attack} on {n} point{'' if n == 1 else 's'}"
 
 
-def parse_attack(spec: str) -> tuple[str, list[str] | None]:
-    """``standard``/``plus``/``rand`` or a comma list such as ``apgd-ce,apgd-t`` -> (version, attacks).
-
-    >>> parse_attack("standard"), parse_attack("apgd-ce, apgd-t")
-    (('standard', None), ('custom', ['apgd-ce', 'apgd-t']))
-    """
-    spec = spec.strip().lower()
-    if spec in VERSIONS:
-        return spec, None
-    attacks = [a.strip() for a in spec.split(",") if a.strip()]
-    unknown = [a for a in attacks if a not in KNOWN_ATTACKS]
-    if not attacks or unknown:
-        raise HarnessError(
-            f"unknown attack {', '.join(unknown) or spec!r}",
-            f"use standard, plus, rand, or a comma list of {', '.join(KNOWN_ATTACKS)}",
-        )
-    return "custom", attacks
-
-
 def run_autoattack(
     model: nn.Module,
     x: torch.Tensor,
@@ -69,7 +48,8 @@ def run_autoattack(
     *,
     threat_model: str,
     eps: float,
-    attack: str = "standard",
+    version: str = "standard",
+    attacks: list[str] | None = None,
     seed: int = 0,
     batch_size: int = 250,
     device: torch.device | str = "cpu",
@@ -78,10 +58,12 @@ def run_autoattack(
 ) -> AttackOutcome:
     """Run AutoAttack on ``x`` ``(N, C, H, W)`` in [0,1] with labels ``y`` ``(N,)``; verify and re-evaluate.
 
+    ``version``: AutoAttack's ``standard``, ``plus`` or ``rand``, or ``custom`` with ``attacks``, a list of its
+    sub-attacks (the entries of harness.attack.registry say which).
+
     Raises:
         HarnessError: when an adversarial example leaves the eps-ball or [0,1] (nothing is returned then).
     """
-    version, attacks = parse_attack(attack)
     counter = _ForwardCounter(model)
     adversary = AutoAttack(
         counter, attacks=attacks, device=device, eps=eps, norm=threat_model, seed=seed, version=version

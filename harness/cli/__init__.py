@@ -13,7 +13,7 @@ import click
 from harness.cli.app import cli
 from harness.errors import HarnessError
 from harness.report.escape import terminal
-from metrics._registry import UnknownNameError
+from metrics.registry_base import UnknownNameError
 
 __all__ = ["cli", "main"]
 

@@ -149,8 +149,8 @@ _DEFAULTS = RunConfig()
 def run(model: Path | None, quiet: bool, **options) -> None:
     """Evaluate one submission with AutoAttack and interpretability metrics, and store the run."""
     from harness.pipeline.batching import parse_batch_size
+    from harness.pipeline.budgets import parse_timeout
     from harness.pipeline.evaluate import evaluate
-    from harness.pipeline.limits import parse_timeout
 
     options["timeout"] = parse_timeout(options["timeout"])
     options["batch_size"] = parse_batch_size(options["batch_size"])
@@ -212,7 +212,7 @@ def list_() -> None:
     """List the registered data sets, attacks, RobustBench zoo models, attribution methods and metrics."""
     import textwrap
 
-    from harness.attack.autoattack import KNOWN_ATTACKS, VERSIONS
+    from harness.attack.registry import combinable, versions
     from harness.data import DATASETS
     from metrics.attribution import METHODS
     from metrics.registry import METRICS
@@ -220,9 +220,13 @@ def list_() -> None:
 
     click.echo("data sets: " + ", ".join(DATASETS) + ", folder:PATH[@S|@HxW]")
     click.echo(
-        f"attacks (--attack): AutoAttack {', '.join(VERSIONS)} (default: {_DEFAULTS.attack}), or a comma list of "
-        + ", ".join(KNOWN_ATTACKS)
+        f"attacks (--attack): AutoAttack {', '.join(s.name for s in versions())} (default: {_DEFAULTS.attack}), or a "
+        f"comma list of {', '.join(s.name for s in combinable())} (cost: the budgets' attack units):"
     )
+    for spec in (*versions(), *combinable()):
+        runs = "" if spec.combinable else f" ({', '.join(spec.attacks)})"
+        star = "*" if spec.name == _DEFAULTS.attack else " "
+        click.echo(f"  {star} {spec.name:<10} cost {spec.units:<3} {spec.description}{runs}")
     click.echo("RobustBench zoo models (--robustbench ID --dataset D --threat-model T; ensembles are not loaded):")
     for (dataset, threat), ids in _zoo_ids().items():
         line = f"{dataset} {threat} ({len(ids)}): {', '.join(ids)}"

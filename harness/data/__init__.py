@@ -42,7 +42,7 @@ from harness.data.folder import (
 )
 from harness.data.imagenet import imagenet_classes, load_imagenet, load_imagenet_first
 from harness.errors import HarnessError
-from metrics._registry import Registry
+from metrics.registry_base import Registry
 
 DEFAULT_DATA_DIR = Path(os.environ.get("ROBINT_DATA_DIR", "data"))
 
@@ -71,6 +71,9 @@ class DatasetInfo:
     default_eps: dict[str, str]
     load: Callable[[str, Path], tuple[torch.Tensor, torch.Tensor]] = field(repr=False)
     has_object_masks: bool = False  # dark, empty background: object = pixels above a threshold
+    # The official test split RobustBench evaluates whole (ImageNet: its fixed list of 5000 validation images);
+    # None for a data set without one (a folder of images). RobustBench exports say when a run used fewer.
+    test_size: int | None = None
     # Optional, for data sets too large to decode whole: ``load_first(split, data_dir, n)`` returns the first
     # ``min(n, total)`` examples and ``total``, the size of the split (``load_examples`` uses it when n is given).
     load_first: Callable[[str, Path, int], tuple[torch.Tensor, torch.Tensor, int]] | None = field(
@@ -156,6 +159,7 @@ DATASETS.add(
         default_eps={"Linf": "0.1", "L2": "1.5"},
         load=load_fashion_mnist,
         has_object_masks=True,
+        test_size=10000,
         ensure=lambda split, data_dir: warn_if_not_official(
             prepare_fashion_mnist(data_dir) / "FashionMNIST" / "raw", split
         ),
@@ -178,6 +182,7 @@ DATASETS.add(
         default_eps=dict(_CIFAR_EPS),
         load=load_cifar10,
         ensure=partial(ensure_cifar_split, CIFAR10),
+        test_size=10000,
     ),
 )
 DATASETS.add(
@@ -191,6 +196,7 @@ DATASETS.add(
         default_eps=dict(_CIFAR_EPS),
         load=load_cifar100,
         ensure=partial(ensure_cifar_split, CIFAR100),
+        test_size=10000,
     ),
 )
 DATASETS.add(
@@ -206,6 +212,7 @@ DATASETS.add(
         default_eps={"Linf": "4/255", "L2": "3.0"},
         load=load_imagenet,
         load_first=load_imagenet_first,
+        test_size=5000,
     ),
 )
 

@@ -20,7 +20,9 @@ A resumed run probes the chunks it has not probed yet.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,26 +30,43 @@ import torch
 
 from harness import store
 from harness.attack.verify import verify_adversarial
-from harness.config import ResolvedConfig, RunConfig
+from harness.config import ResolvedConfig
 from harness.errors import HarnessError
 from harness.pipeline import validate
 from harness.pipeline.artifacts import FIGURE_ROWS, pack, unpack_all
-from harness.pipeline.limits import PROBES, Budgets, open_channel
+from harness.pipeline.budgets import PROBES, Budgets
+from harness.pipeline.channels import WorkerLimits, open_channel
+from harness.pipeline.plan import RunPlan
+from harness.worker.protocol import PointsRequest, WorkerConfig, load_request
 
 TIE_TOLERANCE = 1e-4  # relative to 1 + the row's largest logit magnitude
 
 
 @dataclass
 class Reclassifier:
-    """A fresh worker that classifies points it is sent: opened on first use, closed by :meth:`close`."""
+    """A fresh worker that classifies points it is sent: opened on first use, closed by :meth:`close`. It is told
+    ``worker`` (how to load the model) and may read ``readable`` (the model's directory) only: never the data."""
 
-    config: RunConfig
-    located: Any  # harness.pipeline.source.ModelSource
-    metadata: dict[str, Any]
+    worker: WorkerConfig
+    limits: WorkerLimits
+    readable: Path
+    metadata: Mapping[str, Any]  # what the attacking worker reported: the fresh one must report the same
     budgets: Budgets
     num_classes: int
     seed: int
     channel: Any = None
+
+    @classmethod
+    def of(cls, plan: RunPlan) -> Reclassifier:
+        return cls(
+            plan.worker(),
+            plan.limits,
+            plan.source.readable,
+            plan.metadata,
+            plan.budgets,
+            plan.dataset.num_classes,
+            plan.resolved.seed,
+        )
 
     def logits(self, points: np.ndarray, key: int, batch_size: int) -> np.ndarray:
         """The fresh worker's logits ``(n, K)`` for ``points`` ``(n, C, H, W)``, sent in a seeded shuffled order."""
@@ -60,8 +79,8 @@ class Reclassifier:
 
     def _open(self) -> None:
         if self.channel is None:
-            self.channel = open_channel(self.config, self.located.readable, data=False)
-            reply = self.channel.request({"op": "load", "config": self.config.to_json()}, budget=self.budgets.load)
+            self.channel = open_channel(self.limits, [self.readable])
+            reply = self.channel.request(load_request(self.worker), budget=self.budgets.load)
             if validate.loaded(reply) != self.metadata:
                 raise HarnessError(
                     "the submission reported different METADATA when loaded a second time",
@@ -73,7 +92,7 @@ class Reclassifier:
         self._open()
         order = np.random.default_rng([self.seed, key]).permutation(len(points))
         reply = self.channel.request(
-            {"op": "signs", "x": points[order], "batch_size": batch_size},
+            PointsRequest(op="signs", x=points[order], batch_size=batch_size),
             budget=self.budgets.classify(len(points)),
             max_line=validate.max_line_signs(points.shape),
         )
@@ -91,7 +110,7 @@ class Reclassifier:
 def classify(channel, points: np.ndarray, batch_size: int, num_classes: int, budgets: Budgets) -> np.ndarray:
     """A worker's logits ``(n, K)`` for ``points``, validated."""
     reply = channel.request(
-        {"op": "classify", "x": points, "batch_size": batch_size},
+        PointsRequest(op="classify", x=points, batch_size=batch_size),
         budget=budgets.classify(len(points)),
         max_line=validate.max_line_classify(len(points), num_classes),
     )

@@ -22,15 +22,13 @@ What was probed is recorded in the run's ``details["batch_size"]`` (per device).
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness import store
-from harness.config import RunConfig
 from harness.errors import HarnessError
+from harness.pipeline.plan import Todo
+from harness.worker.protocol import FitRequest
 from metrics.suite import SuiteConfig
-
-if TYPE_CHECKING:  # lifecycle imports resolve, which imports this module
-    from harness.pipeline.lifecycle import Plan
 
 DEFAULT_CHUNK = 250
 AUTO = "auto"
@@ -53,35 +51,34 @@ def parse_batch_size(text: str | int) -> int | str:
         raise HarnessError(f"--batch-size {text!r} is neither a number nor auto", "use e.g. 250, or auto") from None
 
 
-def check_batch_sizes(config: RunConfig) -> None:
-    """``--batch-size`` is ``auto`` or positive; ``--chunk-size``, when given, is positive."""
-    size = config.batch_size
-    if size != AUTO and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise HarnessError(f"--batch-size {size} must be positive or auto", "use e.g. 250, or auto")
-    if config.chunk_size is not None and config.chunk_size < 1:
-        raise HarnessError(f"--chunk-size {config.chunk_size} must be positive", "use e.g. 250")
+def check_batch_sizes(batch_size: int | str, chunk: int | None) -> None:
+    """``--batch-size`` is ``auto`` or positive; ``--chunk-size`` (``chunk``), when given, is positive."""
+    if batch_size != AUTO and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise HarnessError(f"--batch-size {batch_size} must be positive or auto", "use e.g. 250, or auto")
+    if chunk is not None and chunk < 1:
+        raise HarnessError(f"--chunk-size {chunk} must be positive", "use e.g. 250")
 
 
-def chunk_size(config: RunConfig) -> int:
-    """The attack chunk: ``--chunk-size``, else ``--batch-size`` when it is a number, else 250.
+def chunk_size(batch_size: int | str, chunk: int | None) -> int:
+    """The attack chunk: ``--chunk-size`` (``chunk``), else ``--batch-size`` when it is a number, else 250.
 
-    >>> chunk_size(RunConfig(batch_size=64)), chunk_size(RunConfig(batch_size="auto")), chunk_size(
-    ...     RunConfig(batch_size="auto", chunk_size=32))
+    >>> chunk_size(64, None), chunk_size("auto", None), chunk_size("auto", 32)
     (64, 250, 32)
     """
-    if config.chunk_size is not None:
-        return config.chunk_size
-    return DEFAULT_CHUNK if config.batch_size == AUTO else int(config.batch_size)
+    if chunk is not None:
+        return chunk
+    return DEFAULT_CHUNK if batch_size == AUTO else int(batch_size)
 
 
-def fit(sessions, channel, config: RunConfig, chunk: int, todo: Plan, device: str, budget: float | None) -> Plan:
-    """With ``--batch-size auto``: probe the worker's device once, check the chunk fits, pick the explain stage's
-    batch, record both on the run; returns the plan with the explain batch set (unchanged otherwise)."""
-    if config.batch_size != AUTO or (not todo.chunks and not todo.probes and todo.suite is None):
+def fit(sessions, channel, todo: Todo, *, auto: bool, chunk: int, device: str, budget: float | None) -> Todo:
+    """With ``--batch-size auto`` (``auto``): probe the worker's device once, check the ``chunk`` fits, pick the
+    explain stage's batch, record both on the run; returns ``todo`` with the explain batch set (unchanged
+    otherwise)."""
+    if not auto or (not todo.chunks and not todo.probes and todo.suite is None):
         return todo
     suite = todo.suite
     explain_upper = _explain_upper(suite)
-    request: dict[str, Any] = {"op": "fit", "attack": chunk}
+    request = FitRequest(op="fit", attack=chunk)
     if suite is not None:
         request.update(suite=asdict(suite), explain=explain_upper)
     reply = channel.request(request, budget=budget)

@@ -5,8 +5,8 @@ CUDA is there and ``--device`` is auto or cuda, else what ``--device`` says). Th
 ``torch.distributed`` (the gloo backend: only small Python objects travel, so no GPU is needed for it) and share
 the run through the database:
 
-- rank 0 plans the run (reuse, resume or create the run row: harness.pipeline.lifecycle.plan) and broadcasts the
-  plan; the others never look the run up themselves;
+- rank 0 opens the run (reuse, resume or create the run row: harness.pipeline.lifecycle.open_run) and broadcasts
+  what is left to compute; the others never look the run up themselves;
 - the work is dealt round-robin: the attack chunks still missing (each one seeded AutoAttack call, so any deal gives
   the same numbers), the chunks attacked but not yet probed, and the explain stage's methods (each method's scores
   use per-method, per-metric seeds; the controls and the reliability scores are units of their own);
@@ -29,9 +29,8 @@ from datetime import timedelta
 from typing import Any
 
 from harness import store
-from harness.config import RunConfig
 from harness.errors import HarnessError
-from harness.pipeline.lifecycle import Plan
+from harness.pipeline.plan import Request, Todo
 from harness.store.engine import serialize_transactions
 from metrics.suite import SuiteConfig
 
@@ -72,30 +71,30 @@ class Group:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def plan(self, sessions, make_plan: Callable[[], Plan]) -> Plan:
-        """Rank 0 plans (``make_plan``) and broadcasts; every rank gets its share of the plan.
+    def deal(self, sessions, open_run: Callable[[], Todo]) -> Todo:
+        """Rank 0 opens the run (``open_run``: what is left to compute) and broadcasts; every rank gets its share.
 
-        A planning error on rank 0 (e.g. an identical run in progress) is raised on every rank, so each one exits
-        with the same one-line message.
+        An error on rank 0 while it opens the run (e.g. an identical run in progress) is raised on every rank, so
+        each one exits with the same one-line message.
         """
         if not self.distributed:
-            return make_plan()
-        plan, unprobed, error = None, [], None
+            return open_run()
+        todo, unprobed, error = None, [], None
         if self.leads:
             try:
-                plan = make_plan()
-                unprobed = unprobed_chunks(sessions, plan.run_id)
+                todo = open_run()
+                unprobed = unprobed_chunks(sessions, todo.run_id)
             except HarnessError as exc:
                 error = (exc.problem, exc.fix)
             except BaseException as exc:
-                error = (f"rank 0 failed while planning the run: {type(exc).__name__}: {exc}", "see rank 0's error")
+                error = (f"rank 0 failed while opening the run: {type(exc).__name__}: {exc}", "see rank 0's error")
                 self.broadcast((None, [], error))
                 raise
-        plan, unprobed, error = self.broadcast((plan, unprobed, error))
+        todo, unprobed, error = self.broadcast((todo, unprobed, error))
         if error is not None:
             raise HarnessError(*error)
-        serialize_transactions(sessions, f"run:{plan.run_id}")
-        return share(plan, unprobed, self.rank, self.world)
+        serialize_transactions(sessions, f"run:{todo.run_id}")
+        return share(todo, unprobed, self.rank, self.world)
 
     def close(self) -> None:
         if self.distributed:
@@ -105,22 +104,23 @@ class Group:
                 dist.destroy_process_group()
 
 
-def join(config: RunConfig) -> tuple[Group, RunConfig]:
+def join(request: Request) -> tuple[Group, Request]:
     """This process's :class:`Group` (from torchrun's environment: ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``...) and
-    its configuration: its own device, and an ``auto`` memory limit shared by the ranks of its node.
+    its request: its own device, and an ``auto`` memory limit shared by the ranks of its node.
 
     Raises:
         HarnessError: more than one node with a SQLite database.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return Group(), config
+        return Group(), request
+    db = request.storage.db
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     nodes = int(os.environ.get("GROUP_WORLD_SIZE", "0")) or -(-world // local_world)
-    if nodes > 1 and _is_sqlite(config.db):
+    if nodes > 1 and _is_sqlite(db):
         raise HarnessError(
-            f"a run over {nodes} nodes needs a database server that every node reaches, and --db {config.db} is a "
+            f"a run over {nodes} nodes needs a database server that every node reaches, and --db {db} is a "
             "SQLite file on one machine",
             "pass --db postgresql+psycopg://USER@HOST/DB (pip install -e .[postgres]), or run on one node",
         )
@@ -128,15 +128,15 @@ def join(config: RunConfig) -> tuple[Group, RunConfig]:
 
     if not dist.is_initialized():
         dist.init_process_group("gloo", timeout=timedelta(seconds=TIMEOUT_S))
-    config = replace(config, device=rank_device(config.device, local_rank))
-    if config.memory_limit.strip().lower() == "auto" and local_world > 1:
-        from harness.pipeline.limits import memory_bytes
+    limits = replace(request.limits, device=rank_device(request.limits.device, local_rank))
+    if limits.memory_limit.strip().lower() == "auto" and local_world > 1:
+        from harness.pipeline.channels import memory_bytes
 
-        config = replace(config, memory_limit=f"{max(4 << 30, memory_bytes('auto') // local_world) >> 20}M")
+        limits = replace(limits, memory_limit=f"{max(4 << 30, memory_bytes('auto') // local_world) >> 20}M")
     if rank > 0:  # one summary on the terminal: rank 0's (errors still reach stderr from every rank)
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (kept open for the life of the process)
-        config = replace(config, progress=False)
-    return Group(rank, world, local_rank), config
+        limits = replace(limits, progress=False)
+    return Group(rank, world, local_rank), replace(request, limits=limits)
 
 
 def rank_device(device: str, local_rank: int) -> str:
@@ -154,18 +154,18 @@ def rank_device(device: str, local_rank: int) -> str:
     return "cpu" if text == "auto" else device
 
 
-def share(plan: Plan, unprobed: list[int], rank: int, world: int) -> Plan:
-    """Rank ``rank``'s part of ``plan``: every ``world``-th missing chunk, every ``world``-th chunk left unprobed by an
-    interrupted run (besides its own chunks, which it probes after attacking them), and every ``world``-th unit of
-    the explain stage (:func:`split_suite`).
+def share(todo: Todo, unprobed: list[int], rank: int, world: int) -> Todo:
+    """Rank ``rank``'s part of rank 0's ``todo``: every ``world``-th missing chunk, every ``world``-th chunk left
+    unprobed by an interrupted run (besides its own chunks, which it probes after attacking them), and every
+    ``world``-th unit of the explain stage (:func:`split_suite`).
 
-    >>> p = Plan("r", [(0, 2), (2, 4), (4, 5)], None)
+    >>> p = Todo("r", [(0, 2), (2, 4), (4, 5)], None)
     >>> share(p, [6], 1, 2).chunks, share(p, [6], 1, 2).probes, share(p, [6], 0, 2).probes
     ([(2, 4)], [2], [0, 4, 6])
     """
-    chunks = plan.chunks[rank::world]
+    chunks = todo.chunks[rank::world]
     probes = sorted({start for start, _ in chunks} | set(unprobed[rank::world]))
-    return replace(plan, chunks=chunks, suite=split_suite(plan.suite, rank, world), probes=probes)
+    return replace(todo, chunks=chunks, suite=split_suite(todo.suite, rank, world), probes=probes)
 
 
 def split_suite(suite: SuiteConfig | None, rank: int, world: int) -> SuiteConfig | None:

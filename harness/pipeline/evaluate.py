@@ -8,22 +8,25 @@ attack chunk and per (method, metric) score, so an interrupted run resumes where
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from harness import store
 from harness.attack.sanity import masking_flags
 from harness.config import ResolvedConfig, RunConfig
-from harness.data import get_dataset, load_examples
+from harness.data import load_examples
 from harness.pipeline import batching, distributed, validate
 from harness.pipeline.attack import Reclassifier, probe_chunks, store_chunk
+from harness.pipeline.budgets import Budgets
+from harness.pipeline.channels import open_channel
 from harness.pipeline.explain import explain_and_score
 from harness.pipeline.featurevis import missing_featurevis, visualise_and_score
 from harness.pipeline.figures import write_run_figures
-from harness.pipeline.lifecycle import Plan, StageTimer, fail, finish, plan
-from harness.pipeline.limits import Budgets, open_channel
-from harness.pipeline.resolve import check_options, resolve_config, resolve_featurevis, resolve_suite
-from harness.pipeline.source import locate
+from harness.pipeline.lifecycle import StageTimer, fail, finish, open_run
+from harness.pipeline.plan import Todo
+from harness.pipeline.resolve import check_options, resolve
+from harness.pipeline.source import data_directory, locate
 from harness.store.files import run_files_dir
+from harness.worker.protocol import AttackRequest, check_request, load_request
 
 __all__ = ["RunConfig", "RunSummary", "evaluate"]
 
@@ -45,60 +48,69 @@ class RunSummary:
 def evaluate(config: RunConfig) -> RunSummary:
     """Evaluate one submission and store the run: load, check, attack, explain, visualise, draw, finish.
 
-    An identical completed run (same model hashes and attack configuration) is reused unless ``fresh``, and the
-    interpretability scores it lacks are added to it; an interrupted identical run is resumed. Under torchrun
-    each rank computes its share of the run (harness.pipeline.distributed).
+    The options are checked and parsed once (:func:`~harness.pipeline.resolve.check_options`) and, once the worker
+    reported the submission's METADATA, resolved once into the run's plan (:func:`~harness.pipeline.resolve.resolve`),
+    whose parts every stage takes. An identical completed run (same model hashes and attack configuration) is reused
+    unless ``fresh``, and the interpretability scores it lacks are added to it; an interrupted identical run is
+    resumed. Under torchrun each rank computes its share of the run (harness.pipeline.distributed).
     """
-    check_options(config)
-    group, config = distributed.join(config)
-    sessions = store.open_database(config.db)
-    located = locate(config)
-    config = located.config
+    request = check_options(config)
+    group, request = distributed.join(request)
+    sessions = store.open_database(request.storage.db)
+    source = locate(
+        model=request.model,
+        robustbench=request.robustbench,
+        dataset=request.dataset,
+        threat_model=request.threat_model,
+        model_dir=request.model_dir,
+    )
+    data_dir = data_directory(request.data_dir)
+    limits = request.limits
     timer = StageTimer()
-    channel = open_channel(config, located.readable, required=located.required)
+    channel = open_channel(limits, [source.readable, data_dir], required=source.required)
     reclassifier = None
     run_id = None
     try:
         with timer("load"):
-            reply = channel.request({"op": "load", "config": config.to_json()}, budget=Budgets.of(config).load)
-            metadata = validate.loaded(reply)  # the worker only reports METADATA; the parent resolves from it
-            resolved, suite = resolve_config(config, metadata), resolve_suite(config)
-            file_sha, weights_sha = located.hashes(metadata)
-            info = get_dataset(resolved.dataset)
-            x, y = load_examples(resolved.dataset, n=resolved.n_examples, data_dir=config.data_dir)
-            budgets = Budgets.of(config, resolved, info.input_numel)
+            load_budget = Budgets.of(limits.stall_timeout, limits.timeout).load
+            metadata = validate.loaded(channel.request(load_request(request.worker(source)), budget=load_budget))
+            plan = resolve(request, metadata, source=source, data_dir=data_dir)  # the parent resolves, not the worker
+            resolved, info, budgets = plan.resolved, plan.dataset, plan.budgets
+            file_sha, weights_sha = source.hashes(metadata)
+            x, y = load_examples(resolved.dataset, n=resolved.n_examples, data_dir=data_dir)
         with timer("contract"):
-            request = {"op": "check", "data_dir": str(config.data_dir), "resolved": asdict(resolved)}
-            checked = validate.checked(channel.request(request, budget=budgets.check))
+            checked = validate.checked(channel.request(check_request(plan.worker_run()), budget=budgets.check))
             contract_flags = [*checked.flags, *masking_flags(checked.probe)]
 
-        def make_plan() -> Plan:
+        def opened() -> Todo:
             model_id = store.ensure_model(
                 sessions,
                 name=str(metadata["name"]),
-                source=located.source,
+                source=source.source,
                 file_sha256=file_sha,
                 weights_sha256=weights_sha,
                 info=metadata,
             )
             with store.transaction(sessions) as s:
-                return plan(
-                    s, s.get(store.ModelRecord, model_id), resolved, suite, config, {"device": checked.device}, channel
-                )
+                model_row = s.get(store.ModelRecord, model_id)
+                return open_run(s, model_row, plan, device=checked.device, sandbox=channel.sandbox_report)
 
-        todo = group.plan(sessions, make_plan)  # rank 0 plans; each rank gets its share
+        todo = group.deal(sessions, opened)  # rank 0 opens the run; each rank gets its share
         run_id = todo.run_id
         chunk = min(resolved.batch_size, resolved.n_examples)
-        todo = batching.fit(sessions, channel, config, chunk, todo, checked.device, budgets.check)
-        featurevis = resolve_featurevis(config)
-        channel.limit_total(budgets.total(todo.chunks, todo.suite, featurevis, info.num_classes))
+        todo = batching.fit(
+            sessions, channel, todo, auto=plan.auto_batch, chunk=chunk, device=checked.device, budget=budgets.check
+        )
+        channel.limit_total(budgets.total(todo.chunks, todo.suite, plan.featurevis, info.num_classes))
         if not todo.reused:
             with timer("attack"):
-                reclassifier = Reclassifier(config, located, metadata, budgets, info.num_classes, resolved.seed)
+                reclassifier = Reclassifier.of(plan)
                 if todo.chunks:
-                    schema = validate.AttackSchema(todo.chunks, info.num_classes, tuple(x.shape[1:]))
+                    schema = validate.AttackSchema(
+                        todo.chunks, info.num_classes, tuple(x.shape[1:]), plan.attack.attacks
+                    )
                     channel.request(
-                        {"op": "attack", "chunks": todo.chunks},
+                        AttackRequest(op="attack", chunks=todo.chunks),
                         on_message=lambda m: store_chunk(sessions, run_id, m, x, y, resolved, schema, reclassifier),
                         budget=budgets.chunk(resolved.batch_size),
                         max_line=validate.max_line_attack(resolved.batch_size, tuple(x.shape[1:])),
@@ -110,13 +122,14 @@ def evaluate(config: RunConfig) -> RunSummary:
         if todo.suite is not None:
             with timer("explain"):
                 explain_and_score(sessions, channel, run_id, todo.suite, x, budgets)
+        featurevis = plan.featurevis
         if featurevis is not None and group.leads and missing_featurevis(sessions, run_id, featurevis):
             with timer("featurevis"):
-                visualise_and_score(sessions, channel, run_id, featurevis, x, resolved, info, config, budgets)
+                visualise_and_score(sessions, channel, run_id, featurevis, x, resolved, info, data_dir, budgets)
         group.barrier()  # every rank's scores are in: rank 0 draws and finishes
         accuracies = None
         if group.leads:
-            figures_dir = run_files_dir(config.db, run_id)
+            figures_dir = run_files_dir(plan.storage.db, run_id)
             if figures_dir is not None:
                 with timer("figures"):
                     write_run_figures(sessions, run_id, figures_dir, x, y, resolved, info)

@@ -11,6 +11,7 @@ from harness import store
 from harness.pipeline import validate
 from harness.pipeline.artifacts import pack, unpack_attributions
 from harness.pipeline.scores import metric_record
+from harness.worker.protocol import ExplainRequest
 from metrics.suite import SuiteConfig
 
 
@@ -44,7 +45,7 @@ def explain_and_score(sessions, channel, run_id: str, suite: SuiteConfig, x, bud
             run.heartbeat_at = store.utcnow()
 
     channel.request(
-        {"op": "explain", "suite": asdict(suite), "clean_pred": clean_pred, "done": done, "cached": cached},
+        ExplainRequest(op="explain", suite=asdict(suite), clean_pred=clean_pred, done=done, cached=cached),
         on_message=on_message,
         budget=budgets.explain(suite.n_explain, suite),
         max_line=validate.max_line_explain(suite, tuple(x.shape[1:])),

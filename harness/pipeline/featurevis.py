@@ -12,11 +12,12 @@ import torch
 from torch import Tensor
 
 from harness import store
-from harness.config import ResolvedConfig, RunConfig
+from harness.config import ResolvedConfig
 from harness.errors import HarnessError
 from harness.pipeline import validate
 from harness.pipeline.artifacts import FIGURE_ROWS, pack
 from harness.pipeline.scores import metric_record
+from harness.worker.protocol import VisualiseRequest
 from metrics.featurevis import scoring
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.featurevis.scoring import Reference, tensor
@@ -69,20 +70,21 @@ def visualise_and_score(
     x: torch.Tensor,
     resolved: ResolvedConfig,
     info,
-    config: RunConfig,
+    data_dir: Path,
     budgets,
 ) -> None:
-    """Ask the worker for inversions and generations; score them here with the harness's own data and encoder."""
+    """Ask the worker for inversions and generations; score them here with the harness's own data (from
+    ``data_dir``) and encoder."""
     featurevis = replace(featurevis, batch_size=resolved.batch_size)
     out = channel.request(
-        {"op": "visualise", "config": asdict(featurevis)},
+        VisualiseRequest(op="visualise", config=asdict(featurevis)),
         budget=budgets.visualise(featurevis, info.num_classes),
         max_line=validate.max_line_visualise(featurevis, tuple(x.shape[1:]), info.num_classes),
     )
     out = validate.visualised(out, x, info.num_classes)
     reference = load_reference_for(resolved.dataset)
     n_generated = 0 if "skipped" in out["generation"] else len(tensor(out["generation"]["classes"]))
-    real, real_labels, real_train = real_images(resolved.dataset, config.data_dir, max(n_generated, 2), resolved.seed)
+    real, real_labels, real_train = real_images(resolved.dataset, data_dir, max(n_generated, 2), resolved.seed)
     scores = scoring.score(out, x, real, real_labels, real_train, reference, seed=resolved.seed)
     settings = json.loads(json.dumps(asdict(featurevis)))
     settings.pop("batch_size")

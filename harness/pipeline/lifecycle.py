@@ -1,5 +1,5 @@
-"""A run's lifecycle in the database: reuse, resume or start it (``plan``), mark it complete (``finish``) or
-failed (``fail``), and the per-stage timer."""
+"""A run's lifecycle in the database: reuse, resume or start it (:func:`open_run`, which says what is left to
+compute: a :class:`Todo`), mark it complete (:func:`finish`) or failed (:func:`fail`), and the per-stage timer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -15,8 +15,9 @@ from sqlalchemy import delete, select, update
 
 from harness import store
 from harness.attack.sanity import run_flags
-from harness.config import ResolvedConfig, RunConfig
+from harness.config import ResolvedConfig
 from harness.errors import HarnessError
+from harness.pipeline.plan import RunPlan, Storage, Todo, attack_chunks
 from harness.pipeline.provenance import provenance
 from harness.pipeline.resolve import suite_settings
 from harness.store import liveness
@@ -38,44 +39,22 @@ class StageTimer:
             self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - start, 3)
 
 
-@dataclass
-class Plan:
-    """What this process computes for a run: attack chunks, the explain stage's part of the suite, and the start
-    indices of the chunks whose probes it checks (None: every chunk not yet probed). A torchrun rank gets its share
-    of rank 0's plan (harness.pipeline.distributed)."""
-
-    run_id: str
-    chunks: list[tuple[int, int]]
-    suite: SuiteConfig | None
-    reused: bool = False
-    resumed: bool = False
-    probes: list[int] | None = None
-
-
-def attack_chunks(n: int, size: int) -> list[tuple[int, int]]:
-    """The attack's committed chunks: ``[start, end)`` ranges of ``size`` examples (the last one shorter).
-
-    >>> attack_chunks(5, 2)
-    [(0, 2), (2, 4), (4, 5)]
-    """
-    return [(start, min(start + size, n)) for start in range(0, n, size)]
-
-
-def plan(
-    s, model_row, resolved: ResolvedConfig, suite: SuiteConfig | None, config: RunConfig, checked, channel
-) -> Plan:
-    """Reuse a completed identical run, resume an interrupted one, or start a new run."""
-    runs = [] if config.fresh else store.find_runs(s, model_id=model_row.id, config_key=resolved.key())
+def open_run(s, model_row, plan: RunPlan, *, device: str, sandbox: dict[str, Any]) -> Todo:
+    """Reuse a completed identical run, resume an interrupted one, or start a new run of ``model_row`` as ``plan``
+    says, on the worker's ``device`` (the sandbox's report is recorded with a new run). Returns what is left to
+    compute. An identical run is one with the same model and ``plan.resolved`` (its key)."""
+    resolved, suite, storage = plan.resolved, plan.suite, plan.storage
+    runs = [] if storage.fresh else store.find_runs(s, model_id=model_row.id, config_key=resolved.key())
     now = store.utcnow()
     for run in runs:
         if run.status == store.COMPLETE:
-            if config.rescore:
-                _clear_scores(s, run, checked)
+            if storage.rescore:
+                _clear_scores(s, run, device)
             todo = _missing_suite(run, suite)
             if todo is not None:
                 _record_suite(run, todo)
-            _tag_sweep(run, config)
-            return Plan(run.id, [], todo, reused=True)
+            _tag_sweep(run, storage)
+            return Todo(run.id, [], todo, reused=True)
     for run in runs:
         if run.status == store.RUNNING and liveness.is_alive(
             run.owner_host, run.owner_pid, run.owner_start, run.heartbeat_at, now
@@ -93,8 +72,8 @@ def plan(
             if todo is not None:
                 _record_suite(run, todo)
             run.status = store.RUNNING
-            _tag_sweep(run, config)
-            return Plan(run.id, chunks, todo, resumed=True)
+            _tag_sweep(run, storage)
+            return Todo(run.id, chunks, todo, resumed=True)
     run_id = uuid.uuid4().hex[:12]
     run = store.RunRecord(
         id=run_id,
@@ -103,11 +82,11 @@ def plan(
         config_key=resolved.key(),
         config={
             **asdict(resolved),
-            "device": checked["device"],
-            "data_dir": str(config.data_dir),
-            "trusted": config.trusted,
+            "device": device,
+            "data_dir": str(plan.data_dir),
+            "trusted": plan.limits.trusted,
         },
-        provenance={**provenance(torch.device(checked["device"])), "sandbox": channel.sandbox_report},
+        provenance={**provenance(torch.device(device)), "sandbox": sandbox},
         dataset=resolved.dataset,
         threat_model=resolved.threat_model,
         eps=resolved.eps,
@@ -121,25 +100,25 @@ def plan(
     )
     if suite is not None:
         _record_suite(run, suite)
-    _tag_sweep(run, config)
+    _tag_sweep(run, storage)
     s.add(run)
-    return Plan(run_id, attack_chunks(resolved.n_examples, resolved.batch_size), suite)
+    return Todo(run_id, attack_chunks(resolved.n_examples, resolved.batch_size), suite)
 
 
-def _tag_sweep(run: store.RunRecord, config: RunConfig) -> None:
+def _tag_sweep(run: store.RunRecord, storage: Storage) -> None:
     """Mark the run as the job of a ``robint-bench sweep`` entry (harness.store.sweeps), when it is one."""
-    if config.sweep is not None:
+    if storage.sweep is not None:
         from harness.store.sweeps import tag
 
-        run.details = tag(dict(run.details or {}), config.sweep)
+        run.details = tag(dict(run.details or {}), dict(storage.sweep))
 
 
-def _clear_scores(s, run: store.RunRecord, checked: dict[str, Any]) -> None:
+def _clear_scores(s, run: store.RunRecord, device: str) -> None:
     """``--rescore``: drop a completed run's interpretability and feature-visualisation scores (its attack results
     stay), recording when and with which code the new scores are computed."""
     s.execute(delete(store.MetricRecord).where(store.MetricRecord.run_id == run.id))
     details = {k: v for k, v in run.details.items() if k not in ("interpretability", "featurevis")}
-    prov = provenance(torch.device(checked["device"]))
+    prov = provenance(torch.device(device))
     details["rescored"] = {"at": store.utcnow().isoformat(), "git": prov["git"], "versions": prov["versions"]}
     run.details = details
     s.expire(run, ["metrics"])
@@ -170,7 +149,7 @@ def _missing_suite(run: store.RunRecord, suite: SuiteConfig | None) -> SuiteConf
 def finish(
     sessions,
     run_id: str,
-    todo: Plan,
+    todo: Todo,
     resolved: ResolvedConfig,
     metadata: dict[str, Any],
     contract_flags: list[str],

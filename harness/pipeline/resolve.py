@@ -1,80 +1,132 @@
-"""Resolving a run's configuration: option checks before anything is imported, then the defaults from the
-submission's METADATA and the data set's standard threat model, the interpretability suite and the feature
-visualisation asked for. The parent resolves; the worker receives the result and cannot change it."""
+"""Resolving a run's configuration, once: the options are checked and parsed before anything is imported
+(:func:`check_options`, giving a :class:`~harness.pipeline.plan.Request`), then completed with the defaults from the
+submission's METADATA and the data set's standard threat model (:func:`resolve`, giving the
+:class:`~harness.pipeline.plan.RunPlan`). The parent resolves; the worker receives the result and cannot change
+it."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, fields
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from harness.attack.autoattack import parse_attack
+from harness.attack.registry import parse_attack
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import ensure_split, get_dataset
 from harness.errors import HarnessError
-from harness.pipeline.batching import check_batch_sizes, chunk_size
+from harness.pipeline.batching import AUTO, check_batch_sizes, chunk_size
+from harness.pipeline.budgets import Budgets
+from harness.pipeline.channels import WorkerLimits
+from harness.pipeline.plan import Request, RunPlan, Storage
+from harness.pipeline.source import ModelSource
 from harness.threat import check_eps, parse_eps, parse_threat_model
-from metrics._registry import UnknownNameError
 from metrics.attribution import METHODS
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.registry import METRICS, attribution_metrics
+from metrics.registry_base import UnknownNameError
 from metrics.suite import DEFAULT_METHOD_OPTIONS, DEFAULT_METHODS, DEFAULT_METRICS, SuiteConfig
 
 
-def check_options(config: RunConfig) -> None:
-    """Everything that can be checked before the submission is imported (fails fast, touches nothing)."""
+def check_options(config: RunConfig) -> Request:
+    """Everything that can be checked before the submission is imported, parsed once into the run's
+    :class:`Request` (fails fast, touches nothing)."""
     if (config.model is None) == (config.robustbench is None):
         raise HarnessError(
             "give exactly one of --model FILE and --robustbench MODEL_ID", "e.g. --model submissions/foo.py"
         )
     if config.robustbench is not None and config.dataset is None:
         raise HarnessError("--robustbench needs --dataset", "e.g. --dataset cifar10 --threat-model Linf")
-    if config.eps is not None:
-        parse_eps(config.eps)
-    if config.dataset is not None:
-        get_dataset(config.dataset)
-    if config.threat_model is not None:
-        parse_threat_model(config.threat_model)
-    parse_attack(config.attack)
+    eps = parse_eps(config.eps) if config.eps is not None else None
+    info = get_dataset(config.dataset) if config.dataset is not None else None
+    threat_model = parse_threat_model(config.threat_model) if config.threat_model is not None else None
+    attack = parse_attack(config.attack)
     if config.n_examples < 1:
         raise HarnessError(f"--n-examples {config.n_examples} must be positive", "use e.g. 1000")
-    check_batch_sizes(config)
+    check_batch_sizes(config.batch_size, config.chunk_size)
     if config.stall_timeout <= 0 or (config.timeout is not None and config.timeout <= 0):
         raise HarnessError("timeouts must be positive", "e.g. --stall-timeout 600")
     check_device(config.device)
-    resolve_suite(config)
-    resolve_featurevis(config)
+    return Request(
+        model=config.model,
+        robustbench=config.robustbench,
+        model_dir=config.model_dir,
+        data_dir=config.data_dir,
+        dataset=config.dataset,
+        dataset_info=info,
+        threat_model=threat_model,
+        eps=eps,
+        attack=attack,
+        n_examples=config.n_examples,
+        seed=config.seed,
+        chunk=chunk_size(config.batch_size, config.chunk_size),
+        auto_batch=config.batch_size == AUTO,
+        suite=resolve_suite(config),
+        featurevis=resolve_featurevis(config),
+        limits=WorkerLimits(
+            trusted=config.trusted,
+            device=config.device,
+            progress=config.progress,
+            memory_limit=config.memory_limit,
+            cpu_limit=config.cpu_limit,
+            stall_timeout=config.stall_timeout,
+            timeout=config.timeout,
+        ),
+        storage=Storage(
+            db=config.db,
+            fresh=config.fresh,
+            rescore=config.rescore,
+            sweep=None if config.sweep is None else dict(config.sweep),
+        ),
+    )
 
 
-def resolve_config(config: RunConfig, metadata: dict[str, Any]) -> ResolvedConfig:
-    """Fill defaults from the submission's METADATA, then from the data set's standard threat model."""
-    dataset = config.dataset or str(metadata["dataset"])
-    info = get_dataset(dataset)
-    if config.dataset and metadata.get("dataset") and config.dataset != metadata["dataset"]:
+def resolve(request: Request, metadata: Mapping[str, Any], *, source: ModelSource, data_dir: Path) -> RunPlan:
+    """The run's plan: the request's data set, threat model and eps, else the submission's METADATA, else the data
+    set's standard threat model and its eps; checks that eps fits the threat model and that the training split is
+    there when the run needs it. ``source`` and ``data_dir``: the located model and data directory."""
+    dataset = request.dataset or str(metadata["dataset"])
+    info = request.dataset_info if request.dataset_info is not None else get_dataset(dataset)
+    if request.dataset and metadata.get("dataset") and request.dataset != metadata["dataset"]:
         raise HarnessError(
-            f"the submission is for {metadata['dataset']}, not {config.dataset}", "drop --dataset or fix METADATA"
+            f"the submission is for {metadata['dataset']}, not {request.dataset}", "drop --dataset or fix METADATA"
         )
-    threat_model = parse_threat_model(config.threat_model or metadata.get("threat_model") or info.default_threat_model)
-    if config.eps is not None:
-        eps_raw = config.eps
+    threat_model = request.threat_model or parse_threat_model(metadata.get("threat_model") or info.default_threat_model)
+    if request.eps is not None:
+        eps, eps_text = request.eps
     elif metadata.get("eps") is not None and metadata.get("threat_model", threat_model) == threat_model:
-        eps_raw = str(metadata["eps"])
+        eps, eps_text = parse_eps(str(metadata["eps"]))
     else:
-        eps_raw = info.default_eps[threat_model]
-    eps, eps_text = parse_eps(eps_raw)
+        eps, eps_text = parse_eps(info.default_eps[threat_model])
     check_eps(threat_model, eps, info.input_numel)
-    check_training_split(config, dataset)
-    return ResolvedConfig(
+    check_training_split(request.suite, request.featurevis, dataset, data_dir)
+    resolved = ResolvedConfig(
         dataset=dataset,
         threat_model=threat_model,
         eps=eps,
         eps_text=eps_text,
-        n_examples=config.n_examples,
-        attack=config.attack.strip().lower(),
-        seed=config.seed,
-        batch_size=chunk_size(config),
+        n_examples=request.n_examples,
+        attack=request.attack.text,
+        seed=request.seed,
+        batch_size=request.chunk,
+    )
+    limits = request.limits
+    return RunPlan(
+        resolved=resolved,
+        attack=request.attack,
+        dataset=info,
+        suite=request.suite,
+        featurevis=request.featurevis,
+        source=source,
+        metadata=metadata,
+        data_dir=data_dir,
+        limits=limits,
+        budgets=Budgets.of(limits.stall_timeout, limits.timeout, request.attack.units, info.input_numel),
+        auto_batch=request.auto_batch,
+        storage=request.storage,
     )
 
 
@@ -105,26 +157,26 @@ def check_device(name: str) -> None:
         raise HarnessError(f"--device {name} was asked for, but MPS is not available here", "use --device cpu")
 
 
-def training_split_users(config: RunConfig) -> list[str]:
+def training_split_users(suite: SuiteConfig | None, featurevis: FeatureVisConfig | None) -> list[str]:
     """What in this run reads the training split: attribution methods with a training-image background
     (expected_gradients, gradient_shap) and the feature visualisation's class generation."""
-    suite = resolve_suite(config)
     users = [] if suite is None else [m for m in suite.methods if METHODS.get(m).needs_background]
-    if resolve_featurevis(config) is not None:
+    if featurevis is not None:
         users.append("feature visualisation")
     return users
 
 
-def check_training_split(config: RunConfig, dataset: str) -> None:
+def check_training_split(
+    suite: SuiteConfig | None, featurevis: FeatureVisConfig | None, dataset: str, data_dir: Path | None
+) -> None:
     """Before the attack: the training split is there when the run will need it (else one clear error saying what
     needs it and how to run without it), instead of a failure after the attack."""
-    users = training_split_users(config)
+    users = training_split_users(suite, featurevis)
     if not users:
         return
     try:
-        ensure_split(dataset, "train", data_dir=config.data_dir)
+        ensure_split(dataset, "train", data_dir=data_dir)
     except HarnessError as exc:
-        suite = resolve_suite(config)
         others = [m for m in (suite.methods if suite else ()) if m not in users] or ["integrated_gradients", "saliency"]
         without = f"--methods {','.join(others)}" + (" --no-featurevis" if "feature visualisation" in users else "")
         raise HarnessError(
@@ -135,7 +187,8 @@ def check_training_split(config: RunConfig, dataset: str) -> None:
 
 
 def resolve_suite(config: RunConfig) -> SuiteConfig | None:
-    """The interpretability suite asked for (``--metrics none`` gives None)."""
+    """The interpretability suite asked for (``--metrics none`` gives None); :func:`check_options` calls it, once
+    per run."""
     metrics = _names(config.metrics, DEFAULT_METRICS, METRICS, every=attribution_metrics())
     methods = _names(config.methods, DEFAULT_METHODS, METHODS)
     if not metrics or not methods:
@@ -173,7 +226,8 @@ def resolve_suite(config: RunConfig) -> SuiteConfig | None:
 def resolve_featurevis(config: RunConfig) -> FeatureVisConfig | None:
     """The feature visualisation asked for: on with ``--featurevis``, off with ``--no-featurevis``; by default
     on exactly when the interpretability suite is the default or ``all`` (an explicit metric list, as in quick
-    runs and tests, leaves it out). Options are ``--featurevis-option KEY=VALUE`` (FeatureVisConfig fields)."""
+    runs and tests, leaves it out). Options are ``--featurevis-option KEY=VALUE`` (FeatureVisConfig fields).
+    :func:`check_options` calls it, once per run."""
     on = config.featurevis
     if on is None:
         on = config.metrics.strip().lower() in ("default", "all")

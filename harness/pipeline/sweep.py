@@ -99,7 +99,7 @@ class JobResult:
 def entry_key(config: RunConfig) -> str:
     """A hash of what the entry's run measures (the model and the settings that define its numbers)."""
     data = {k: v for k, v in config.to_json().items() if k not in _NOT_IN_KEY}
-    data["chunk"] = chunk_size(config)
+    data["chunk"] = chunk_size(config.batch_size, config.chunk_size)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

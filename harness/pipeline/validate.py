@@ -9,7 +9,8 @@ request in flight before the parent uses it:
   never the worker.
 - attack chunks (:class:`AttackSchema`): only the requested chunks, each once; predictions as integer classes of
   the right shape; adversarial examples as finite floats of the data set's shape (their eps-ball is verified by
-  harness.attack.verify against the parent's own data); AutoAttack's log as bounded numbers and text.
+  harness.attack.verify against the parent's own data); AutoAttack's log as bounded numbers (of the run's
+  sub-attacks only: harness.attack.registry) and text.
 - explanations (:class:`ExplainSchema`): only the requested methods and (method, metric) pairs, each once;
   attribution maps of the right shapes; finite values; ``details`` only with known keys and bounded values, and
   ``family``/``higher_is_better`` taken from the parent's own metric registry.
@@ -27,12 +28,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from harness.attack.autoattack import KNOWN_ATTACKS, MAX_WARNINGS
+from harness.attack.autoattack import MAX_WARNINGS
+from harness.attack.registry import sub_attacks
 from harness.errors import HarnessError
 from harness.pipeline.metadata import metadata, text
 from harness.report.escape import terminal
@@ -111,11 +114,20 @@ class Chunk:
 
 
 class AttackSchema:
-    """The chunks one ``attack`` request may return: each requested ``[start, end)`` once, in any order."""
+    """The chunks one ``attack`` request may return: each requested ``[start, end)`` once, in any order; AutoAttack's
+    log may report ``clean`` and the sub-attacks of ``attacks`` (default: every registered one,
+    harness.attack.registry)."""
 
-    def __init__(self, chunks: list[tuple[int, int]], num_classes: int, shape: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        chunks: list[tuple[int, int]],
+        num_classes: int,
+        shape: tuple[int, ...],
+        attacks: Iterable[str] | None = None,
+    ) -> None:
         self.pending = {(int(a), int(b)) for a, b in chunks}
         self.num_classes, self.shape = num_classes, tuple(shape)
+        self.logged = frozenset({"clean", *(sub_attacks() if attacks is None else attacks)})
 
     def chunk(self, m: dict[str, Any]) -> Chunk:
         keys = {"op", "start", "end", "clean_pred", "adv_pred", "x_adv", "accuracy_after", "warnings"}
@@ -128,7 +140,7 @@ class AttackSchema:
         adv_pred = _classes(m["adv_pred"], n, self.num_classes, "adversarial predictions")
         x_adv = _floats(m["x_adv"], (n, *self.shape), "adversarial examples", finite=True).astype(np.float32)
         accuracy = m["accuracy_after"]
-        allowed = {"clean", *KNOWN_ATTACKS}
+        allowed = self.logged
         if not isinstance(accuracy, dict) or len(accuracy) > len(allowed) or not set(accuracy) <= allowed:
             raise _reject("a malformed AutoAttack log (accuracy_after)")
         after = {k: _reported(v, f"an accuracy after {k} of", 0.0, 1.0) for k, v in accuracy.items()}

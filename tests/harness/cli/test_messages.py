@@ -144,10 +144,10 @@ def test_cifar_without_its_training_split_fails_before_the_attack(tmp_path, monk
     with store.transaction(store.open_database(db)) as s:
         assert store.all_runs(s) == []  # nothing was attacked or stored
     # what the fix says works: no training images needed
-    check_training_split(
-        RunConfig(model=submission, methods="integrated_gradients", featurevis=False, data_dir=tmp_path / "data"),
-        "cifar10",
+    request = check_options(
+        RunConfig(model=submission, methods="integrated_gradients", featurevis=False, data_dir=tmp_path / "data")
     )
+    check_training_split(request.suite, request.featurevis, "cifar10", tmp_path / "data")
 
 
 def test_feature_visualisation_shows_progress(standard_model, fmnist_test, capfd):

@@ -144,7 +144,7 @@ def test_registry_entries_follow_robustbench():
         info = get_dataset(name)
         assert (info.num_classes, len(info.classes), info.input_shape) == (k, k, (3, 32, 32))
         assert info.default_threat_model == "Linf" and info.default_eps == {"Linf": "8/255", "L2": "0.5"}
-        assert not info.has_object_masks
+        assert not info.has_object_masks and info.test_size == 10000  # the official test batch, which RobustBench uses
 
 
 @pytest.mark.parametrize(("name", "folder", "file"), [("cifar10", "cifar-10-batches-py", "test_batch"),

@@ -45,6 +45,7 @@ def test_debian_layout_gz_files_are_unpacked_and_read(tmp_path):
 def test_n_beyond_the_test_set_is_an_error(data_dir):
     with pytest.raises(HarnessError, match="outside the 10000 test images"):
         load_examples("fashion-mnist", n=10001, data_dir=data_dir)
+    assert get_dataset("fashion-mnist").test_size == 10000  # the registry's fact is the split's size
 
 
 def test_unknown_dataset_suggests_names():

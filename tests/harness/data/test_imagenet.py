@@ -72,8 +72,9 @@ def test_equals_robustbench_custom_image_folder_on_a_complete_tree(tmp_path, lis
         assert torch.equal(x[i], ref_x) and int(y[i]) == ref_y
 
 
-def test_registry_entry():
+def test_registry_entry(listed):
     info = get_dataset("imagenet")
+    assert info.test_size == len(listed) == 5000  # RobustBench's list is the whole test set it evaluates
     assert (info.num_classes, info.input_shape, info.default_threat_model) == (1000, (3, 224, 224), "Linf")
     assert info.default_eps == {"Linf": "4/255", "L2": "3.0"}
     assert info.classes == imagenet_classes() and info.classes[:2] == ("n01440764", "n01443537")

@@ -12,7 +12,7 @@ import pytest
 
 from harness.config import RunConfig
 from harness.pipeline.distributed import share, split_suite
-from harness.pipeline.lifecycle import Plan, attack_chunks
+from harness.pipeline.plan import Todo, attack_chunks
 from harness.pipeline.resolve import resolve_suite
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 from tests.harness.store.postgres import count, new_database, rows, server
@@ -140,7 +140,7 @@ def test_every_chunk_and_explain_unit_goes_to_exactly_one_rank():
         RunConfig(methods="saliency,integrated_gradients", metrics="sparseness,abpc", reliability=True)
     )
     chunks = attack_chunks(37, 4)
-    plan = Plan("r", chunks, suite)
+    plan = Todo("r", chunks, suite)
     for world in (1, 2, 3, 5, 16):
         parts = [share(plan, [100, 104], rank, world) for rank in range(world)]
         assert sorted(c for p in parts for c in p.chunks) == chunks

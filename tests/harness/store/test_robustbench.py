@@ -230,6 +230,29 @@ def test_export_is_fit_to_submit_and_marks_unreliable_runs(tmp_path):
     assert "Potentially unreliable: attack 'apgd-ce' instead of AutoAttack standard;" in info["footnote"]
 
 
+def test_the_full_test_split_comes_from_the_data_set_registry(tmp_path):
+    """RobustBench evaluates every test image (ImageNet: its list of 5000); a folder of images has no official split.
+    The sizes are harness.data's (DatasetInfo.test_size), not a copy."""
+    from harness.data import DATASETS
+    from harness.store.robustbench import unreliable_reasons
+
+    cases = {
+        "imagenet": (4999, ["first 4999 of the 5000 test images (RobustBench evaluates all 5000)"]),
+        "fashion-mnist": (10000, []),
+        "folder:/srv/images@32": (10000, ["test data 'folder:/srv/images@32' is not an official test split"]),
+    }
+    for i, (dataset, (n, reasons)) in enumerate(cases.items()):
+        db = _db_with_run(tmp_path / f"{i}.db", dataset=dataset, n=n)
+        with store.transaction(store.open_database(db)) as s:
+            assert unreliable_reasons(store.get_run(s, "run000000001")) == reasons
+    assert {name: info.test_size for name, info in DATASETS.items()} == {
+        "cifar10": 10000,
+        "cifar100": 10000,
+        "fashion-mnist": 10000,
+        "imagenet": 5000,
+    }
+
+
 def _render(models_folder: Path, dataset: str, monkeypatch) -> str:
     """robustbench.leaderboard.template.generate_leaderboard on ``models_folder`` (strict about missing fields)."""
     from harness._autoattack_shim import import_robustbench

@@ -44,7 +44,7 @@ def test_pythonpath_packages_reach_the_worker(bare_interpreter, tmp_path, monkey
 
 @pytest.mark.parametrize("pid_namespace", [True, False])
 def test_the_channel_asks_the_worker_for_its_containment(tmp_path, pid_namespace):
-    """A CUDA run's channel asks for no PID namespace (CUDA fails to initialise in one, harness.pipeline.limits);
+    """A CUDA run's channel asks for no PID namespace (CUDA fails to initialise in one, harness.pipeline.channels);
     the worker's sandbox report says which containment it got."""
     from harness.worker.channel import SubprocessChannel
 

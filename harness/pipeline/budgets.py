@@ -1,5 +1,4 @@
-"""The worker's resource limits and the channel to it (a sandboxed subprocess, or in-process with --trusted), and
-the time each step of a run may take.
+"""The time each step of a run may take: its budgets, and the run's wall-clock limit (``--timeout``).
 
 A worker reports liveness with heartbeats, which a submission can fake; so besides the stall timeout (no message at
 all for ``--stall-timeout`` seconds) each step has a **budget**: the most seconds it may take to its next progress
@@ -7,7 +6,7 @@ message that the parent can check (an attack chunk, an attribution map, a score,
 The budgets follow from the run's size (README, Security model):
 
 - ``s`` = max(1, pixels per image / 784) (the image size relative to Fashion-MNIST), ``u`` = attack units
-  (standard 4, plus 16, rand 40, an explicit list: its length);
+  (harness.attack.registry: standard 4, plus 16, rand 40, an explicit list: its length);
 - load: the stall timeout; contract check: 10 stall timeouts;
 - each attack chunk of ``b`` images: 300 s + 15 s x u x s x b;
 - each attribution map or score: 600 s + 10 s x s x n_explain (with ``--reliability``, plus 1 s x s x the
@@ -25,63 +24,13 @@ left: for code you trust).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-import torch
-
-from harness.attack.autoattack import parse_attack
-from harness.config import ResolvedConfig, RunConfig
 from harness.errors import HarnessError
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.suite import SuiteConfig
 
-ATTACK_UNITS = {"standard": 4, "plus": 16, "rand": 40}
 PROBES = 8  # random eps-ball points per example that the attacking and a fresh worker classify (pipeline.attack)
-
-
-def open_channel(config: RunConfig, readable: Path, *, data: bool = True, required: tuple[Path, ...] = ()):
-    """The channel to a new worker that may read ``readable`` (the submission's or the zoo's directory) and, with
-    ``data``, the data directory; ``required`` must stay readable for it (as root it runs as ``nobody``)."""
-    from harness.worker.channel import InProcessChannel, SubprocessChannel
-
-    if config.trusted:
-        return InProcessChannel()
-    memory = memory_bytes(config.memory_limit)
-    cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
-    kind = "data" if cuda else "address_space"
-    read = [readable, config.data_dir] if data else [readable]
-    return SubprocessChannel(
-        read_paths=read,
-        required_paths=[*read, *required],
-        memory_bytes=memory,
-        memory_limit_kind=kind,
-        cpu_seconds=config.cpu_limit,
-        stall_timeout=config.stall_timeout,
-        timeout=None if config.timeout is None or math.isinf(config.timeout) else config.timeout,
-        progress=config.progress,
-        pid_namespace=not cuda,  # CUDA fails to initialise in a PID namespace (harness.worker.containment.supervise)
-    )
-
-
-def memory_bytes(text: str) -> int | None:
-    """``auto`` (16 GiB or 75% of RAM, whichever is less), ``none``, or a size such as ``8G``/``512M``.
-
-    >>> memory_bytes("512M"), memory_bytes("2g"), memory_bytes("none")
-    (536870912, 2147483648, None)
-    """
-    text = text.strip().lower()
-    if text == "none":
-        return None
-    if text == "auto":
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return int(min(16 << 30, 0.75 * total))
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    try:
-        return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
-    except (ValueError, IndexError):
-        raise HarnessError(f"--memory-limit {text!r} is malformed", "use e.g. 8G, 512M, auto or none") from None
 
 
 def parse_timeout(text: str | float | None) -> float | None:
@@ -109,18 +58,15 @@ class Budgets:
 
     stall: float
     scale: float  # s: pixels per image / 784, at least 1
-    units: int  # u: attack units
-    n_explain: int
+    units: int  # u: attack units (harness.attack.registry)
     unlimited: bool = False
 
     @classmethod
-    def of(cls, config: RunConfig, resolved: ResolvedConfig | None = None, numel: int = 784) -> Budgets:
-        units = 0
-        if resolved is not None:
-            version, attacks = parse_attack(resolved.attack)
-            units = ATTACK_UNITS.get(version) or len(attacks or ())
-        unlimited = config.timeout is not None and math.isinf(config.timeout)
-        return cls(config.stall_timeout, max(1.0, numel / 784), units, config.n_explain, unlimited)
+    def of(cls, stall_timeout: float, timeout: float | None, units: int = 0, numel: int = 784) -> Budgets:
+        """The budgets of a run with ``--stall-timeout`` and ``--timeout`` (None: derived, inf: none), an attack of
+        ``units`` attack units, and images of ``numel`` pixels (before the attack is known: units 0)."""
+        unlimited = timeout is not None and math.isinf(timeout)
+        return cls(stall_timeout, max(1.0, numel / 784), units, unlimited)
 
     def _cap(self, seconds: float) -> float | None:
         return None if self.unlimited else seconds

@@ -1,0 +1,72 @@
+"""What a worker is told (WorkerConfig at load, WorkerRun at check) and the requests that carry it, through a real
+worker session in this process."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import numpy as np
+
+from harness.worker.protocol import (
+    REPLIES,
+    ModelRef,
+    WorkerConfig,
+    WorkerRun,
+    check_request,
+    decode,
+    encode,
+    load_request,
+)
+from harness.worker.session import WorkerSession
+from tests.conftest import SUBMISSIONS
+
+
+def test_a_worker_is_told_exactly_these_fields():
+    """Adding a field to what a worker receives is a conscious act: this list changes with it (the worker runs the
+    submission's code, so it sees nothing it does not need: no database URL, sweep, timeouts or limits)."""
+    assert [f.name for f in fields(WorkerConfig)] == ["model", "device", "progress"]
+    assert [f.name for f in fields(ModelRef)] == ["submission", "robustbench", "dataset", "threat_model", "model_dir"]
+    assert [f.name for f in fields(WorkerRun)] == [
+        "dataset",
+        "data_dir",
+        "n_examples",
+        "threat_model",
+        "eps",
+        "attack",
+        "seed",
+        "chunk",
+    ]
+
+
+def test_requests_round_trip_through_the_protocol():
+    config = WorkerConfig(
+        ModelRef(robustbench="Wong2020Fast", dataset="cifar10", threat_model="Linf", model_dir="/m"), "cpu", False
+    )
+    run = WorkerRun("cifar10", "/data", 8, "Linf", 8 / 255, "apgd-ce", 3, 4)
+    load, check = decode(encode(load_request(config))), decode(encode(check_request(run)))
+    assert load["op"] == "load" and WorkerConfig.from_json(load["config"]) == config
+    assert check["op"] == "check" and WorkerRun.from_json(check["run"]) == run
+    assert set(REPLIES) >= {"load", "check", "attack", "explain", "visualise", "classify", "signs", "fit", "exit"}
+
+
+def test_a_session_loads_and_checks_from_what_it_is_told(data_dir):
+    sent: list[dict] = []
+    session = WorkerSession(send=sent.append)
+    model = WorkerConfig(ModelRef(submission=str(SUBMISSIONS / "fmnist_standard.py")), "cpu", False)
+    assert session.handle(load_request(model))
+    assert sent[-1]["op"] == "loaded" and sent[-1]["metadata"]["name"] == "fmnist_standard"
+    run = WorkerRun("fashion-mnist", str(data_dir), 6, "Linf", 0.1, "apgd-ce", 0, 4)
+    assert session.handle(check_request(run))
+    checked = sent[-1]
+    assert checked["op"] == "checked" and checked["device"] == "cpu" and checked["flags"] == []
+    assert session.run == run and tuple(session.x.shape) == (6, 1, 28, 28) and session.info.num_classes == 10
+    assert session.handle({"op": "classify", "x": session.x[:2].numpy(), "batch_size": 2})
+    assert sent[-1]["op"] == "classified" and np.asarray(sent[-1]["logits"]).shape == (2, 10)
+
+
+def test_a_session_reports_a_missing_submission_as_one_error(tmp_path):
+    sent: list[dict] = []
+    session = WorkerSession(send=sent.append)
+    missing = WorkerConfig(ModelRef(submission=str(tmp_path / "nope.py")), "cpu", False)
+    assert not session.handle(load_request(missing))
+    assert sent[-1]["op"] == "error" and "is not an existing .py file" in sent[-1]["problem"]
