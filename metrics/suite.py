@@ -230,13 +230,19 @@ def iter_suite(
 
 
 def _reliability(model, x, target, metrics, background, config: SuiteConfig, has_masks: bool) -> Iterator[MetricScore]:
-    """MetaQuantus reliability of ``metrics`` with saliency and integrated gradients (their ranking is what the
-    inter-consistency criteria compare; expected gradients in every perturbation would multiply the cost)."""
-    from metrics.suite_reliability import METHOD, RELIABILITY_METHODS, RELIABILITY_OPTIONS, reliability_scores
+    """MetaQuantus reliability of ``metrics`` with the run's own methods (the board's: expected gradients, and
+    integrated gradients, whose ranking against it is what the inter-consistency criteria compare)."""
+    from metrics.suite_reliability import METHOD, RELIABILITY_OPTIONS, reliability_methods, reliability_scores
 
     options = (*config.method_options, *RELIABILITY_OPTIONS)  # later rows win: a cheaper IG inside every perturbation
     cheap = dataclasses.replace(config, method_options=options)
-    explain_fns = {m: _explainer(m, background, cheap) for m in RELIABILITY_METHODS}
+    methods = reliability_methods(config.methods)
+    if not methods:
+        raise ValueError(
+            "reliability is measured with the suite's own attribution methods, and this suite has none: add one with "
+            "methods=..., or score reliability in the suite that has the run's methods"
+        )
+    explain_fns = {m: _explainer(m, background, cheap) for m in methods}
     scores = reliability_scores(
         model,
         x,

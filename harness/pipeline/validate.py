@@ -44,6 +44,7 @@ from metrics.functional.degenerate import DEGENERATE_KINDS
 from metrics.registry import METRICS
 from metrics.suite import SuiteConfig
 from metrics.suite_reliability import METHOD as RELIABILITY_METHOD
+from metrics.suite_reliability import stored_verdict, verdict_details
 
 CONTRACT_FLAGS = frozenset({"randomised"})
 CELLS = 4  # GridPG composites are 2x2
@@ -273,8 +274,11 @@ def _reliability_details(out: dict[str, Any], pair: tuple[str, str]) -> dict[str
     """A reliability score's details: the four criteria are required; NR, AR and the verdict are the parent's."""
     if not RELIABILITY_KEYS <= set(out):
         raise _reject(f"a reliability score of {pair[1]} without its criteria ({', '.join(sorted(RELIABILITY_KEYS))})")
-    nr, ar = (out["iac_nr"] + out["iec_nr"]) / 2, (out["iac_ar"] + out["iec_ar"]) / 2
-    out.update(noise_resilience=nr, adversary_reactivity=ar, reliable=bool(nr > 0.5 and ar > 0.5))
+    try:
+        verdict = stored_verdict(pair[1], out)  # recomputed from the criteria and kept counts alone
+    except ValueError as exc:
+        raise _reject(f"malformed reliability details of {pair[1]}: {exc}") from None
+    out.update(verdict_details(verdict))
     return {"family": "reliability", "higher_is_better": True, **out}
 
 
@@ -366,9 +370,37 @@ def _settings(value: Any, *_: Any) -> dict[str, Any]:
     return {terminal(k, 40): v if _int(v) else _short_text(v) for k, v in value.items()}
 
 
+def _kept_counts(value: Any, *_: Any) -> dict[str, dict[str, list[list[int]]]]:
+    """Per test ("model", "input"), the kept-image counts of each criterion ("nr", "ar"): iterations x perturbations
+    lists of counts, from which the parent recomputes the reliability verdict."""
+    if not isinstance(value, dict) or not value or not set(value) <= {"model", "input"}:
+        raise ValueError
+    out = {}
+    for test, criteria in value.items():
+        if not isinstance(criteria, dict) or set(criteria) != {"nr", "ar"}:
+            raise ValueError
+        out[test] = {}
+        for name, rows in criteria.items():
+            if not isinstance(rows, list) or not 0 < len(rows) <= 64:
+                raise ValueError
+            if not all(isinstance(r, list) and 0 < len(r) <= 64 for r in rows):
+                raise ValueError
+            out[test][name] = [[_count(c) for c in r] for r in rows]
+    return out
+
+
+def _ignored(value: Any, *_: Any) -> None:
+    """A detail the parent computes itself (the reliability verdict): what the worker sent is discarded."""
+    return None
+
+
 RELIABILITY_KEYS = frozenset({"iac_nr", "iac_ar", "iec_nr", "iec_ar"})
 DETAIL_KEYS.update(
-    {key: _criterion for key in (*RELIABILITY_KEYS, "mc", "noise_resilience", "adversary_reactivity")},
+    {
+        **{key: _criterion for key in (*RELIABILITY_KEYS, "mc", "noise_resilience", "adversary_reactivity")},
+        **{key: _ignored for key in ("status", "thresholds", "p_values", "null_draws", "alpha", "reason")},
+    },
+    kept_counts=_kept_counts,
     reliable=_flag,
     by_test=_by_test,
     methods=_method_names,
