@@ -479,8 +479,10 @@ def _sparseness(ctx: MetricContext) -> torch.Tensor:
 
 
 # Feature-visualisation scores: computed from a run's inversions and generations (metrics.featurevis.scoring), stored
-# under the method name FEATUREVIS_METHOD like every other score.
+# under the method name FEATUREVIS_METHOD like every other score; the same scores of the unmoved seeds (the no-op
+# control, metrics.featurevis.noop) under FEATUREVIS_NOOP_METHOD, like the attribution controls.
 FEATUREVIS_METHOD = "featurevis"
+FEATUREVIS_NOOP_METHOD = "featurevis_noop"
 _FEATUREVIS = (
     MetricSpec("inversion_ssim", "inversion", "Inv. SSIM", True, (-1, 1), "SSIM between inversion and target image"),
     MetricSpec(

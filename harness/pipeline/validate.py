@@ -40,6 +40,7 @@ from harness.errors import HarnessError
 from harness.pipeline.metadata import metadata, text
 from harness.report.escape import terminal
 from metrics.featurevis.pipeline import FeatureVisConfig
+from metrics.featurevis.seeds import Seeds
 from metrics.functional.degenerate import DEGENERATE_KINDS
 from metrics.registry import METRICS
 from metrics.suite import SuiteConfig
@@ -435,9 +436,9 @@ def max_line_explain(suite: SuiteConfig, shape: tuple[int, ...]) -> int:
 # --- feature visualisation, re-classification ------------------------------------------------------------------
 
 
-def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
-    """A ``visualised`` reply, checked for structure here and for shapes, range and classes by
-    ``metrics.featurevis.scoring.validate``."""
+def visualised(out: dict[str, Any], x: Any, num_classes: int, seeds: Seeds) -> dict[str, Any]:
+    """A ``visualised`` reply, checked for structure here and for shapes, range, steps, classes and the generation
+    ball around the parent's own ``seeds`` by ``metrics.featurevis.scoring.validate``."""
     from metrics.featurevis import scoring
 
     _keys(out, {"op", "inversion", "generation"}, "visualised")
@@ -454,7 +455,9 @@ def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
         if not isinstance(inv["kinds"], dict) or not all(isinstance(k, dict) for k in inv["kinds"].values()):
             raise _reject("malformed inversions")
         for kind, entry in inv["kinds"].items():
-            wanted = {"images", "loss_seed", "loss_final"} | ({"seed_index"} if kind == "other image" else set())
+            wanted = {"images", "loss_seed", "loss_final", "steps"} | (
+                {"seed_index"} if kind == "other image" else set()
+            )
             _keys(entry, wanted, f"inversion ({terminal(kind, 20)})")
             if not all(isinstance(entry[k], np.ndarray) and entry[k].dtype.kind in "fiu" for k in wanted):
                 raise _reject("inversions that are not numeric arrays")
@@ -472,7 +475,7 @@ def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
         if gen["seeds"].shape != gen["images"].shape:
             raise _reject("generation seeds of another shape than the images")
     try:
-        scoring.validate(out, x, num_classes)
+        scoring.validate(out, seeds, num_classes)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise _reject(str(exc) if isinstance(exc, ValueError) else "malformed feature visualisations") from None
     return out
