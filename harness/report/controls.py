@@ -17,11 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from metrics.bar import beats_bar
 
 from harness.report.entries import Entry
 from harness.report.recipes import Recipe
 from harness.report.scores import Pair, aligned
-from metrics.bar import beats_bar
 from metrics.controls import CONTROLS
 from metrics.registry import FEATUREVIS_METHOD, HEADLINE_METRICS, METRICS, output_variant
 from metrics.suite_reliability import METHOD as RELIABILITY_METHOD

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from metrics.bounds import BOUNDS
+
 from harness.report.comparisons import Gate
 from harness.report.controls import CONTROL_METHODS
 from harness.report.entries import Entry
@@ -20,8 +22,8 @@ from harness.report.reliability import RELIABILITY_METHOD
 from harness.report.scores import Pair
 from harness.report.values import PRIMARY, Basis, scored_metric, select
 from harness.report.verdicts import ALPHA, verdict
-from metrics.bounds import BOUNDS
 from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METRICS, METRICS, output_variant
+from metrics.stats import holm
 from metrics.stats.units import recipe_correlation
 
 MIN_UNITS = 5  # with fewer recipes an exact two-sided rank test cannot reject at 5% (2 / 4! = 0.083)
@@ -97,8 +99,11 @@ def correlation(recipes: list[Recipe], pair: Pair, gate: Gate, basis: Basis = PR
 
 def correlations(recipes: list[Recipe], gate: Gate, basis: Basis = PRIMARY) -> list[Correlation]:
     """Every scored pair's correlation over the included recipes, Holm-adjusted over those that could be tested."""
-    raw = [c for pair in scored_pairs([e for r in recipes for e in r.entries]) if (c := correlation(recipes, pair, gate, basis))]
-    from metrics.stats import holm
+    raw = [
+        c
+        for pair in scored_pairs([e for r in recipes for e in r.entries])
+        if (c := correlation(recipes, pair, gate, basis))
+    ]
 
     tested = [c.p_value if not c.verdict else math.nan for c in raw]
     adjusted = holm(tested) if raw else []

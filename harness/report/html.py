@@ -164,9 +164,7 @@ def _board_section(board: Board, out_dir: Path, runs_root: Path | None) -> str:
             parts.append(_versus_table(board))
         if getattr(board, "uncompared", None):
             reasons = "; ".join(esc(u) for u in board.uncompared)
-            parts.append(
-                f'<p class="note">Not compared: {reasons}.</p>'
-            )
+            parts.append(f'<p class="note">Not compared: {reasons}.</p>')
         if any(board.detail_pairs) and (plot := scatter_plot(board, out_dir / "plots")) is not None:
             src = plot.relative_to(out_dir).as_posix()
             parts.append(

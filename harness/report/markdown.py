@@ -8,7 +8,6 @@ values sharing the table writer here."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -18,17 +17,15 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from harness import __version__
-from harness.report import columns
+from harness.report import columns, sections
 from harness.report.board import Board
 from harness.report.cells import Code, Figures, FlagMark, Link, Mark, Missing, Number, Text, Value
-from harness.report.columns import Column, Table, label
-from harness.report import sections
-from harness.report.sections import table
-from harness.report.escape import markdown_cell, markdown_text
+from harness.report.columns import Column, Table
+from harness.report.escape import markdown_text
 from harness.report.notes import Notes, Stored, markdown_note, markdown_stored
-from harness.report.reliability import RELIABILITY_METHOD
+from harness.report.sections import table
 from harness.store.robustbench import CORRUPTIONS
-from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METHOD, METRICS
+from metrics.registry import HEADLINE_METHOD
 from metrics.stats.permutation import MAX_EXACT
 
 R = TypeVar("R")
@@ -112,7 +109,7 @@ def _section(board: Board, files: Files | None, plot: Path | None) -> str:
             parts.append(sections.controls_section(board))
         if board.reliability:
             parts.append("\n### Metric reliability\n\n")
-            parts.append(_reliability_section(board))
+            parts.append(sections.reliability_section(board))
         if board.comparisons or board.uncompared:
             parts.append("\n### Adversarially trained vs standard training (the seed paper's comparison)\n\n")
             parts.append(sections.versus_section(board) if board.comparisons else "")
@@ -188,24 +185,3 @@ class MarkdownCells:
             return "—"
         folder = self.files.root / "runs" / value.run_id
         return f"[figures]({self.files.link(folder)})" if folder.is_dir() else "—"
-
-
-def _reliability_section(board: Board) -> str:
-    rows = [["Metric", "Model", "MC ↑", "Noise resilience ↑", "Adversary reactivity ↑", "Reliable?"]]
-    for r in sorted(board.reliability, key=lambda r: (r.metric, r.model)):
-        rows.append(
-            [
-                label(r.metric),
-                markdown_text(r.model),
-                f"{r.mc:.2f}",
-                f"{r.noise_resilience:.2f}",
-                f"{r.adversary_reactivity:.2f}",
-                "yes" if r.reliable else "no",
-            ]
-        )
-    return table(rows) + (
-        "\nMetaQuantus (Hedström et al., TMLR 2023) on the run's own methods: noise resilience is the mean of IAC_NR "
-        "and IEC_NR (the score should stay put under minor model and input perturbations that keep the predictions), "
-        "adversary reactivity the mean of IAC_AR and IEC_AR (it should move under disruptive ones); MC is their "
-        "mean. A metric is reliable here when both exceed 0.5 (a metric that ignores its input scores 1 and 0).\n"
-    )

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from metrics.bounds import BOUND_CEILING, BOUND_FLOOR
+from metrics.normalise import normalised_score
 
 from harness.report.entries import Entry
 from harness.report.rules import correct_images
 from harness.report.scores import Pair, Score
-from metrics.bounds import BOUND_CEILING, BOUND_FLOOR
-from metrics.normalise import normalised_score
 from metrics.registry import METRICS, output_variant
 
 
