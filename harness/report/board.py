@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.report import rules
 from harness.report.comparisons import Comparison, uncompared, versus_standard
-from harness.report.controls import BarCheck, Gates, bar_checks, beats_bar_on
+from harness.report.controls import BarCheck, Gates, bar_checks, beats_bar_on, noop_checks
 from harness.report.correlations import Correlation, correlations
 from harness.report.dose import DoseResponse, dose_response
 from harness.report.entries import Entry
@@ -80,7 +80,7 @@ def analysed_board(key: tuple[str, str, str], entries: list[Entry], reported: li
     board.recipes = recipes(entries)
     board.inclusion = rules.inclusion(board.recipes)
     included = rules.included_recipes(board.recipes, board.inclusion)
-    board.controls = bar_checks(entries)
+    board.controls = bar_checks(entries) + noop_checks(entries)
     board.gates = gates = Gates(included, board.controls)
     board.reliability = reliability(entries)
     board.correlations = correlations(included, gates)

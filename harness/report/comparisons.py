@@ -96,6 +96,17 @@ def versus_standard(
     return final
 
 
+def gate_verdict(gate: Gate, method: str, metric: str) -> str:
+    """The verdict cell of a score its gate keeps from a verdict: "descriptive" for a metric without a null, else
+    that the method does not beat its bar (or no-op)."""
+    spec = METRICS.get(metric)
+    if spec.no_verdict:
+        return "descriptive (no null, no verdict)"
+    found = getattr(gate, "of", None)
+    reason = found((method, metric)).reason if found is not None else ""
+    return "no verdict (does not beat its bar" + (f": {reason})" if reason else ")")
+
+
 def uncompared(recipes: list[Recipe]) -> list[str]:
     """The adversarially trained recipes without a standard recipe of their architecture on the board, with why."""
     return [
@@ -120,7 +131,7 @@ def compare(
     seeds = (len(robust.entries), len(base.entries))
     enough = min(seeds) >= MIN_SEEDS
     ok = gate(pair[0], stored)
-    notes = [] if ok else [NO_BAR]
+    notes = [] if ok or METRICS.get(stored).no_verdict else [NO_BAR]
     if not enough:
         notes.append(FEW_SEEDS.format(k=MIN_SEEDS))
     start = Comparison(
@@ -153,7 +164,7 @@ def compare(
     a, b = selection.matrix[: seeds[0]], selection.matrix[seeds[0] :]
     if enough:
         r = recipe_difference(a, b)
-        text = "" if ok else "no verdict (does not beat its bar)"
+        text = "" if ok else gate_verdict(gate, pair[0], stored)
         return replace(start, diff=r.diff, low=r.lo, high=r.hi, verdict=text, p_value=r.p_value, n=a.shape[1])
     res = paired_comparison(a.mean(0), b.mean(0))
     return replace(

@@ -17,16 +17,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-from metrics.bar import beats_bar
 
 from harness.report.entries import Entry
 from harness.report.recipes import Recipe
 from harness.report.scores import Pair, aligned
+from metrics.bar import beats_bar
 from metrics.controls import CONTROLS
-from metrics.registry import FEATUREVIS_METHOD, HEADLINE_METRICS, METRICS, output_variant
+from metrics.registry import FEATUREVIS_HEADLINE, FEATUREVIS_METHOD, HEADLINE_METRICS, METRICS, output_variant
+from metrics.registry import FEATUREVIS_NOOP_METHOD as FEATUREVIS_NOOP
 from metrics.suite_reliability import METHOD as RELIABILITY_METHOD
 
 CONTROL_METHODS: tuple[str, ...] = CONTROLS
+
 GATE_ALPHA = 0.05
 
 
@@ -86,29 +88,63 @@ def bar_checks(entries: list[Entry]) -> list[BarCheck]:
     return out
 
 
+def noop_checks(entries: list[Entry]) -> list[BarCheck]:
+    """Each headline feature-visualisation score against its no-op (the unmoved seeds, metrics.featurevis.noop),
+    from the comparison stored with the score: ``diff`` is the improvement over the no-op in the better direction."""
+    out = []
+    for e in entries:
+        for (method, metric), score in e.scores.items():
+            noop = score.details.get("noop") if method == FEATUREVIS_METHOD else None
+            if not isinstance(noop, dict) or not headline(metric):
+                continue
+            try:
+                sign = 1.0 if METRICS.get(metric).higher_is_better else -1.0
+                low, high = sorted(sign * float(v) for v in noop["interval"])
+                p = noop.get("p_value")
+                check = BarCheck(
+                    e.model,
+                    method,
+                    metric,
+                    FEATUREVIS_NOOP,
+                    float(noop["mean"]),
+                    sign * float(noop["diff"]),
+                    low,
+                    high,
+                    math.nan if p is None else float(p),
+                    bool(noop["beats"]),
+                )
+            except (KeyError, TypeError, ValueError):  # a malformed stored comparison: no check
+                continue
+            out.append(check)
+    return out
+
+
 def beats_bar_on(checks: Iterable[BarCheck], model: str, method: str, metric: str) -> bool:
     """Whether ``model``'s score beats its bar (True when it was not checked: no bar, or not a headline score)."""
     return all(c.beats for c in checks if (c.model, c.method, c.metric) == (model, method, metric))
 
 
 def gate(recipes: list[Recipe], checks: list[BarCheck], pair: Pair) -> Gate:
-    """The board's gate for ``pair`` over the included ``recipes`` (see the module doc). Feature-visualisation
-    scores pass (their null, the unmoved seeds, is part of their own score)."""
+    """The board's gate for ``pair`` over the included ``recipes`` (see the module doc); feature-visualisation
+    scores are held to their no-op (:func:`noop_checks`). A score with no control (or no-op) stored gets no verdict:
+    there is nothing to show that it measures more than chance."""
     method, metric = pair
     spec = METRICS.get(metric)
     if spec.no_verdict:
         return Gate(method, metric, False, reason=spec.no_verdict)
-    if method == FEATUREVIS_METHOD or spec.stage != "attribution":
-        return Gate(method, metric, True)
     mine = {(c.model): c.diff for c in checks if (c.method, c.metric) == pair and not math.isnan(c.diff)}
-    units = [np.mean([mine[e.model] for e in r.entries if e.model in mine]) for r in recipes]
-    units = [u for u in units if not math.isnan(u)]
+    units = [float(np.mean(d)) for r in recipes if (d := [mine[e.model] for e in r.entries if e.model in mine])]
+    if not units:
+        bar = "no-op" if method == FEATUREVIS_METHOD else "model-free control"
+        return Gate(method, metric, False, reason=f"no {bar} stored for it (runs before it: rescore them)")
     if len(units) < 2:
         return Gate(method, metric, False, len(units), reason="fewer than 2 recipes with a bar check")
-    from scipy.stats import ttest_1samp
+    if np.ptp(units) == 0:  # every recipe improves by the same amount: the test is degenerate, the sign is not
+        p = 0.0 if units[0] > 0 else 1.0
+    else:
+        from scipy.stats import ttest_1samp
 
-    test = ttest_1samp(units, 0.0, alternative="greater")
-    p = float(test.pvalue) if not math.isnan(test.pvalue) else (0.0 if np.mean(units) > 0 else 1.0)
+        p = float(ttest_1samp(units, 0.0, alternative="greater").pvalue)
     passes = p < GATE_ALPHA
     reason = "" if passes else f"improvement over the bar not established across recipes (one-sided p = {p:.2g})"
     return Gate(method, metric, passes, len(units), float(np.mean(units)), p, reason)
@@ -116,7 +152,9 @@ def gate(recipes: list[Recipe], checks: list[BarCheck], pair: Pair) -> Gate:
 
 def headline(metric: str) -> bool:
     """Whether ``metric`` (or the curve metric it is the other-output variant of) is a headline score."""
-    return output_variant(metric, "probability") in HEADLINE_METRICS or metric in HEADLINE_METRICS
+    if metric in FEATUREVIS_HEADLINE:
+        return True
+    return metric in METRICS and output_variant(metric, "probability") in HEADLINE_METRICS
 
 
 class Gates:

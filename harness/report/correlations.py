@@ -12,9 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from metrics.bounds import BOUNDS
-
-from harness.report.comparisons import Gate
+from harness.report.comparisons import Gate, gate_verdict
 from harness.report.controls import CONTROL_METHODS
 from harness.report.entries import Entry
 from harness.report.recipes import Recipe
@@ -22,7 +20,15 @@ from harness.report.reliability import RELIABILITY_METHOD
 from harness.report.scores import Pair
 from harness.report.values import PRIMARY, Basis, scored_metric, select
 from harness.report.verdicts import ALPHA, verdict
-from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METRICS, METRICS, output_variant
+from metrics.bounds import BOUNDS
+from metrics.registry import (
+    FEATUREVIS_METHOD,
+    FEATUREVIS_NOOP_METHOD,
+    HEADLINE,
+    HEADLINE_METRICS,
+    METRICS,
+    output_variant,
+)
 from metrics.stats import holm
 from metrics.stats.units import recipe_correlation
 
@@ -52,7 +58,7 @@ class Correlation:
 def scored_pairs(entries: list[Entry]) -> list[Pair]:
     """The (method, headline metric) pairs correlated: every method the entries have (controls, bounds and
     reliability aside) with each headline attribution metric, then the headline feature-visualisation scores."""
-    skip = (*CONTROL_METHODS, *BOUNDS, RELIABILITY_METHOD)
+    skip = (*CONTROL_METHODS, *BOUNDS, RELIABILITY_METHOD, FEATUREVIS_NOOP_METHOD)
     methods = list(dict.fromkeys(m for e in entries for m, _ in e.scores if m not in skip))
     pairs = [(m, name) for m in methods if m != FEATUREVIS_METHOD for name in HEADLINE_METRICS]
     return pairs + [(method, name) for method, name in HEADLINE if method == FEATUREVIS_METHOD and method in methods]
@@ -72,7 +78,7 @@ def correlation(recipes: list[Recipe], pair: Pair, gate: Gate, basis: Basis = PR
     note = "" if len(have) == len(entries) else f"{len(entries) - len(have)} included model(s) lack this score"
     base = Correlation(method, name, 0, math.nan, math.nan, math.nan, "", n_models=len(have), note=note)
     if not gate(method, stored):
-        return replace(base, verdict="no verdict (does not beat its bar)")
+        return replace(base, verdict=gate_verdict(gate, method, stored))
     if all(e.scores[(method, stored)].n <= 1 for e in have):  # set-level scores: the stored value
         scores, normalised, n_examples = [e.scores[(method, stored)].mean for e in have], False, 1
     else:

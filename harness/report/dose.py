@@ -108,7 +108,7 @@ def dose_response(recipes: list[Recipe], gate: Gate, basis: Basis = PRIMARY) -> 
                     f"{family.label} ({method})",
                     name,
                     len(entries),
-                    tuple(float(v) for v in r.labels),
+                    tuple(sorted(float(v) for v in r.labels)),
                     r.rho,
                     r.p_value,
                     math.nan,

@@ -40,8 +40,8 @@ def reliability(entries: list[Entry]) -> list[Reliability]:
     out = []
     for e in entries:
         for (method, metric), score in e.scores.items():
-            if method != RELIABILITY_METHOD or score.mean is None:
-                continue
+            if method != RELIABILITY_METHOD or score.mean is None or "iac_nr" not in score.details:
+                continue  # not a reliability result
             try:
                 v = stored_verdict(metric, score.details)
             except ValueError as exc:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from metrics.bounds import BOUND_CEILING, BOUND_FLOOR
-from metrics.normalise import normalised_score
 
 from harness.report.entries import Entry
 from harness.report.rules import correct_images
 from harness.report.scores import Pair, Score
-from metrics.registry import METRICS, output_variant
+from metrics.bounds import BOUND_CEILING, BOUND_FLOOR
+from metrics.normalise import normalised_score
+from metrics.registry import HEADLINE_METHOD, METRICS, output_variant
 
 
 @dataclass(frozen=True)
@@ -131,6 +131,30 @@ def select(entries: list[Entry], pair: Pair, basis: Basis = PRIMARY) -> Selectio
     if complete.sum() < 2:
         return None
     return Selection(matrix[:, complete], tuple(k for k, ok in zip(keys, complete, strict=True) if ok), True)
+
+
+def own_normalised(entry: Entry, name: str) -> Score | None:
+    """``entry``'s normalised score of the headline curve metric ``name`` (the variant scored on the output its
+    methods explain) on all the images it scored, as a :class:`Score` (mean N, 95% bootstrap interval of the mean of
+    its per-image values; ``na`` with the reason when N is undefined); None when a floor or ceiling is not stored."""
+    from metrics.stats import bootstrap_interval
+
+    metric = output_variant(name, entry.explained_output)
+    method = METRICS.get(metric)
+    values = _keyed(entry.scores.get((HEADLINE_METHOD, metric)), positional=True)
+    bounds = [_keyed(entry.scores.get((b, metric)), positional=True) for b in (BOUND_FLOOR, BOUND_CEILING)]
+    if values is None or any(b is None for b in bounds):
+        return None
+    keys = [k for k in values if all(k in b for b in bounds)]
+    if len(keys) < 2:
+        return None
+    floor, ceiling = ([b[k] for k in keys] for b in bounds)
+    result = normalised_score([values[k] for k in keys], floor, ceiling, higher_is_better=method.higher_is_better)
+    if result.reason:
+        return Score(None, None, None, result.n, na=result.reason)
+    per_image = result.per_image[~np.isnan(result.per_image)]
+    low, high = bootstrap_interval(per_image)
+    return Score(result.value, low, high, int(per_image.size), values=tuple(per_image), keys=None)
 
 
 def _keyed(score: Score | None, *, positional: bool) -> dict[object, float] | None:
