@@ -39,6 +39,7 @@ from harness.attack.registry import sub_attacks
 from harness.errors import HarnessError
 from harness.pipeline.metadata import metadata, text
 from harness.report.escape import terminal
+from metrics.bounds import BOUNDS
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.featurevis.seeds import Seeds
 from metrics.functional.degenerate import DEGENERATE_KINDS
@@ -190,9 +191,11 @@ class ExplainSchema:
         self.todo = [pair for pair in suite.pairs() if pair not in done]
         self.missing = set(self.todo)
         self.methods = {method for method, _ in self.todo}
-        # the reliability pseudo-method explains inside its perturbations and sends no attributions of its own
-        self.needs = self.methods - set(cached) - {RELIABILITY_METHOD}
-        self.have = (set(cached) & self.methods) | (self.methods & {RELIABILITY_METHOD})
+        # the reliability pseudo-method explains inside its perturbations, and the bounds (a model's floor and ceiling
+        # of the curve metrics) use no attributions: neither sends attributions of its own
+        no_maps = {RELIABILITY_METHOD, *BOUNDS}
+        self.needs = self.methods - set(cached) - no_maps
+        self.have = (set(cached) & self.methods) | (self.methods & no_maps)
         self.n, self.shape, self.suite = suite.n_explain, tuple(shape), suite
 
     def message(self, m: dict[str, Any]) -> dict[str, Any]:
