@@ -257,9 +257,10 @@ def _register_curves(fill: str, suffix: str, label: str, note: str) -> None:
                 return curve_metric_value(lambda which: _method_aucs(ctx, which, fill)[index], curves)
 
             name = base + suffix
+            fill_label = label.strip(" ()")  # "" or "ROAD"
             metric(
                 name + ("_logit" if logit else ""),
-                short=short + label[:-1] + (", logit)" if label else " (logit)") if logit else short + label,
+                short=f"{short} ({', '.join(filter(None, (fill_label, 'logit')))})" if logit else short + label,
                 family="faithfulness",
                 higher_is_better=higher,
                 value_range=(-float("inf"), float("inf")) if logit else value_range,

@@ -96,6 +96,7 @@ class SuiteConfig:
     controls: tuple[str, ...] = DEFAULT_CONTROLS
     output: Literal["logit", "probability"] = "logit"
     reliability: bool = False  # also MetaQuantus reliability of the headline metrics (metrics/suite_reliability.py)
+    bounds: bool = True  # each curve metric's floor and ceiling (metrics/bounds.py); one rank's unit when distributed
 
     def options_for(self, method: str) -> dict[str, Any]:
         """Keyword arguments for ``method`` (``method_options`` rows are (method, key, value)); every method that
@@ -107,10 +108,11 @@ class SuiteConfig:
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every (method, metric) scored: methods x metrics, then the controls x the requested metrics that have
-        controls (``controlled``), then the bounds x the requested perturbation-curve metrics."""
+        controls (``controlled``), then (with ``bounds``) the bounds x the requested perturbation-curve metrics."""
         pairs = [(a, b) for a in self.methods for b in self.metrics]
         pairs += [(c, b) for c in self.controls for b in self.metrics if controlled(b) and (c, b) not in pairs]
-        pairs += [(which, b) for which in BOUNDS for b in self.metrics if METRICS.get(b).normalisable]
+        if self.bounds:
+            pairs += [(which, b) for which in BOUNDS for b in self.metrics if METRICS.get(b).normalisable]
         if self.reliability:
             from metrics.suite_reliability import METHOD, reliability_metrics
 
