@@ -11,8 +11,8 @@ from typing import Any
 
 from harness import store
 from harness.errors import HarnessError
-from harness.store.archive import iso, metric_summary
 from harness.store.robustbench import best_known, percent
+from harness.store.summary import iso, metric_summary
 from harness.threat import parse_eps
 
 

@@ -1,5 +1,5 @@
-"""Runs as plain dicts: the lossless archive format that rebuilds a database (``export``/``import``), and the
-per-run metric summary that the archive, ``results --json`` and the RobustBench export share.
+"""Runs as plain dicts: the lossless archive format that rebuilds a database (``export``/``import``); the per-run
+metric summary it shares with ``results --json`` and the RobustBench export is harness/store/summary.py.
 
 Keep the shapes stable: scripts and CI read them. Extend, never rename.
 """
@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 from harness.store.files import write_text_atomic
 from harness.store.queries import get_run
 from harness.store.schema import COMPLETE
+from harness.store.summary import iso
 
 ARCHIVE_FORMAT = "robint-bench-run/1"
 _EXAMPLE_COLUMNS = ("idx", "label", "clean_pred", "adv_pred", "clean_correct", "robust_correct", "perturbation")
@@ -45,21 +46,6 @@ _RUN_COLUMNS = (
     "error",
 )
 _METRIC_COLUMNS = ("method", "metric", "mean", "std", "n", "ci_low", "ci_high", "values", "details")
-
-
-def metric_summary(run: store.RunRecord) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{method: {metric: {mean, std, n, ci_low, ci_high, details}}}`` for a run."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for m in sorted(run.metrics, key=lambda m: (m.method, m.metric)):
-        out.setdefault(m.method, {})[m.metric] = {
-            "mean": m.mean,
-            "std": m.std,
-            "n": m.n,
-            "ci_low": m.ci_low,
-            "ci_high": m.ci_high,
-            "details": m.details,
-        }
-    return out
 
 
 def archive_record(run: store.RunRecord) -> dict[str, Any]:
@@ -123,10 +109,6 @@ def import_archive_record(sessions: sessionmaker[Session], record: dict[str, Any
                 raise
         return False
     return True
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def export_run(

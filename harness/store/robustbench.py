@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from harness import store
 from harness.errors import HarnessError
-from harness.store.archive import metric_summary
+from harness.store.summary import metric_summary
 from harness.threat import parse_eps
 
 if TYPE_CHECKING:

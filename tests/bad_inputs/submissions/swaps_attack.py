@@ -1,15 +1,24 @@
 """Bad input: patches the harness inside its own worker process so that its attack is AutoAttack's apgd-dlr (a
 weaker attack against this model's loss landscape) whatever the parent resolved; the log of an attack that was
 not requested must end the run before anything is stored as robust accuracy"""
+import torch
 from torch import nn
 
 METADATA = {"name": "swaps_attack", "dataset": "fashion-mnist", "architecture": "linear"}
 
 
 class Linear(nn.Module):
+    """Answers "trouser" (class 1) on every image, so that some of the first test images (labels 9, 2, 1, 1, ...)
+    are classified correctly and the attack has something to attack."""
+
     def __init__(self):
         super().__init__()
+        torch.manual_seed(0)
         self.fc = nn.Linear(784, 10)
+        with torch.no_grad():
+            self.fc.weight.mul_(0.01)
+            self.fc.bias.zero_()
+            self.fc.bias[1] = 5.0
 
     def forward(self, x):
         return self.fc(x.flatten(1))

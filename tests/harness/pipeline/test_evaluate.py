@@ -122,4 +122,11 @@ def test_same_inputs_same_numbers(tmp_path, data_dir):
         with sqlite3.connect(db) as con:
             scores = con.execute('SELECT method, metric, "values" FROM metrics ORDER BY 1, 2').fetchall()
         results.append((_examples(db), scores))
-    assert results[0] == results[1] and len(results[0][1]) == 6  # saliency and the two controls x 2 metrics
+    assert results[0] == results[1]
+    # saliency and the five controls x 2 metrics, and abpc's floor and ceiling (sparseness is not a curve)
+    assert len(results[0][1]) == 6 * 2 + 2 and {(m, k) for m, k, _ in results[0][1]} >= {
+        ("saliency", "sparseness"),
+        ("control_edges", "abpc"),
+        ("bound_floor", "abpc"),
+        ("bound_ceiling", "abpc"),
+    }
