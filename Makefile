@@ -90,6 +90,7 @@ lint: setup
 	$(BIN)/ruff check harness metrics tests bench
 	$(BIN)/ruff format --check harness metrics tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy metrics harness/worker/protocol.py
 
 bench: setup data
 	$(BIN)/python bench/aa_overhead.py

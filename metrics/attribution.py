@@ -11,10 +11,10 @@ Randomised methods take ``seed`` and leave the global RNG state untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from metrics._registry import Registry
 from metrics.controls import control_blur, control_edges, control_input, control_inverse, control_random
 
 Output = Literal["logit", "probability"]
+Explainer = TypeVar("Explainer", bound=Callable[..., torch.Tensor])
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,8 @@ METHODS: Registry[AttributionMethod] = Registry("attribution method")
 
 def register(
     name: str, description: str, *, randomised: bool = False, needs_background: bool = False, control: bool = False
-):
-    def decorator(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+) -> Callable[[Explainer], Explainer]:
+    def decorator(fn: Explainer) -> Explainer:
         METHODS.add(name, AttributionMethod(name, fn, description, randomised, needs_background, control))
         return fn
 
@@ -100,7 +101,7 @@ def match_background(background: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def _seeded(seed: int, device: torch.device):
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
     """Seed torch (and NumPy) for the block without changing the caller's RNG state afterwards."""
     devices = [device] if device.type == "cuda" else []
     np_state = np.random.get_state()
@@ -113,13 +114,19 @@ def _seeded(seed: int, device: torch.device):
 
 
 @register("saliency", "|gradient| of the target logit (Simonyan et al. 2014)")
-def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, output: Output = "logit", abs: bool = True):
-    return _captum().Saliency(_forward(model, output)).attribute(x, target=target, abs=abs)
+def saliency(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, output: Output = "logit", abs: bool = True
+) -> torch.Tensor:
+    attributions: torch.Tensor = _captum().Saliency(_forward(model, output)).attribute(x, target=target, abs=abs)
+    return attributions
 
 
 @register("input_x_gradient", "input times gradient of the target logit (Shrikumar et al. 2016)")
-def input_x_gradient(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, output: Output = "logit"):
-    return _captum().InputXGradient(_forward(model, output)).attribute(x, target=target)
+def input_x_gradient(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, output: Output = "logit"
+) -> torch.Tensor:
+    attributions: torch.Tensor = _captum().InputXGradient(_forward(model, output)).attribute(x, target=target)
+    return attributions
 
 
 @register("integrated_gradients", "Integrated Gradients (Sundararajan et al. 2017)", randomised=True)
@@ -134,13 +141,14 @@ def integrated_gradients(
     output: Output = "logit",
     internal_batch_size: int = 512,
     seed: int = 0,
-):
+) -> torch.Tensor:
     """IG from a black image, or averaged over ``n_trials`` U[0,1] baselines (the seed paper's setting)."""
     ig = _captum().IntegratedGradients(_forward(model, output))
     if baseline == "black":
-        return ig.attribute(
+        black: torch.Tensor = ig.attribute(
             x, torch.zeros_like(x), target=target, n_steps=n_steps, internal_batch_size=internal_batch_size
         )
+        return black
     if baseline != "uniform":
         raise ValueError(f"baseline must be 'black' or 'uniform', got {baseline!r}")
     generator = torch.Generator().manual_seed(seed)
@@ -161,11 +169,11 @@ def smoothgrad(
     stdev: float = 0.15,
     output: Output = "logit",
     seed: int = 0,
-):
+) -> torch.Tensor:
     attr = _captum()
     tunnel = attr.NoiseTunnel(attr.Saliency(_forward(model, output)))
     with _seeded(seed, x.device):
-        return tunnel.attribute(
+        smoothed: torch.Tensor = tunnel.attribute(
             x,
             nt_type="smoothgrad",
             nt_samples=nt_samples,
@@ -173,6 +181,7 @@ def smoothgrad(
             target=target,
             nt_samples_batch_size=max(1, 4096 // max(1, len(x))),
         )
+    return smoothed
 
 
 @register(
@@ -188,12 +197,13 @@ def gradient_shap(
     stdev: float = 0.0,
     output: Output = "logit",
     seed: int = 0,
-):
+) -> torch.Tensor:
     explainer = _captum().GradientShap(_forward(model, output))
     with _seeded(seed, x.device):
-        return explainer.attribute(
+        shapley: torch.Tensor = explainer.attribute(
             x, baselines=match_background(background, x), n_samples=n_samples, stdevs=stdev, target=target
         )
+    return shapley
 
 
 @register(
@@ -212,7 +222,7 @@ def expected_gradients(
     output: Output = "logit",
     batch_size: int = 200,
     seed: int = 0,
-):
+) -> torch.Tensor:
     """Explains only each example's target class, on that class's examples: one explainer whose model keeps the
     class's output column (its constructor forwards the whole background once; the column is switched per class, so
     the values are those of one explainer per class)."""
@@ -254,4 +264,5 @@ class _SelectOutput(nn.Module):
         self.model, self.column = model, column
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)[:, self.column : self.column + 1]
+        column: torch.Tensor = self.model(x)[:, self.column : self.column + 1]
+        return column

@@ -43,12 +43,13 @@ per single-curve metric's mode.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
 from metrics.curves import FILLS, N_FLOOR_ORDERS, SCORES, RunInputs, curve_aucs, fill_images, random_aucs
-from metrics.registry import METRICS, MetricSpec, curve_metric_value
+from metrics.registry import METRICS, CurveMetric, MetricSpec, curve_metric_value
 
 BOUND_FLOOR = "bound_floor"
 BOUND_CEILING = "bound_ceiling"
@@ -58,11 +59,11 @@ FLOOR_TEXT = f"random order: mean of {N_FLOOR_ORDERS} (deletion/insertion AUC); 
 CEILING_TEXT = "best per image of 2 orders: single-pixel occlusion drop of the scored output, under each fill"
 
 
-def _curve_spec(name: str) -> MetricSpec:
+def _curve_spec(name: str) -> tuple[MetricSpec, CurveMetric]:
     spec = METRICS.get(name)
     if spec.curve is None:
         raise ValueError(f"{name} has no floor or ceiling: only the perturbation-curve metrics do")
-    return spec
+    return spec, spec.curve
 
 
 def occlusion_maps(run: RunInputs, fill: str) -> tuple[Tensor, Tensor]:
@@ -82,7 +83,8 @@ def occlusion_maps(run: RunInputs, fill: str) -> tuple[Tensor, Tensor]:
             batch_size=run.batch_size,
         )
         run.shared[key] = (maps.log_odds, maps.logit)
-    return run.shared[key]
+    pair: tuple[Tensor, Tensor] = run.shared[key]
+    return pair
 
 
 def occlusion_patch(h: int, w: int) -> int:
@@ -100,7 +102,7 @@ def occlusion_patch(h: int, w: int) -> int:
 
 def floor(run: RunInputs, name: str) -> Tensor:
     """The floor of metric ``name`` per image ``(N,)`` (see the module docstring)."""
-    curve = _curve_spec(name).curve
+    _, curve = _curve_spec(name)
     if len(curve.curves) == 2:
         return torch.zeros(run.x.shape[0], dtype=torch.float32, device=run.x.device)
     mode = "insertion" if curve.curves[0] == "insertion" else "deletion"
@@ -117,18 +119,19 @@ def _candidate_auc(run: RunInputs, order_fill: str, score: str, which: str, fill
     key = f"ceiling_auc:{fill}:{order_fill}:{score}:{which}"
     if key not in run.shared:
         run.shared[key] = curve_aucs(run, occlusion_maps(run, order_fill)[index], which, fill)
-    return run.shared[key][index]
+    auc: Tensor = run.shared[key][index]
+    return auc
 
 
 def ceiling(run: RunInputs, name: str) -> Tensor:
     """The ceiling of metric ``name`` per image ``(N,)`` (see the module docstring)."""
-    spec = _curve_spec(name)
-    curve = spec.curve
+    spec, curve = _curve_spec(name)
+
+    def ordered_by(order_fill: str) -> Callable[[str], Tensor]:
+        return lambda which: _candidate_auc(run, order_fill, curve.score, which, curve.fill)
+
     values = torch.stack(
-        [
-            curve_metric_value(lambda which, o=o: _candidate_auc(run, o, curve.score, which, curve.fill), curve.curves)
-            for o in (curve.fill, *(f for f in FILLS if f != curve.fill))
-        ]
+        [curve_metric_value(ordered_by(o), curve.curves) for o in (curve.fill, *(f for f in FILLS if f != curve.fill))]
     )
     return values.amax(dim=0) if spec.higher_is_better else values.amin(dim=0)
 

@@ -25,7 +25,7 @@ the score an explanation whose model factor is completely replaced by randomisat
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 import torch
@@ -44,7 +44,12 @@ def _noise(x: Tensor, generator: torch.Generator) -> Tensor:
     return torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
 
 
-def _spatial(x: Tensor, fn: Callable[..., np.ndarray], **kwargs) -> Tensor:
+def is_control(name: str) -> TypeGuard[ControlName]:
+    """Whether ``name`` is one of the controls (:data:`CONTROLS`)."""
+    return name in CONTROLS
+
+
+def _spatial(x: Tensor, fn: Callable[..., np.ndarray], **kwargs: Any) -> Tensor:
     """``fn`` (a scipy.ndimage filter) applied to every image and channel, in float64, as x's dtype and device."""
     out = np.stack([fn(plane, **kwargs) for plane in x.detach().cpu().double().reshape(-1, *x.shape[2:]).numpy()])
     return torch.as_tensor(out).reshape(x.shape).to(device=x.device, dtype=x.dtype)
@@ -53,7 +58,10 @@ def _spatial(x: Tensor, fn: Callable[..., np.ndarray], **kwargs) -> Tensor:
 def _sobel_magnitude(plane: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
-    return np.hypot(ndimage.sobel(plane, axis=0, mode="nearest"), ndimage.sobel(plane, axis=1, mode="nearest"))
+    magnitude: np.ndarray = np.hypot(
+        ndimage.sobel(plane, axis=0, mode="nearest"), ndimage.sobel(plane, axis=1, mode="nearest")
+    )
+    return magnitude
 
 
 def _model_free_map(name: str, x: Tensor) -> Tensor:

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import torch
 from torch import Tensor, nn
 
+if TYPE_CHECKING:
+    from metrics.functional.faithfulness import Baseline, Mode, Order
+
 CURVE_STEPS = 50
 N_FLOOR_ORDERS = 3  # random orders averaged in a single-curve metric's floor (metrics/bounds.py)
-CURVES: dict[str, tuple[str, str]] = {  # name -> (order, mode)
+CURVES: dict[str, tuple[Order, Mode]] = {  # name -> (order, mode)
     "morf": ("morf", "deletion"),
     "lerf": ("lerf", "deletion"),
     "random": ("random", "deletion"),
@@ -43,16 +47,24 @@ class RunInputs:
     model: nn.Module
     x: Tensor
     target: Tensor
-    baseline: str | Tensor = "uniform"
+    baseline: Baseline = "uniform"
     seed: int = 0
     batch_size: int = 256
-    shared: dict = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def generator(self, name: str) -> torch.Generator:
         return seeded_generator(self.seed, name)
 
 
-def fill_arguments(run: RunInputs, fill: str) -> dict:
+class FillArguments(TypedDict, total=False):
+    """The fill keywords of ``perturbation_curve_scores``: ``baseline`` images, or ROAD's ``fill`` and ``noise``."""
+
+    baseline: Tensor
+    fill: Literal["road"]
+    noise: Tensor
+
+
+def fill_arguments(run: RunInputs, fill: str) -> FillArguments:
     """Keyword arguments of ``perturbation_curve_scores`` for ``fill`` ("uniform" or "road"): the run's baseline
     images ``(N, C, H, W)`` (U[0,1] drawn from the generator "baseline"; "black"/"mean"/a tensor as given) or its
     ROAD noise z ``(N, C, H, W)`` (standard normal from the generator "road"), drawn once per run."""
@@ -110,7 +122,7 @@ def random_order_map(run: RunInputs, j: int) -> Tensor:
     that generator)."""
     from metrics.functional._perturb import feature_ranks
 
-    orders = run.shared.setdefault("random_orders", [])
+    orders: list[Tensor] = run.shared.setdefault("random_orders", [])
     if not orders:
         run.shared["random_order_generator"] = run.generator("random_order")
     n, _, h, w = run.x.shape
@@ -127,4 +139,5 @@ def random_aucs(run: RunInputs, mode: str, fill: str, j: int = 0) -> tuple[Tenso
     if key not in run.shared:
         which = "morf" if mode == "deletion" else "insertion"
         run.shared[key] = curve_aucs(run, random_order_map(run, j), which, fill)
-    return run.shared[key]
+    aucs: tuple[Tensor, Tensor] = run.shared[key]
+    return aucs

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -20,6 +20,11 @@ from torch import nn
 from metrics._registry import Registry
 from metrics.controls import INPUT_CONTROLS
 from metrics.curves import SCORES, RunInputs, curve_aucs, random_aucs, seeded_generator
+
+if TYPE_CHECKING:
+    from metrics.functional.faithfulness import BaselineName
+
+Compute = Callable[["MetricContext"], torch.Tensor]
 
 
 class NotApplicable(Exception):
@@ -52,13 +57,14 @@ class MetricContext:
     explain: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
     masks: torch.Tensor | None = None  # (N, 1, H, W) bool object masks
     grid: GridInputs | None = None
-    baseline: str = "uniform"
+    baseline: BaselineName = "uniform"
     seed: int = 0
     n_sanity: int = 16
     batch_size: int = 256
-    details: dict = field(default_factory=dict)  # a metric may add facts worth storing
-    cache: dict = field(default_factory=dict)  # work shared between metrics of one method (its curves)
-    shared: dict = field(default_factory=dict)  # method-independent work of the run (fills, random orders, bounds)
+    details: dict[str, Any] = field(default_factory=dict)  # a metric may add facts worth storing
+    cache: dict[str, Any] = field(default_factory=dict)  # work shared between metrics of one method (its curves)
+    # method-independent work of the run (fills, random orders, bounds)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     def generator(self, name: str) -> torch.Generator:
         """A CPU generator seeded by the run seed and the metric name (independent of which metrics run)."""
@@ -122,7 +128,7 @@ class MetricSpec:
     higher_is_better: bool
     value_range: tuple[float, float]
     description: str
-    compute: Callable[[MetricContext], torch.Tensor] | None = None
+    compute: Compute | None = None
     unit: str = ""
     stage: str = "attribution"
     needs: frozenset[str] = frozenset()
@@ -180,10 +186,10 @@ def metric(
     no_verdict: str = "",
     off_headline: str = "",
     bar_controls: tuple[str, ...] = (),
-):
+) -> Callable[[Compute], Compute]:
     """Register an attribution metric: ``compute(ctx) -> (N,)`` per-example values (fields: :class:`MetricSpec`)."""
 
-    def decorator(fn: Callable[[MetricContext], torch.Tensor]) -> Callable[[MetricContext], torch.Tensor]:
+    def decorator(fn: Compute) -> Compute:
         METRICS.add(
             name,
             MetricSpec(
@@ -236,7 +242,8 @@ def _method_aucs(ctx: MetricContext, which: str, fill: str) -> tuple[torch.Tenso
     key = f"curve_auc:{fill}:{which}"
     if key not in ctx.cache:
         ctx.cache[key] = curve_aucs(ctx.inputs, ctx.attributions, which, fill)
-    return ctx.cache[key]
+    aucs: tuple[torch.Tensor, torch.Tensor] = ctx.cache[key]
+    return aucs
 
 
 def curve_metric_value(aucs: Callable[[str], torch.Tensor], curves: tuple[str, ...]) -> torch.Tensor:

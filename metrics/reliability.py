@@ -44,10 +44,10 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -66,6 +66,22 @@ from metrics.functional._perturb import chunks
 
 MetricFn = Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]
 Test = Literal["model", "input"]
+
+
+class ReliabilityOptions(TypedDict, total=False):
+    """The keyword options of :func:`reliability_of` beyond the metrics and methods (see there), for
+    :func:`reliability`."""
+
+    tests: Sequence[Test]
+    iterations: int
+    n_perturbations: int
+    model_std: tuple[float, float]
+    model_noise: Literal["multiplicative", "additive"]
+    input_noise: tuple[float, float]
+    input_explanations: Literal["original", "perturbed"]
+    input_perturbations: tuple[Tensor, Tensor] | None
+    generator: torch.Generator | None
+    batch_size: int
 
 
 @dataclass(frozen=True)
@@ -244,7 +260,7 @@ def meta_consistency(
 
 
 @contextmanager
-def _eval_mode(model: nn.Module):
+def _eval_mode(model: nn.Module) -> Iterator[None]:
     was_training = model.training
     model.eval()
     try:
@@ -392,7 +408,7 @@ def reliability(
     metric: MetricFn,
     explain_fns: Mapping[str, ExplainFn],
     higher_is_better: bool,
-    **kwargs: object,
+    **kwargs: Unpack[ReliabilityOptions],
 ) -> ReliabilityResult:
     """Noise resilience and adversary reactivity of one ``metric`` on ``model``: :func:`reliability_of` with one
     metric (see there for the arguments)."""

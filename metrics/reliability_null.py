@@ -51,7 +51,8 @@ def _two_sided_table(n: int) -> np.ndarray:
         counts[r:] = counts[r:] + counts[:-r].copy()
     pmf = counts / counts.sum()
     lower, upper = np.cumsum(pmf), np.cumsum(pmf[::-1])[::-1]
-    return np.minimum(1.0, 2 * np.minimum(lower, upper))
+    p_values: np.ndarray = np.minimum(1.0, 2 * np.minimum(lower, upper))
+    return p_values
 
 
 def signed_rank_p(t_plus: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -169,7 +170,8 @@ def noise_criteria(
         shape = (draws, n_methods, *kept_nr.shape)
         q = rng.standard_normal((draws, n_methods, kept_nr.shape[-1]))
         per_test.append(criteria_batch(q, rng.standard_normal(shape), rng.standard_normal(shape), kept_nr, kept_ar))
-    return np.mean(per_test, axis=0)
+    mean: np.ndarray = np.mean(per_test, axis=0)
+    return mean
 
 
 @dataclass(frozen=True)
@@ -212,8 +214,12 @@ def _masks(counts: np.ndarray, n_images: int) -> np.ndarray:
     return np.arange(n_images) < np.asarray(counts)[..., None]
 
 
+# per test: (name, the counts' shape (I, K), the flattened NR counts, the flattened AR counts)
+_CountsKey = tuple[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
+
+
 @lru_cache(maxsize=64)
-def _cached_null(key: tuple, n_methods: int, n_images: int, draws: int, seed: int) -> np.ndarray:
+def _cached_null(key: _CountsKey, n_methods: int, n_images: int, draws: int, seed: int) -> np.ndarray:
     """``noise_criteria`` for kept counts given as ``((test, (I, K), nr counts, ar counts), ...)`` (flattened);
     cached, since every metric of a run (and every reread of a stored run) shares its counts."""
     masks = {
@@ -305,7 +311,7 @@ def verdict_from_counts(
         raise ValueError(f"draws must be a positive integer, got {draws!r}")
     if isinstance(n_methods, bool) or not isinstance(n_methods, int) or n_methods < 1:
         raise ValueError(f"n_methods must be a positive integer, got {n_methods!r}")
-    key = []
+    key: list[tuple[str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = []
     for name, pair in counts.items():
         nr_counts, ar_counts = (np.asarray(c).astype(np.int64) for c in pair)
         if nr_counts.ndim != 2 or nr_counts.shape != ar_counts.shape:
@@ -348,8 +354,9 @@ def compare_with_noise(
     null_nr, null_ar = (null[:, 0] + null[:, 2]) / 2, (null[:, 1] + null[:, 3]) / 2
     draws = null.shape[0]
     k = math.ceil((1 - alpha) * (draws + 1))
-    thresholds = tuple(float(np.sort(v)[k - 1]) if k <= draws else math.inf for v in (null_nr, null_ar))
-    p_values = tuple((1 + int(np.count_nonzero(v >= x))) / (1 + draws) for v, x in ((null_nr, nr), (null_ar, ar)))
+    t_nr, t_ar = (float(np.sort(v)[k - 1]) if k <= draws else math.inf for v in (null_nr, null_ar))
+    p_nr, p_ar = ((1 + int(np.count_nonzero(v >= x))) / (1 + draws) for v, x in ((null_nr, nr), (null_ar, ar)))
+    thresholds, p_values = (t_nr, t_ar), (p_nr, p_ar)
     status: Status = "reliable" if max(p_values) <= alpha else "not reliable"
     return status, thresholds, p_values
 

@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -38,10 +38,14 @@ from metrics.composites import (
     recognised_cells,
     recognition,
 )
-from metrics.controls import CONTROLS, control_explainer
+from metrics.controls import CONTROLS, control_explainer, is_control
 from metrics.curves import RunInputs
 from metrics.functional.degenerate import DEGENERATE_KINDS, Degenerate, count_degenerate, degenerate_maps
 from metrics.registry import METRICS, GridInputs, MetricContext, MetricSpec, NotApplicable, output_variant
+
+if TYPE_CHECKING:
+    from metrics.functional._explain import ExplainFn
+    from metrics.functional.faithfulness import BaselineName
 
 DEFAULT_METHODS: tuple[str, ...] = ("expected_gradients", "integrated_gradients")
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -88,7 +92,7 @@ class SuiteConfig:
     n_sanity: int = 16
     n_composites: int = 16
     target: Literal["label", "predicted"] = "label"
-    baseline: str = "uniform"
+    baseline: BaselineName = "uniform"
     seed: int = 0
     batch_size: int = 256
     n_background: int = 200
@@ -238,6 +242,7 @@ def iter_suite(
                 bar.set_postfix_str(f"{method}: {name}")
                 ctx.details = {}
                 if METHODS.get(method).control and "explain" in METRICS.get(name).needs:
+                    assert is_control(method), f"{method} is registered as a control but is not in CONTROLS"
                     # a control explains every randomised / perturbed model with fresh noise: what is left of the
                     # score then is the input's structure alone (e.g. the floor of MPRT), not identical draws
                     fresh = control_explainer(method, generator=ctx.generator(f"{method}:{name}"))
@@ -259,7 +264,15 @@ def iter_suite(
             bar.update(len(wanted))
 
 
-def _reliability(model, x, target, metrics, background, config: SuiteConfig, has_masks: bool) -> Iterator[MetricScore]:
+def _reliability(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    metrics: tuple[str, ...],
+    background: torch.Tensor | None,
+    config: SuiteConfig,
+    has_masks: bool,
+) -> Iterator[MetricScore]:
     """MetaQuantus reliability of ``metrics`` with the run's own methods (the board's: expected gradients, and
     integrated gradients, whose ranking against it is what the inter-consistency criteria compare)."""
     from metrics.suite_reliability import METHOD, RELIABILITY_OPTIONS, reliability_methods, reliability_scores
@@ -296,7 +309,7 @@ def run_suite(
     return [item for item in iter_suite(model, x, y, clean_pred, **kwargs) if isinstance(item, MetricScore)]
 
 
-def _explainer(method: str, background: torch.Tensor | None, config: SuiteConfig):
+def _explainer(method: str, background: torch.Tensor | None, config: SuiteConfig) -> ExplainFn:
     kwargs: dict[str, Any] = dict(config.options_for(method))
     entry = METHODS.get(method)
     if entry.needs_background:
@@ -308,11 +321,15 @@ def _explainer(method: str, background: torch.Tensor | None, config: SuiteConfig
     return partial(_explain_positional, method=method, kwargs=kwargs)
 
 
-def _explain_positional(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, method: str, kwargs: dict):
+def _explain_positional(
+    model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, method: str, kwargs: dict[str, Any]
+) -> torch.Tensor:
     return explain(model, x, target, method, **kwargs)
 
 
-def _batched(explain_fn, model: nn.Module, x: torch.Tensor, target: torch.Tensor, batch_size: int) -> torch.Tensor:
+def _batched(
+    explain_fn: ExplainFn, model: nn.Module, x: torch.Tensor, target: torch.Tensor, batch_size: int
+) -> torch.Tensor:
     return torch.cat(
         [explain_fn(model, x[i : i + batch_size], target[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     )
@@ -332,7 +349,9 @@ def _score(name: str, method: str, ctx: MetricContext, grid: GridInputs | None, 
             )
         if grid_reason is not None:
             return MetricScore(method, name, [], {**details, "not_applicable": grid_reason})
-    on_grid = name == "gridpg" and ctx.grid is not None and ctx.grid.attributions is not None
+    # GridPG on the composites when the method explained them (else on the explained images, as every metric)
+    scored_grid = ctx.grid if name == "gridpg" and ctx.grid is not None and ctx.grid.attributions is not None else None
+    on_grid = scored_grid is not None
     codes = _degenerate_codes(ctx, "grid" if on_grid else "main")
     if on_grid:
         details["degenerate_grid"] = count_degenerate(codes)
@@ -341,6 +360,8 @@ def _score(name: str, method: str, ctx: MetricContext, grid: GridInputs | None, 
         return MetricScore(method, name, [], {**details, "not_applicable": _degenerate_reason(name, spec, codes)})
     finite = codes != int(Degenerate.non_finite)
     run = ctx if bool(finite.all()) else _finite_subset(ctx, finite, on_grid)
+    # SuiteConfig.validate admits only attribution metrics, and every one of them has a compute
+    assert spec.compute is not None, f"{name} has no compute: not an attribution metric"
     try:
         values = spec.compute(run).detach().double().cpu()
     except NotApplicable as exc:
@@ -359,11 +380,12 @@ def _score(name: str, method: str, ctx: MetricContext, grid: GridInputs | None, 
     if not bool(finite_values.all()):
         details["dropped_non_finite"] = int((~finite_values).sum())
     values, seen = values[finite_values], seen[finite_values]
-    if on_grid:  # only rows whose cell the model recognises; pairs of models meet on the rows both recognise
-        if ctx.grid.recognised is not None:
-            recognised = ctx.grid.recognised.cpu()[seen]
+    # only rows whose cell the model recognises; pairs of models meet on the rows both recognise
+    if scored_grid is not None:
+        if scored_grid.recognised is not None:
+            recognised = scored_grid.recognised.cpu()[seen]
             values, seen = values[recognised], seen[recognised]
-        ids = ctx.grid.row_ids or tuple(str(i) for i in range(len(codes)))
+        ids = scored_grid.row_ids or tuple(str(i) for i in range(len(codes)))
         details["rows"] = [ids[int(i)] for i in seen]
     else:
         details["index"] = seen.tolist()  # which of the explained images each value belongs to (for pairing)
@@ -403,9 +425,14 @@ def _degenerate_codes(ctx: MetricContext, which: str) -> torch.Tensor:
     once per method (``ctx.cache``)."""
     key = f"degenerate:{which}"
     if key not in ctx.cache:
-        maps = ctx.attributions if which == "main" else ctx.grid.attributions
+        if which == "main":
+            maps = ctx.attributions
+        else:
+            assert ctx.grid is not None and ctx.grid.attributions is not None, "no GridPG composite maps to check"
+            maps = ctx.grid.attributions
         ctx.cache[key] = degenerate_maps(maps)
-    return ctx.cache[key]
+    codes: torch.Tensor = ctx.cache[key]
+    return codes
 
 
 def _degenerate_reason(name: str, spec: MetricSpec, codes: torch.Tensor | None) -> str:
@@ -423,18 +450,36 @@ def _finite_subset(ctx: MetricContext, keep: torch.Tensor, on_grid: bool) -> Met
     by the metrics of this method that run on the same subset."""
     if on_grid:
         g = ctx.grid
+        assert g is not None and g.attributions is not None, "on_grid: the method explained the composites"
         rows = keep.to(g.images.device)
-        subset = {"images": g.images[rows], "target": g.target[rows], "cell": g.cell[rows]}
-        grid = dataclasses.replace(g, **subset, attributions=g.attributions[keep])
+        grid = dataclasses.replace(
+            g, images=g.images[rows], target=g.target[rows], cell=g.cell[rows], attributions=g.attributions[keep]
+        )
         return dataclasses.replace(ctx, grid=grid, details={}, cache=ctx.cache.setdefault("finite_grid", {}))
     masks = None if ctx.masks is None else ctx.masks[keep]
-    subset = {"x": ctx.x[keep], "target": ctx.target[keep], "attributions": ctx.attributions[keep], "masks": masks}
     cache = ctx.cache.setdefault("finite_main", {})
     # the run's shared draws are for all images: the subset draws its own
-    return dataclasses.replace(ctx, **subset, details={}, cache=cache, shared=cache.setdefault("shared", {}))
+    return dataclasses.replace(
+        ctx,
+        x=ctx.x[keep],
+        target=ctx.target[keep],
+        attributions=ctx.attributions[keep],
+        masks=masks,
+        details={},
+        cache=cache,
+        shared=cache.setdefault("shared", {}),
+    )
 
 
-def _grid_inputs(model, x, y, clean_pred, config: SuiteConfig, num_classes: int, device: torch.device):
+def _grid_inputs(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    clean_pred: torch.Tensor,
+    config: SuiteConfig,
+    num_classes: int,
+    device: torch.device,
+) -> tuple[GridInputs | None, str | None]:
     """Composites, their per-cell targets and the recognition check; (None, reason) when GridPG is n/a.
 
     The composites are model-independent: drawn (seeded) from all the run's test images, whatever the model
@@ -454,7 +499,7 @@ def _grid_inputs(model, x, y, clean_pred, config: SuiteConfig, num_classes: int,
         )
     except ValueError as exc:
         return None, str(exc)
-    comps = fit_to_model(model, comps, num_classes, tuple(x.shape[2:]), device)
+    comps = fit_to_model(model, comps, num_classes, (x.shape[2], x.shape[3]), device)
     rec = recognition(model, comps, device=device)  # cheap (forward passes only): on all composites
     chance = chance_recognition(num_classes)
     cells = comps.cell_classes.shape[1]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -53,7 +53,8 @@ RELIABILITY_OPTIONS = (("integrated_gradients", "n_trials", 1), ("integrated_gra
 N_IMAGES = 16
 ITERATIONS = 2
 PERTURBATIONS = 5
-INPUT_EXPLANATIONS = "original"  # MetaQuantus 0.0.5's input test: the clean input's explanations
+# MetaQuantus 0.0.5's input test: the clean input's explanations
+INPUT_EXPLANATIONS: Literal["original", "perturbed"] = "original"
 NULL_SEED = 0
 NOT_ASSESSED = {
     "gridpg": "not assessed: scored on composites, not on the explained images the perturbations act on",
@@ -76,6 +77,11 @@ def reliability_methods(methods: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(m for m in methods if not METHODS.get(m).control)
 
 
+def _no_explain(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
+    """The contexts' ``explain``: the metrics that re-explain (``NOT_ASSESSED``) are never scored here."""
+    raise RuntimeError("a reliability context cannot re-explain: metrics that need it are not assessed")
+
+
 class _SharedContexts:
     """One :class:`MetricContext` per (model, images, attributions) call, shared by the metrics scored on it, so
     that e.g. ABPC and relative deletion reuse the same MoRF curve as in the suite itself. ``masks``: the clean
@@ -88,19 +94,20 @@ class _SharedContexts:
 
     def get(self, model: nn.Module, x: Tensor, attributions: Tensor, target: Tensor) -> MetricContext:
         key = (id(model), x.data_ptr(), tuple(x.shape), attributions.data_ptr(), tuple(attributions.shape))
-        if key != self.key:
-            self.key = key
-            self.ctx = MetricContext(
+        ctx = self.ctx
+        if key != self.key or ctx is None:
+            ctx = MetricContext(
                 model=model,
                 x=x,
                 target=target,
                 attributions=attributions,
-                explain=None,
+                explain=_no_explain,
                 masks=self.masks,
                 seed=self.seed,
                 batch_size=self.batch_size,
             )
-        return self.ctx
+            self.key, self.ctx = key, ctx
+        return ctx
 
 
 def reliability_scores(
@@ -120,8 +127,10 @@ def reliability_scores(
     shared = _SharedContexts(masks(x), seed, batch_size)
 
     def metric_fn(name: str) -> Callable[[nn.Module, Tensor, Tensor, Tensor], Tensor]:
-        spec = METRICS.get(name)
-        return lambda m, xs, a, t: spec.compute(shared.get(m, xs, a, t)).detach().double()
+        compute = METRICS.get(name).compute
+        # the suite admits only attribution metrics, and every one of them has a compute
+        assert compute is not None, f"{name} has no compute: not an attribution metric"
+        return lambda m, xs, a, t: compute(shared.get(m, xs, a, t)).detach().double()
 
     results = reliability_of(
         model,
@@ -217,7 +226,8 @@ def stored_verdict(metric: str, details: Mapping[str, Any] | None) -> Reliabilit
         return not_assessed(metric, "not assessed: no reliability score (run --reliability)")
     try:
         raw = [details[k] for k in ("iac_nr", "iac_ar", "iec_nr", "iec_ar")]
-        criteria = tuple(math.nan if v is None else float(v) for v in raw)
+        iac_nr, iac_ar, iec_nr, iec_ar = (math.nan if v is None else float(v) for v in raw)
+        criteria = (iac_nr, iac_ar, iec_nr, iec_ar)
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"the reliability details of {metric} lack criteria") from None
     if "kept_counts" not in details:

@@ -9,8 +9,8 @@ before it is decoded (harness.worker.channel), and checks each message against t
 What a worker is told about its run is narrow and typed: :class:`WorkerConfig` in the ``load`` request (where the
 model comes from, the device, progress) and, for the worker that attacks, :class:`WorkerRun` in the ``check``
 request (the data and the attack the parent resolved). Nothing else of the run reaches a worker: not the database
-URL, the sweep, other runs' paths, timeouts or limits (the parent enforces those). Requests and the replies the
-parent reads are TypedDicts below.
+URL, the sweep, other runs' paths, timeouts or limits (the parent enforces those). Every request and reply is a
+TypedDict below (its ``op`` names it; tests/harness/worker/test_protocol.py checks that each op has one).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import base64
 import binascii
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import IO, Any, Literal, NotRequired, TypedDict
 
@@ -145,6 +146,21 @@ class PointsRequest(TypedDict):
     batch_size: int
 
 
+class ExitRequest(TypedDict):
+    op: Literal["exit"]
+
+
+class SandboxMessage(TypedDict):
+    """The worker's first line, before any request: what its sandbox could enforce (harness.worker.sandbox)."""
+
+    op: Literal["sandbox"]
+    report: dict[str, Any]  # asdict(SandboxReport)
+
+
+class HeartbeatMessage(TypedDict):
+    op: Literal["heartbeat"]
+
+
 class Loaded(TypedDict):
     op: Literal["loaded"]
     metadata: dict[str, Any]
@@ -168,12 +184,62 @@ class ChunkMessage(TypedDict):
     warnings: list[str]
 
 
+class Attacked(TypedDict):
+    op: Literal["attacked"]
+
+
+class FitResult(TypedDict):
+    """harness.memory.largest_batch's answer: the largest batch that fits, and the larger ones that did not."""
+
+    batch: int
+    failed: list[int]
+
+
+class Fitted(TypedDict):
+    op: Literal["fitted"]
+    attack: FitResult
+    explain: NotRequired[FitResult]  # with a suite only
+
+
+class AttributionsMessage(TypedDict):
+    op: Literal["attributions"]
+    method: str
+    main: Any  # (n, C, H, W) float32
+    grid: Any  # (rows, C, H', W') float32 on the GridPG composites, or None
+
+
 class ScoreMessage(TypedDict):
     op: Literal["score"]
     method: str
     metric: str
     values: Any
     details: dict[str, Any]
+
+
+class Explained(TypedDict):
+    op: Literal["explained"]
+
+
+class Visualised(TypedDict):
+    """metrics.featurevis.pipeline.visualise's output, its two parts at the top level."""
+
+    op: Literal["visualised"]
+    inversion: dict[str, Any]
+    generation: dict[str, Any]
+
+
+class Classified(TypedDict):
+    op: Literal["classified"]
+    logits: Any  # (n, K) float32
+
+
+class Signed(TypedDict):
+    op: Literal["signed"]
+    signs: Any  # (n, C, H, W) input-gradient signs
+
+
+class Bye(TypedDict):
+    op: Literal["bye"]
 
 
 class ErrorMessage(TypedDict):
@@ -190,7 +256,7 @@ def check_request(run: WorkerRun) -> CheckRequest:
     return {"op": "check", "run": run.to_json()}
 
 
-def encode(message: dict[str, Any]) -> str:
+def encode(message: Mapping[str, Any]) -> str:
     """One line of JSON (arrays and tensors encoded as .npy)."""
     return json.dumps(message, default=_default, separators=(",", ":"))
 
@@ -223,7 +289,7 @@ def depth(value: Any) -> int:
     return deepest
 
 
-def write(stream: IO[str], message: dict[str, Any]) -> None:
+def write(stream: IO[str], message: Mapping[str, Any]) -> None:
     stream.write(encode(message) + "\n")
     stream.flush()
 

@@ -8,16 +8,17 @@ from metrics.functional._checks import check_images
 
 
 def relative_distance(rep: Tensor, rep_target: Tensor) -> Tensor:
-    return (rep - rep_target).norm(dim=1) / rep_target.norm(dim=1).clamp_min(1e-12)
+    distance: Tensor = (rep - rep_target).norm(dim=1) / rep_target.norm(dim=1).clamp_min(1e-12)
+    return distance
 
 
 def unit_l2(grad: Tensor) -> Tensor:
-    norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
+    norm: Tensor = grad.flatten(1).norm(dim=1).clamp_min(1e-12)
     return grad / norm.view(-1, *([1] * (grad.ndim - 1)))
 
 
 def project_l2(delta: Tensor, eps: float) -> Tensor:
-    norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    norm: Tensor = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
     factor = (eps / norm).clamp(max=1.0)
     return delta * factor.view(-1, *([1] * (delta.ndim - 1)))
 

@@ -198,7 +198,8 @@ def target_logit(model: nn.Module, x: Tensor, target: Tensor) -> Tensor:
     """The target class's logit per example, shape ``(N,)`` (to check that generation raised it)."""
     check_images(x, "x")
     target = check_target(target, len(x), x.device)
-    return model(x).gather(1, target.view(-1, 1)).squeeze(1)
+    logits: Tensor = model(x)
+    return logits.gather(1, target.view(-1, 1)).squeeze(1)
 
 
 __all__ = ["ClassGaussians", "class_seeds", "fit_class_gaussians", "generate", "target_logit"]

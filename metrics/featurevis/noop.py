@@ -21,13 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from metrics.stats import paired_comparison
 from metrics.stats.fid import _prefix_fids  # the batched FID replicates of metrics.stats.fid.fid_interval
+
+if TYPE_CHECKING:
+    from metrics.stats._checks import Alternative
 
 LEVEL = 0.95
 
@@ -139,7 +142,7 @@ def compare_paired(
     if not (np.isfinite(r).all() and np.isfinite(b).all()):
         raise ValueError("result and noop must be finite")
     r2, b2 = np.atleast_2d(r), np.atleast_2d(b)
-    alternative = "greater" if higher_is_better else "less"
+    alternative: Alternative = "greater" if higher_is_better else "less"
     c = paired_comparison(
         r2.mean(axis=0), b2.mean(axis=0), alternative=alternative, level=level, n_resamples=n_resamples, seed=seed
     )

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from metrics.featurevis.config import SEED_KINDS, FeatureVisConfig
 from metrics.featurevis.generation import generate, target_logit
 from metrics.featurevis.inversion import inversion_loss, invert
-from metrics.featurevis.representation import RepresentationUnavailable, representation_fn
+from metrics.featurevis.representation import RepresentationFn, RepresentationUnavailable, representation_fn
 from metrics.featurevis.seeds import MAX_SEED_DIMS, GenerationSeeds, InversionSeeds, derive_seeds, seed_downsample
 
 
@@ -95,7 +95,7 @@ class _Steps:
             self.bar.total -= count
             self.bar.refresh()
 
-    def counted(self, fn):
+    def counted(self, fn: RepresentationFn) -> RepresentationFn:
         """``fn`` that ticks once per call."""
 
         def call(x: Tensor) -> Tensor:
@@ -114,11 +114,12 @@ class _CountedModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self.steps.tick()
-        return self.inner(x)
+        logits: Tensor = self.inner(x)
+        return logits
 
 
 def _inversions(
-    model: nn.Module, seeds: InversionSeeds, config: FeatureVisConfig, device, steps: _Steps
+    model: nn.Module, seeds: InversionSeeds, config: FeatureVisConfig, device: torch.device, steps: _Steps
 ) -> dict[str, Any]:
     try:
         rep_fn, how = representation_fn(model)
@@ -158,7 +159,7 @@ def _calls(used: Tensor, config: FeatureVisConfig) -> int:
 
 
 def _generations(
-    model: nn.Module, seeds: GenerationSeeds, config: FeatureVisConfig, device, steps: _Steps
+    model: nn.Module, seeds: GenerationSeeds, config: FeatureVisConfig, device: torch.device, steps: _Steps
 ) -> dict[str, Any]:
     start = seeds.seeds.to(device)
     classes_d = seeds.classes.to(device)

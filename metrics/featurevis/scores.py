@@ -69,7 +69,8 @@ def ssim(
     var_a, var_b, cov = e_aa - mu_a**2, e_bb - mu_b**2, e_ab - mu_a * mu_b
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return ssim_map.flatten(1).mean(dim=1).to(torch.get_default_dtype())
+    per_image: Tensor = ssim_map.flatten(1).mean(dim=1).to(torch.get_default_dtype())
+    return per_image
 
 
 def psnr(a: Tensor, b: Tensor, *, data_range: float = 1.0) -> Tensor:
@@ -111,7 +112,9 @@ def encoder_distance(encoder: Callable[[Tensor], Tensor], a: Tensor, b: Tensor, 
     """
     _check_pair(a, b)
     check_positive_int(batch_size, "batch_size")
-    return (encode(encoder, a, batch_size=batch_size) - encode(encoder, b, batch_size=batch_size)).norm(dim=1)
+    diff = encode(encoder, a, batch_size=batch_size) - encode(encoder, b, batch_size=batch_size)
+    distance: Tensor = diff.norm(dim=1)
+    return distance
 
 
 @torch.no_grad()

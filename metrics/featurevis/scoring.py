@@ -61,6 +61,8 @@ class Reference:
     reason: str | None = None
 
     def features(self, x: Tensor) -> Tensor:
+        if self.model is None:
+            raise ValueError(f"no reference classifier to encode images with: {self.reason}")
         fn, _ = representation_fn(self.model)
         return encode(fn, x)
 
@@ -203,12 +205,15 @@ def _inversion_scores(
     names = ["inversion_ssim", "inversion_psnr", "inversion_distance", "inversion_loss"]
     if "skipped" in inv:
         return _skipped(names, str(inv["skipped"])), {"skipped": str(inv["skipped"])}
-    targets = seeds.inversion.targets.float()
+    inversion = seeds.inversion
+    if inversion is None:  # validate() refuses this
+        raise _malformed("inversions where the run has no inversion targets")
+    targets = inversion.targets.float()
     target_features = reference.features(targets) if reference.model is not None else None
     result: dict[str, dict[str, Tensor]] = {}
     noop: dict[str, dict[str, Tensor]] = {}
     for kind in SEED_KINDS:
-        images, start = tensor(inv["kinds"][kind]["images"]).float(), seeds.inversion.seeds[kind].float()
+        images, start = tensor(inv["kinds"][kind]["images"]).float(), inversion.seeds[kind].float()
         result[kind] = {
             "inversion_ssim": ssim(images, targets),
             "inversion_psnr": psnr(images, targets),
@@ -218,7 +223,7 @@ def _inversion_scores(
         if target_features is not None:
             result[kind]["inversion_distance"] = (reference.features(images) - target_features).norm(dim=1)
             noop[kind]["inversion_distance"] = (reference.features(start) - target_features).norm(dim=1)
-    moved = {k: _moved(tensor(inv["kinds"][k]["images"]), seeds.inversion.seeds[k]) for k in SEED_KINDS}
+    moved = {k: _moved(tensor(inv["kinds"][k]["images"]), inversion.seeds[k]) for k in SEED_KINDS}
     convergence = {**_inversion_convergence(inv, seeds), "moved": sum(moved.values()) / len(moved)}
     scores = []
     for name in names:
@@ -283,8 +288,11 @@ def _generation_scores(
     names = ["generation_fid", "generation_judge_accuracy"]
     if "skipped" in gen:
         return _skipped(names, str(gen["skipped"])), {"skipped": str(gen["skipped"])}
-    images, classes = tensor(gen["images"]).float(), seeds.generation.classes
-    start = seeds.generation.seeds.float()
+    generation = seeds.generation
+    if generation is None:  # validate() refuses this
+        raise _malformed("generations where the run has no generation seeds")
+    images, classes = tensor(gen["images"]).float(), generation.classes
+    start = generation.seeds.float()
     logit_gain = (tensor(gen["logit_final"]) - tensor(gen["logit_seed"])).double()
     distance = (images.double() - start.double()).flatten(1).norm(dim=1)
     config = seeds.config

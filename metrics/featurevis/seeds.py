@@ -96,7 +96,7 @@ def derive_seeds(
         noise = noise_seeds(targets.shape, amplitude=config.noise_amplitude, generator=generator)
         inversion = InversionSeeds(targets, dict(zip(SEED_KINDS, (other, noise), strict=True)), index)
     generation = None
-    shape = tuple(x.shape[1:])
+    shape = (x.shape[1], x.shape[2], x.shape[3])  # (C, H, W)
     downsample = seed_downsample(shape, config.downsample)
     _, h, w = shape
     if h % downsample or w % downsample:

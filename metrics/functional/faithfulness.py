@@ -38,7 +38,8 @@ from metrics.functional.road import DEFAULT_NOISE_STD, linear_imputation, road_n
 
 Order = Literal["morf", "lerf", "random"]
 Mode = Literal["deletion", "insertion"]
-Baseline = Literal["uniform", "black", "mean"] | Tensor
+BaselineName = Literal["uniform", "black", "mean"]
+Baseline = BaselineName | Tensor
 Fill = Literal["baseline", "road"]
 Score = Literal["probability", "logit"]
 FILLS = ("baseline", "road")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -110,7 +111,7 @@ def faithfulness_correlation(
     base = resolve_baseline(baseline, x, generator)
     att_sums = pmap.gather(1, subsets.reshape(n, -1)).reshape(subsets.shape).sum(dim=-1)
 
-    def batches():
+    def batches() -> Iterator[tuple[Tensor, Tensor]]:
         for start, stop in chunks(n, batch_size):
             yield x[start:stop], target[start:stop]
         flat = subsets.reshape(n * n_runs, -1)

@@ -215,6 +215,7 @@ def infidelity_gaussian(
         batches = ((perturbed[i:j], t[i:j]) for i, j in chunks(m * n_samples, batch_size))
         moved = model_scores(model, batches, softmax=softmax, dtype=torch.float64).to(x.device)
         drop[start:stop] = scores[start:stop, None] - moved.reshape(m, n_samples)
+    beta: Tensor | float
     if optimal_scaling:
         norm = predicted.square().sum(dim=1, keepdim=True)
         beta = torch.where(norm > 0, (predicted * drop).sum(dim=1, keepdim=True) / norm.clamp(min=1e-300), 0.0)

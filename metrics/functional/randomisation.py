@@ -6,7 +6,8 @@ Long because MPRT and its two variants share the cascading randomisation and the
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from collections.abc import Iterator
+from typing import Literal, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -42,9 +43,17 @@ def _rng_state(generator: object) -> Tensor:
     return generator.get_state()
 
 
+@runtime_checkable
+class _Resettable(Protocol):
+    """A module with its own ``reset_parameters()`` (the layers :func:`randomisable_layers` lists)."""
+
+    def reset_parameters(self) -> None: ...
+
+
 def _reset(module: nn.Module, state: Tensor) -> None:
     """``module.reset_parameters()`` with torch's CPU RNG set to ``state`` (global RNG left untouched); on another
     device it runs on a CPU copy, so the new weights do not depend on the device."""
+    assert isinstance(module, _Resettable), "randomisable_layers lists only modules with reset_parameters()"
     tensors = list(module.state_dict().values())
     with torch.random.fork_rng(devices=[]):
         torch.set_rng_state(state)
@@ -163,7 +172,9 @@ def model_parameter_randomisation_score(
     return s.mean(dim=1) if reduction == "mean" else s[:, -1]
 
 
-def _randomised_copies(model: nn.Module, order: LayerOrder, state: Tensor, last_only: bool):
+def _randomised_copies(
+    model: nn.Module, order: LayerOrder, state: Tensor, last_only: bool
+) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``(layer name, model copy)`` after each layer of :func:`randomisable_layers` is re-initialised (as
     Quantus's random layer generator: cascading, or one layer at a time on the trained weights for "independent");
     with ``last_only`` just the final state. The copy is the same object each time (re-initialised in place)."""

@@ -50,9 +50,10 @@ def _frechet(mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray, cov_b: np.nd
     diff = mu_a - mu_b
     eig = np.linalg.eigvals(cov_a @ cov_b)
     tr_sqrt = np.sqrt(np.clip(eig.real, 0.0, None)).sum(axis=-1)
-    return (
+    fid: np.ndarray = (
         (diff * diff).sum(-1) + np.trace(cov_a, axis1=-2, axis2=-1) + np.trace(cov_b, axis1=-2, axis2=-1) - 2 * tr_sqrt
     )
+    return fid
 
 
 def _prefix_moments(x: np.ndarray, idx: np.ndarray, sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +182,8 @@ def _fid_infinity_batch(
     f = np.concatenate(values, axis=1)  # (R, K * n_repeats), in the order of inv
     xc = inv - inv.mean()
     slope = (f - f.mean(axis=1, keepdims=True)) @ xc / (xc @ xc)
-    return f.mean(axis=1) - slope * inv.mean()
+    extrapolated: np.ndarray = f.mean(axis=1) - slope * inv.mean()
+    return extrapolated
 
 
 def fid_infinity(

@@ -187,7 +187,8 @@ def recipe_difference(
 def _resampled_seed_mean(rng: np.random.Generator, y: np.ndarray, r: int) -> np.ndarray:
     """Per-image mean over S seeds drawn with replacement from ``y`` ``(S, N)``, for r draws: ``(r, N)``."""
     s = y.shape[0]
-    return rng.multinomial(s, np.full(s, 1 / s), size=r) @ y / s
+    means: np.ndarray = rng.multinomial(s, np.full(s, 1 / s), size=r) @ y / s
+    return means
 
 
 def two_level_bootstrap(

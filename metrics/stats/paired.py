@@ -206,7 +206,8 @@ def paired_permutation_test(
     observed = float(np.ones(n) @ d)
     if n <= max_exact:
         signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
-        return tail_count(signs @ d, observed, alternative, tol) / signs.shape[0]
+        exact: float = tail_count(signs @ d, observed, alternative, tol) / signs.shape[0]
+        return exact
     rng = np.random.default_rng(seed)
     count, done, chunk = 0, 0, max(1, _CHUNK // n)
     while done < n_resamples:

@@ -29,7 +29,8 @@ def _centred_double_ranks(v: np.ndarray) -> np.ndarray:
     # float64 and ties with the observed statistic are exact ties
     from scipy.stats import rankdata  # on first use: a run's parent imports this package but never calls this
 
-    return 2 * rankdata(v) - (v.size + 1)
+    centred: np.ndarray = 2 * rankdata(v) - (v.size + 1)
+    return centred
 
 
 @lru_cache(maxsize=MAX_EXACT + 3)

@@ -254,9 +254,9 @@ def recipe_comparison(
         diff = float(a.mean() - b.mean())
         note = f"{short}; no recipe has >= 2 seeds, so the seed-to-seed variance is unknown"
         return RecipeComparison(diff, math.nan, math.nan, math.nan, math.nan, seeds, "none", False, note)
-    r = pooled_recipe_difference(a, b, pooled, level=level, alternative=alternative)
+    p = pooled_recipe_difference(a, b, pooled, level=level, alternative=alternative)
     return RecipeComparison(
-        r.diff, r.lo, r.hi, r.p_value, r.df, seeds, "pooled seed variance", False, f"{short}; {r.note}"
+        p.diff, p.lo, p.hi, p.p_value, p.df, seeds, "pooled seed variance", False, f"{short}; {p.note}"
     )
 
 

@@ -46,7 +46,7 @@ class UnitCorrelation:
     exact: bool
     n_orderings: int
     smallest_p: float
-    alternative: str
+    alternative: Alternative
     labels: tuple[Hashable, ...]
     x: tuple[float, ...]
     y: tuple[float, ...]
@@ -84,7 +84,7 @@ def unit_means(
     return labels, sums / np.bincount(codes, minlength=len(labels))
 
 
-def _smallest_p(x: np.ndarray, alternative: str, exact: bool, n_resamples: int) -> float:
+def _smallest_p(x: np.ndarray, alternative: Alternative, exact: bool, n_resamples: int) -> float:
     """The p-value of y ordered as x (descending for "less"): the most extreme outcome the test can see."""
     if not exact:
         return 1.0 / (n_resamples + 1)
@@ -99,7 +99,7 @@ def _correlate(
     labels: tuple[Hashable, ...],
     unit: str,
     models: int,
-    alternative: str,
+    alternative: Alternative,
     n_resamples: int,
     seed: int,
 ) -> UnitCorrelation:
@@ -223,7 +223,7 @@ def dose_response(
             raise ValueError(f"recipes must have one label per model ({models}), got {len(recipes)}")
         names, recipe_eps = unit_means(x, recipes)
         _, recipe_scores = unit_means(y, recipes)
-        spread = {r: [] for r in names}
+        spread: dict[Hashable, list[float]] = {r: [] for r in names}
         for r, e in zip(recipes, x.tolist(), strict=True):
             spread[r].append(e)
         mixed = [r for r, values in spread.items() if len(set(values)) > 1]

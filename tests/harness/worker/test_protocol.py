@@ -4,11 +4,17 @@ worker session in this process."""
 from __future__ import annotations
 
 from dataclasses import fields
+from typing import get_args, get_type_hints, is_typeddict
 
 import numpy as np
 
+from harness.worker import protocol
 from harness.worker.protocol import (
+    ALWAYS,
     REPLIES,
+    Checked,
+    Classified,
+    Loaded,
     ModelRef,
     WorkerConfig,
     WorkerRun,
@@ -49,19 +55,35 @@ def test_requests_round_trip_through_the_protocol():
     assert set(REPLIES) >= {"load", "check", "attack", "explain", "visualise", "classify", "signs", "fit", "exit"}
 
 
+def test_every_message_of_the_protocol_has_a_typeddict():
+    """Each op a request or reply may carry (plus the worker's first line, "sandbox") is the ``op`` Literal of
+    exactly one TypedDict of the protocol module, so a new message comes with its type."""
+    typed: dict[str, list[str]] = {}
+    for name, value in vars(protocol).items():
+        if isinstance(value, type) and is_typeddict(value) and "op" in value.__annotations__:
+            for op in get_args(get_type_hints(value)["op"]):
+                typed.setdefault(op, []).append(name)
+    ops = {*REPLIES, *ALWAYS, "sandbox"}.union(*REPLIES.values())
+    assert sorted(typed) == sorted(ops)
+    assert {op: names for op, names in typed.items() if len(names) > 1} == {}
+
+
 def test_a_session_loads_and_checks_from_what_it_is_told(data_dir):
     sent: list[dict] = []
     session = WorkerSession(send=sent.append)
     model = WorkerConfig(ModelRef(submission=str(SUBMISSIONS / "fmnist_standard.py")), "cpu", False)
     assert session.handle(load_request(model))
     assert sent[-1]["op"] == "loaded" and sent[-1]["metadata"]["name"] == "fmnist_standard"
+    assert set(sent[-1]) == set(Loaded.__annotations__)
     run = WorkerRun("fashion-mnist", str(data_dir), 6, "Linf", 0.1, "apgd-ce", 0, 4)
     assert session.handle(check_request(run))
     checked = sent[-1]
     assert checked["op"] == "checked" and checked["device"] == "cpu" and checked["flags"] == []
+    assert set(checked) == set(Checked.__annotations__)
     assert session.run == run and tuple(session.x.shape) == (6, 1, 28, 28) and session.info.num_classes == 10
     assert session.handle({"op": "classify", "x": session.x[:2].numpy(), "batch_size": 2})
     assert sent[-1]["op"] == "classified" and np.asarray(sent[-1]["logits"]).shape == (2, 10)
+    assert set(sent[-1]) == set(Classified.__annotations__)
 
 
 def test_a_session_reports_a_missing_submission_as_one_error(tmp_path):
