@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from harness import threads
 from harness.cli.app import cli
 from harness.errors import HarnessError
 from harness.report.escape import terminal
@@ -23,6 +24,7 @@ def main() -> None:
     come from a submission (its exceptions, its METADATA): control characters are shown escaped, so an error is
     always one line and no escape sequence reaches the terminal."""
     debug = "--debug" in sys.argv[1:] or os.environ.get("ROBINT_DEBUG") == "1"
+    threads.apply(threads.decide())  # before torch loads: this process and its workers use the cores available
     try:
         cli.main(standalone_mode=False)
     except (HarnessError, UnknownNameError) as exc:
