@@ -10,7 +10,7 @@ from harness.cli.app import DB_OPTION, cli
 
 
 @cli.command()
-@click.argument("submissions", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("submissions", nargs=-1, type=click.Path(exists=True, path_type=Path, dir_okay=False))
 @click.option("--robustbench", multiple=True, metavar="MODEL_ID", help="A RobustBench zoo model (repeatable).")
 @click.option("--zoo", type=click.Path(path_type=Path), default=None, help="The trained models of a zoo spec.")
 @click.option("--only", default=None, metavar="NAME[,NAME...]", help="With --zoo: only these models.")

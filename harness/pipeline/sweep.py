@@ -43,6 +43,7 @@ _NOT_IN_KEY = (
     "db",
     "progress",
     "sweep",
+    "preset",  # applied before the key is taken: its settings are in the key
     "device",
     "data_dir",
     "model_dir",
