@@ -76,9 +76,14 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @DB_OPTION
 def import_(paths: tuple[Path, ...], db: str) -> None:
-    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped."""
+    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped. Their
+    figures, found in runs/<run id>/ beside the archive's directory, are copied beside a SQLite database."""
     from harness import store
-    from harness.store.archive import import_archives
+    from harness.store.archive import copy_archived_figures, import_archives
+    from harness.store.files import files_root
 
     added, files = import_archives(store.open_database(db), paths)
     click.echo(f"imported {added} new run(s) from {files} file(s)")
+    root = files_root(db)
+    if root is not None and (copied := copy_archived_figures(paths, root / "runs")):
+        click.echo(f"copied the figures of {copied} run(s) into {root / 'runs'} (from runs/ beside the archive)")

@@ -196,3 +196,28 @@ def import_archives(sessions: sessionmaker[Session], paths: Iterable[Path]) -> t
                 "restore the file from git, or re-export it with `robint-bench export`",
             ) from None
     return added, len(files)
+
+
+def copy_archived_figures(paths: Iterable[Path], runs_root: Path) -> int:
+    """Copy the figures of the archived runs in ``paths`` (files, or directories of ``*.json``) into ``runs_root``
+    (``runs/`` beside the database they were imported into), from ``runs/<run id>/`` beside the archive's directory
+    (``results/archive`` and ``results/runs``): figures belong to the database that holds the run. Returns how many
+    runs' figures were copied (those already there, or without figures beside the archive, are left)."""
+    import shutil
+
+    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.json")))
+    copied = 0
+    for f in files:
+        try:
+            run_id = str(json.loads(f.read_text())["run"]["id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
+            continue
+        source = f.resolve().parent.parent / "runs" / run_id
+        target = runs_root / run_id
+        if not source.is_dir() or source.resolve() == target.resolve() or target.is_dir():
+            continue
+        shutil.copytree(source, target)
+        copied += 1
+    return copied
