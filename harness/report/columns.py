@@ -21,6 +21,7 @@ from harness.report.entries import Entry
 from harness.report.notes import CONTROL_NOTE, na_note, reported_notes
 from harness.report.protocols import protocol_of, ranked_protocol, split
 from harness.report.scores import Pair, Score
+from harness.report.values import own_normalised
 from harness.store.robustbench import (
     CORRUPTION_COLUMNS,
     best_known,
@@ -137,13 +138,42 @@ def _reported_value(rep: dict[str, Any] | None) -> Value:
 
 
 def _headline(pair: Pair) -> Column[Ranked[Entry]]:
+    """A headline score's column; a curve metric's is its normalised score (between the model's own floor and
+    ceiling, scored on the output its methods explain), or its raw score marked as such when no bounds are stored."""
+    normalise = bool(getattr(METRICS.get(pair[1]), "normalisable", False))
+
     def value(r: Ranked[Entry], table: Table) -> Value:
+        if normalise:
+            score = own_normalised(r.row, pair[1])
+            if score is not None:
+                return score_value(score, interval=False)
+            raw = score_value(r.row.scores.get(pair), interval=False)
+            if isinstance(raw, Number):
+                return Number(raw.shown, raw.sort, (NoteMark(RAW_NOTE, "raw"),), raw.tooltip)
+            return raw
         score = r.row.scores.get(pair)
         scored = score is not None and score.mean is not None
         return score_value(score, interval=False, informative=not scored or table.board.informative(r.row.model, *pair))
 
-    note = "" if pair[0] == FEATUREVIS_METHOD else " † marks a score that does not beat its controls."
-    return Column(label(pair[1]), value, description=describe(pair[1], pair[0]) + note)
+    if normalise:
+        spec = METRICS.get(pair[1])
+        header = f"{spec.short} norm. ↑"
+        description = (
+            f"{spec.short}: {spec.description}; normalised between the model's own floor (0: a random order) and "
+            "ceiling (1: the best occlusion order found for that model and image), scored on the logit its methods "
+            "explain; "
+            f"of {pair[0]} attributions. ↑ higher is better. 'raw' marks a run without stored bounds."
+        )
+    else:
+        header, description = label(pair[1]), describe(pair[1], pair[0])
+    note = "" if pair[0] == FEATUREVIS_METHOD else " † marks a score that does not beat its bar (best model-free map)."
+    return Column(header, value, description=description + note)
+
+
+RAW_NOTE = (
+    "raw: the run stores no floor and ceiling for this score (it predates them: `robint-bench run --rescore` adds "
+    "them); shown raw, scored on the probability, not comparable with the normalised scores",
+)
 
 
 def _percent_of(fraction: float) -> Number:

@@ -40,6 +40,8 @@ class Entry:
     architecture: str = ""
     threat_trained: str = ""  # the training threat model (adversarial training only)
     epochs: int | None = None
+    clean_correct: frozenset[int] | None = None  # the test images (indices) it classifies correctly
+    explained_output: str = "logit"  # what its attribution methods explain (the suite's ``output``)
 
     @property
     def robust_interval(self) -> tuple[float, float]:
@@ -93,6 +95,8 @@ def runs_frame(s: Session) -> pd.DataFrame:
                 "architecture": str(info.get("architecture") or ""),
                 "threat_trained": str(training.get("threat_model") or "") if method != "standard" else "",
                 "epochs": training.get("epochs") if isinstance(training.get("epochs"), int) else None,
+                "clean_correct": _clean_correct(run),
+                "explained_output": _explained_output(run.details),
                 "created_at": run.created_at,
                 "scores": scores,
                 "flags": tuple(f for f in (run.flags or []) if isinstance(f, dict)),
@@ -100,6 +104,22 @@ def runs_frame(s: Session) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _clean_correct(run: store.RunRecord) -> frozenset[int] | None:
+    """The indices of the test images the run's model classifies correctly (None without per-example rows)."""
+    rows = run.examples
+    if not rows:
+        return None
+    return frozenset(int(r.idx) for r in rows if r.clean_correct is True)
+
+
+def _explained_output(details: Any) -> str:
+    """The model output the run's attribution methods explain (stored suite settings; "logit" when unrecorded)."""
+    node = details
+    for key in ("interpretability", "settings", "output"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if node in ("logit", "probability") else "logit"
 
 
 def _eps(value: Any) -> float | None:
@@ -158,6 +178,8 @@ def to_entries(table: pd.DataFrame, reported: dict[str, dict[str, Any]]) -> list
             architecture=row.architecture,
             threat_trained=row.threat_trained,
             epochs=row.epochs,
+            clean_correct=row.clean_correct,
+            explained_output=row.explained_output,
         )
         for row in table.itertuples(index=False)
     ]

@@ -38,9 +38,10 @@ from harness.report.notes import Notes, plain_note
 from harness.report.protocols import ranked_protocol
 from harness.report.runpage import RunPage, run_page
 from harness.report.scatter_svg import Point, scatter_svg
+from harness.report.values import own_normalised
 from harness.store.files import files_root, write_text_atomic
 from harness.store.robustbench import CORRUPTIONS
-from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METHOD
+from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METHOD, METRICS
 
 R = TypeVar("R")
 
@@ -123,8 +124,10 @@ def write_site(
 
 
 def _figure_warnings(pages: Iterable[RunPage]) -> list[str]:
-    """One warning for the runs whose figures are missing (those they wrote, or any when none was found)."""
-    missing = [p for p in pages if p.missing or (not p.figures and p.files_dir is not None)]
+    """One warning for the runs whose figures are missing: those the run recorded writing (``details["figures"]``)
+    that are not beside the database (a run that recorded none, e.g. one run with --no-figures, is not warned of; its
+    page says it has none)."""
+    missing = [p for p in pages if p.missing]
     if not missing:
         return []
     where = sorted({str(p.files_dir.parent) for p in missing if p.files_dir is not None})
@@ -242,8 +245,8 @@ def _board_section(board: Board, pages: dict[str, RunPage]) -> str:
                     _folded(f"{caption}: every method and control, mean [95% bootstrap interval]", detail_table)
                 )
         for title, render in (
-            ("Controls: each score against random and input-only maps", controls_table),
-            ("Robustness vs interpretability: rank correlations across models", correlation_table),
+            ("Controls: each score against its bar, the best model-free map", controls_table),
+            ("Robustness vs interpretability: rank correlations across recipes", correlation_table),
             ("Adversarially trained vs standard training", versus_table),
             ("Dose-response across training eps", dose_table),
         ):
@@ -251,9 +254,7 @@ def _board_section(board: Board, pages: dict[str, RunPage]) -> str:
                 parts.append(_folded(title, html))
         if getattr(board, "uncompared", None):
             reasons = "; ".join(esc(u) for u in board.uncompared)
-            parts.append(
-                f'<p class="note">Not compared (no single standard recipe of their architecture): {reasons}.</p>'
-            )
+            parts.append(f'<p class="note">Not compared: {reasons}.</p>')
         if getattr(board, "reliability", None):
             parts.append('<p class="note">Metric reliability: see leaderboard.md.</p>')
     parts.append(_notes(notes, anchor))
@@ -368,46 +369,47 @@ def _link_model(cell: Cell, run_id: str) -> Cell:
 
 
 def scatter_figure(board: Board, anchor: str) -> str:
-    """Robust accuracy against each headline score the board has, one SVG per score, one shown at a time."""
+    """Robust accuracy against each headline score the board has, one SVG per score, one shown at a time. A curve
+    metric is plotted as its table column shows it: normalised between each model's floor and ceiling (the models
+    with stored bounds), else raw."""
     ranked = {e.run_id for e in (r.row for r in columns.main_rows(board))}
     plots = []
     for method, metric in HEADLINE:
+        normalised = {}
+        if getattr(METRICS.get(metric), "normalisable", False):
+            normalised = {e.run_id: n for e in board.entries if (n := own_normalised(e, metric)) is not None}
         points = []
         for e in board.entries:
-            score = e.scores.get((method, metric))
+            score = normalised.get(e.run_id) if normalised else e.scores.get((method, metric))
             if score is None or score.mean is None or not math.isfinite(score.mean):
                 continue
             lo, hi = e.robust_interval
-            points.append(
-                Point(
-                    e.model,
-                    100 * e.robust_acc,
-                    100 * lo,
-                    100 * hi,
-                    score.mean,
-                    score.low,
-                    score.high,
-                    e.run_id in ranked,
-                )
-            )
+            x = (100 * e.robust_acc, 100 * lo, 100 * hi)
+            points.append(Point(e.model, *x, score.mean, score.low, score.high, e.run_id in ranked))
         if len(points) >= 2:
-            plots.append((method, metric, points))
+            plots.append((method, metric, points, bool(normalised)))
     if not plots:
         return ""
     options, svgs = [], []
-    for i, (method, metric, points) in enumerate(plots):
+    for i, (method, metric, points, norm) in enumerate(plots):
         key = f"{anchor}-scatter-{i}"
-        what = label(metric) + (" (feature visualisation)" if method == FEATUREVIS_METHOD else "")
-        options.append(f'<option value="{esc(key)}">{esc(what)}</option>')
-        svg = scatter_svg(points, metric=metric, label=label(metric), svg_id=key)
+        name = f"{METRICS.get(metric).short} norm. ↑" if norm else label(metric)
+        what = name + (" (feature visualisation)" if method == FEATUREVIS_METHOD else "")
+        about = describe(metric, method) + (
+            " Normalised between each model's own floor (0) and ceiling (1)." if norm else ""
+        )
+        options.append(f'<option value="{esc(key)}" data-describe="{esc(about)}">{esc(what)}</option>')
+        svg = scatter_svg(points, metric=metric, label=name, svg_id=key)
         svgs.append(svg if i == 0 else svg.replace("<svg ", "<svg hidden ", 1))
+    first = plots[0]
+    about = describe(first[1], first[0]) + (
+        " Normalised between each model's own floor (0) and ceiling (1)." if first[3] else ""
+    )
     return (
         '<figure class="scatters">'
         f'<figcaption>AA robust accuracy against <select class="metric" aria-label="Score">{"".join(options)}'
         "</select> one point per model with 95% intervals (hollow: not in the ranked protocol); hover a point for "
-        f'the model. <span class="describe">{esc(describe(plots[0][1], plots[0][0]))}</span></figcaption>'
-        + "".join(svgs)
-        + "</figure>"
+        f'the model. <span class="describe">{esc(about)}</span></figcaption>' + "".join(svgs) + "</figure>"
     )
 
 
@@ -428,7 +430,7 @@ def correlation_table(board: Board) -> str:
             [
                 text(c.method),
                 text(label(c.metric)),
-                number(str(c.n_models), c.n_models),
+                number(f"{c.n_units} ({c.n_models})", c.n_units),
                 number(shown, None if _nan(rho) else rho),
                 number("—" if p_value is None or _nan(p_value) else f"{p_value:.3f}", p_value),
                 text(c.verdict),
@@ -437,19 +439,18 @@ def correlation_table(board: Board) -> str:
     header = [
         "Method",
         "Metric",
-        "Models",
+        "Recipes (models)",
         "Spearman ρ (robust acc, metric)",
         "p (adjusted)",
         "Robust → more interpretable?",
     ]
-    return table(header, rows, caption="Robustness vs interpretability")
+    return table(header, rows, caption="Robustness vs interpretability across recipes")
 
 
 def versus_table(board: Board) -> str:
     """Each adversarially trained recipe against the standard recipe of its architecture."""
     if not board.comparisons:
         return ""
-    several = len({getattr(c, "baseline", "") for c in board.comparisons}) > 1  # one baseline per architecture
     rows = []
     for c in board.comparisons:
         shown = f"{c.diff:+.3f}"
@@ -458,16 +459,27 @@ def versus_table(board: Board) -> str:
         elif getattr(c, "intervals", None):
             (a_lo, a_hi), (b_lo, b_hi) = c.intervals
             shown += f" (intervals {_interval(a_lo, a_hi)} vs {_interval(b_lo, b_hi)})"
-        baseline = [text(getattr(c, "baseline", ""))] if several else []
+        baseline = c.baseline + ("" if c.matched else " (not epochs-matched)")
         rows.append(
-            [text(c.model), *baseline, text(c.method), text(label(c.metric)), number(shown, c.diff), text(c.verdict)]
+            [
+                text(c.model),
+                text(baseline),
+                text(c.method),
+                text(label(c.metric)),
+                number(shown, c.diff),
+                text("normalised" if c.normalised else "raw"),
+                text(f"{c.seeds[0]} vs {c.seeds[1]} seeds"),
+                text(c.verdict),
+            ]
         )
     header = [
-        "Model",
-        *(["Standard baseline"] if several else []),
+        "Recipe",
+        "Standard baseline",
         "Method",
         "Score",
-        f"Model − {board.standard_model} [95% interval]",
+        "Recipe − baseline [95% interval]",
+        "Values",
+        "Seeds",
         "Robust → more interpretable?",
     ]
     caption = "Adversarially trained vs standard training (the seed paper's comparison)"
@@ -485,13 +497,13 @@ def controls_table(board: Board) -> str:
                 text(c.model),
                 text(c.method),
                 text(label(c.metric)),
-                text(c.control),
+                text(f"{c.bar} ({c.bar_mean:.3f})"),
                 number(f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]", c.diff),
-                text("yes" if c.beats else "matches it" if getattr(c, "matches", False) else "no"),
+                text("yes" if c.beats else "no"),
             ]
         )
-    header = ["Model", "Method", "Score", "Control", "Method − control [95% paired]", "Beats it?"]
-    return table(header, rows, caption="Controls: each score against random and input-only maps")
+    header = ["Model", "Method", "Score", "Bar (best model-free control)", "Method − bar [95% paired]", "Beats it?"]
+    return table(header, rows, caption="Controls: each score against its best model-free control")
 
 
 def dose_table(board: Board) -> str:

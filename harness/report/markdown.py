@@ -8,7 +8,6 @@ values sharing the table writer here."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -18,17 +17,15 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from harness import __version__
-from harness.report import columns
+from harness.report import columns, sections
 from harness.report.board import Board
 from harness.report.cells import Code, Figures, FlagMark, Link, Mark, Missing, Number, Text, Value
-from harness.report.columns import Column, Table, label
-from harness.report.controls import CONTROL_METHODS, EQUIVALENCE, shortfall
-from harness.report.correlations import MIN_MODELS
-from harness.report.escape import markdown_cell, markdown_text
+from harness.report.columns import Column, Table
+from harness.report.escape import markdown_text
 from harness.report.notes import Notes, Stored, markdown_note, markdown_stored
-from harness.report.reliability import RELIABILITY_METHOD
+from harness.report.sections import table
 from harness.store.robustbench import CORRUPTIONS
-from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METHOD, METRICS
+from metrics.registry import HEADLINE_METHOD
 from metrics.stats.permutation import MAX_EXACT
 
 R = TypeVar("R")
@@ -43,14 +40,16 @@ demo runs never replace full evaluations. A table ranks the rows of one attack p
 rule: AutoAttack standard on the most test images); rows of another attack or n follow it, unranked. Robust
 accuracy is AutoAttack's (pyautoattack), re-checked by the harness: every adversarial example is verified to lie
 inside the eps-ball and [0,1] and is re-classified.
-Intervals: 95% Wilson score intervals for accuracies, 95% bootstrap intervals for interpretability means.
-Interpretability columns use {method} attributions on the first n_explain test images (see README,
-"Interpretability"): every method explains the target class's logit, and the faithfulness curves score the
-target's softmax probability, with removed pixels filled with U[0,1] noise or imputed from their neighbours
-(ROAD). Every headline score is checked against two controls scored like a method (random attributions, and
-the input times noise: the input's structure without the model); † marks a score that does not beat them.
-Feature-visualisation columns (inversion SSIM and reference-feature distance, FID and
-judge accuracy of class-specific generations) are scored with robint-bench's reference encoder (README,
+Intervals: 95% Wilson score intervals for accuracies, 95% intervals (Student t below 30 values, else bootstrap)
+for interpretability means. Interpretability columns use {method} attributions on the first n_explain test
+images (see README, "Interpretability"): every method explains the target class's logit, and the faithfulness
+curves are scored on the same logit (the softmax probability is a sensitivity analysis), with removed pixels
+filled with U[0,1] noise or imputed from their neighbours (ROAD). Between models, faithfulness is compared on
+scores placed between each model's own floor (a random order) and ceiling (the best occlusion order found for
+that model and image). Every headline score is held to a bar, the best model-free map scored like a method on
+the same images (random maps, the input, 1 − x, a blurred x, edges); † marks a score that does not beat it.
+Feature-visualisation columns (inversion SSIM and reference-feature distance, FID and judge accuracy of
+class-specific generations) are scored with robint-bench's reference encoder and held to the unmoved seeds (README,
 "Feature visualisation"); ↑/↓ = higher/lower is better. Run ids refer to `robint-bench results --json`;
 "figures" links each run's attribution, adversarial-example, inversion and generation images.
 """
@@ -111,26 +110,31 @@ def _section(board: Board, files: Files | None, plot: Path | None) -> str:
         parts.append("\n### Feature visualisation detail (mean [95% bootstrap interval])\n\n")
         parts.append(fv_detail)
     if detail or fv_detail:
+        parts.append("\n### Rules fixed before any outcome\n\n")
+        parts.append(sections.rules_section(board))
         if board.controls:
-            parts.append("\n### Controls\n\n")
-            parts.append(_controls_section(board))
+            parts.append("\n### Controls and the bar\n\n")
+            parts.append(sections.controls_section(board))
         if board.reliability:
             parts.append("\n### Metric reliability\n\n")
-            parts.append(_reliability_section(board))
-        parts.append("\n### Robustness vs interpretability\n\n")
-        parts.append(_correlation_section(board))
+            parts.append(sections.reliability_section(board))
         if board.comparisons or board.uncompared:
             parts.append("\n### Adversarially trained vs standard training (the seed paper's comparison)\n\n")
-            parts.append(_versus_section(board) if board.comparisons else "")
+            parts.append(sections.versus_section(board) if board.comparisons else "")
             if board.uncompared:
                 reasons = "; ".join(markdown_text(u, 300) for u in board.uncompared)
-                parts.append(
-                    "\nNot compared (each recipe is compared with the one standard recipe of its own architecture): "
-                    f"{reasons}.\n"
-                )
+                parts.append(f"\nNot compared: {reasons}.\n")
+            sensitivity = sections.sensitivity_section(board)
+            if sensitivity:
+                parts.append("\n### Sensitivity of the comparison\n\n")
+                parts.append(sensitivity)
+        parts.append("\n### Robustness vs interpretability across recipes\n\n")
+        parts.append(sections.correlation_section(board))
         if board.dose_response:
             parts.append("\n### Dose-response across training eps\n\n")
-            parts.append(_dose_section(board))
+            parts.append(sections.dose_section(board))
+        parts.append("\n### What the evidence shows\n\n")
+        parts.append(sections.summary_section(board))
         if files is not None and plot is not None:
             parts.append(f"\n![AA robust accuracy vs headline scores]({files.link(plot)})\n")
     parts.append(_notes(notes))
@@ -189,239 +193,3 @@ class MarkdownCells:
             return "—"
         folder = self.files.root / "runs" / value.run_id
         return f"[figures]({self.files.link(folder)})" if folder.is_dir() else "—"
-
-
-def _controls_section(board: Board) -> str:
-    """Each headline score next to its controls' on the same images, and how many maps were degenerate."""
-    rows = [["Model", "Method", "Score", "Method", "− random control [95%]", "− input control [95%]", "Beats them?"]]
-    checks = {(c.model, c.method, c.metric, c.control): c for c in board.controls}
-    for e in board.entries:
-        for method, metric in [p for p in e.scores if (p[0], p[1]) in {(c.method, c.metric) for c in board.controls}]:
-            if metric not in [m for _, m in HEADLINE] or method in CONTROL_METHODS:
-                continue
-            score = e.scores[(method, metric)]
-            if score.mean is None:
-                continue
-            cells = [markdown_text(e.model), markdown_text(method), label(metric), f"{score.mean:.3f}"]
-            for control in CONTROL_METHODS:
-                c = checks.get((e.model, method, metric, control))
-                cells.append("—" if c is None else f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]")
-            needed = METRICS.get(metric).controls
-            found = [checks[k] for k in ((e.model, method, metric, c) for c in needed) if k in checks]
-            if not found:
-                cells.append("—")
-            elif all(c.beats for c in found):
-                cells.append("yes")
-            else:
-                why = [f"{shortfall(c)} {c.control.replace('control_', '')} control" for c in found if not c.beats]
-                cells.append("no: " + ", ".join(why))
-            rows.append(cells)
-    text = table(rows) if len(rows) > 1 else ""
-    degenerate = []
-    for e in board.entries:
-        methods = dict.fromkeys(m for m, _ in e.scores if m not in (FEATUREVIS_METHOD, RELIABILITY_METHOD))
-        for method in methods:
-            counts = e.degenerate(method)
-            if any(counts.values()):
-                what = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in counts.items() if v)
-                degenerate.append(f"{markdown_text(e.model)} / {markdown_text(method)}: {what}")
-    text += (
-        "\nA score beats a control when the paired 95% interval of (method − control) lies beyond a margin in the "
-        f"metric's better direction: {EQUIVALENCE:g} times the gap between the two controls' means. Within that "
-        "margin on both sides it matches the control (≈); an interval entirely on the worse side is worse than it; "
-        "anything else is not clearly better. The randomisation tests are held to the input control only "
-        "(independent noise draws are "
-        "uncorrelated, so random attributions pass them by construction). The input control carrying the input's "
-        "structure and nothing of the model, a score it matches is trivial. Degenerate attribution maps (metrics "
-        "undefined on them leave them out): " + ("; ".join(degenerate) if degenerate else "none") + ".\n"
-    )
-    return text
-
-
-def _reliability_section(board: Board) -> str:
-    rows = [["Metric", "Model", "MC ↑", "Noise resilience ↑", "Adversary reactivity ↑", "Reliable?"]]
-    for r in sorted(board.reliability, key=lambda r: (r.metric, r.model)):
-        rows.append(
-            [
-                label(r.metric),
-                markdown_text(r.model),
-                f"{r.mc:.2f}",
-                f"{r.noise_resilience:.2f}",
-                f"{r.adversary_reactivity:.2f}",
-                "yes" if r.reliable else "no",
-            ]
-        )
-    return table(rows) + (
-        "\nMetaQuantus (Hedström et al., TMLR 2023) on the run's own methods: noise resilience is the mean of IAC_NR "
-        "and IEC_NR (the score should stay put under minor model and input perturbations that keep the predictions), "
-        "adversary reactivity the mean of IAC_AR and IEC_AR (it should move under disruptive ones); MC is their "
-        "mean. A metric is reliable here when both exceed 0.5 (a metric that ignores its input scores 1 and 0).\n"
-    )
-
-
-def _correlation_section(board: Board) -> str:
-    rows = [
-        [
-            "Method",
-            "Metric",
-            "Models",
-            "Spearman ρ (robust acc, metric)",
-            "p (permutation)",
-            "Holm-adjusted p",
-            "Robust → more interpretable?",
-        ]
-    ]
-    for c in board.correlations:
-        rho = "n/a" if math.isnan(c.rho) else f"{c.rho:+.2f}"
-        p = "—" if math.isnan(c.p_value) else f"{c.p_value:.3g}"
-        p_adj = "—" if math.isnan(c.p_adjusted) else f"{c.p_adjusted:.3g}"
-        rows.append([markdown_text(c.method), label(c.metric), str(c.n_models), rho, p, p_adj, c.verdict])
-    verdicts = [c.verdict for c in board.correlations]
-    supported = sum(v.startswith("yes") for v in verdicts)
-    against = sum(v.startswith("no") for v in verdicts)
-    few = (
-        f"With fewer than {MIN_MODELS} models an exact two-sided rank test cannot reject at 5%; add models to test "
-        "the claim."
-    )
-    summary = (
-        f"\nAcross models: of {len(verdicts)} correlations (scores that do not beat their controls left out), "
-        f"{supported} support the claim that robust models are more interpretable, {against} contradict it, and "
-        f"{len(verdicts) - supported - against} are inconclusive (permutation tests, {_PERMUTATION}; "
-        "Holm-adjusted over this table: family-wise error rate 5%). " + (few if len(board.entries) < MIN_MODELS else "")
-    )
-    return table(rows) + summary.rstrip() + "\n"
-
-
-def _versus_section(board: Board) -> str:
-    several = len({c.baseline for c in board.comparisons}) > 1  # one standard baseline per architecture
-    rows = [
-        [
-            "Recipe",
-            *(["Standard baseline"] if several else []),
-            "Method",
-            "Score",
-            f"− {markdown_text(board.standard_model)} [95% interval]",
-            "Test",
-            "Holm-adjusted p",
-            "Reliable metric?",
-            "Robust → more interpretable?",
-        ]
-    ]
-    notes: dict[tuple[str, str], list[str]] = {}
-    for c in board.comparisons:
-        if c.per_example:
-            text = "n/a" if math.isnan(c.diff) else f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]"
-        else:
-            text = f"{c.diff:+.3f} (intervals {_interval(c.intervals[0])} vs {_interval(c.intervals[1])})"
-        test = {
-            "paired": f"paired, {c.n} images",
-            "recipes": f"{c.seeds[0]} vs {c.seeds[1]} seeds, "
-            + (f"{c.n} images" if c.n > 1 else "one value per run (Welch t)"),
-            "intervals": "stored intervals",
-        }[c.kind]
-        p_adj = "—" if math.isnan(c.p_adjusted) else f"{c.p_adjusted:.3g}"
-        reliable = board.reliable(c.metric)
-        rows.append(
-            [
-                markdown_text(c.model),
-                *([markdown_text(c.baseline)] if several else []),
-                markdown_text(c.method),
-                label(c.metric),
-                text,
-                test,
-                p_adj,
-                "—" if reliable is None else ("yes" if reliable else "no"),
-                c.verdict,
-            ]
-        )
-        if c.note:
-            notes.setdefault((c.model, c.note), []).append(label(c.metric))
-    decided = [c for c in board.comparisons if c.informative]
-    yes = sum(c.verdict == "yes" for c in decided)
-    no = sum(c.verdict.startswith("no (") for c in decided)
-    reliable = [c for c in decided if board.reliable(c.metric)]
-    text = table(rows) + (
-        f"\nInformative comparisons (both models beat their controls): {len(decided)}. In favour of the "
-        f"adversarially trained recipe (the claim): {yes}; of the standard one: {no}; inconclusive: "
-        f"{len(decided) - yes - no}. Verdicts come from p-values Holm-adjusted over this table (family-wise error "
-        "rate 5%). "
-    )
-    if reliable:
-        text += (
-            f"On the metrics found reliable: {sum(c.verdict == 'yes' for c in reliable)} for, "
-            f"{sum(c.verdict.startswith('no (') for c in reliable)} against, of {len(reliable)}. "
-        )
-    text += _fill_sentence(board)
-    text += (
-        "Comparisons are paired on the same test images (GridPG: on the composite cells both recognise); recipes "
-        "with several seeds use a mixed-model interval over seeds and images.\n"
-    )
-    if notes:
-        lines = [f"{model} ({', '.join(scores)}): {note}" for (model, note), scores in notes.items()]
-        text += "\n" + "\n".join(f"- {markdown_text(n, 500)}" for n in lines) + "\n"
-    return text
-
-
-def _fill_sentence(board: Board) -> str:
-    """Whether the faithfulness verdicts depend on the fill (U[0,1] noise vs ROAD imputation)."""
-    found = []
-    by_key = {(c.model, c.method, c.metric): c for c in board.comparisons}
-    for c in board.comparisons:
-        variant = METRICS.get(c.metric).fill_variant
-        other = by_key.get((c.model, c.method, variant)) if variant else None
-        if other is None:
-            continue
-        same = c.verdict.split(" (")[0] == other.verdict.split(" (")[0]
-        found.append(
-            f"{c.model}: {label(c.metric)} {c.verdict.split(' (')[0]} with U[0,1] fill, "
-            f"{other.verdict.split(' (')[0]} with ROAD" + ("" if same else " (the verdict depends on the fill)")
-        )
-    return (
-        ("Faithfulness under both fills — " + "; ".join(markdown_text(f, 500) for f in found) + ". ") if found else ""
-    )
-
-
-def _dose_section(board: Board) -> str:
-    rows = [
-        [
-            "Method",
-            "Score",
-            "Models",
-            "Training eps",
-            "Spearman ρ (eps, score)",
-            "Holm-adjusted p",
-            "More robust training → more interpretable?",
-        ]
-    ]
-    for d in board.dose_response:
-        eps = ", ".join(f"{v:g}" for v in d.eps_values)
-        rows.append(
-            [
-                markdown_text(d.method),
-                label(d.metric),
-                str(d.n_models),
-                eps,
-                f"{d.rho:+.2f}",
-                f"{d.p_adjusted:.3g}",
-                d.verdict,
-            ]
-        )
-    return table(rows) + (
-        "\nDose-response: across models trained with one recipe that differ only in eps (method, training threat "
-        "model, architecture and epochs; standard training of the same architecture counted as eps 0; scores that "
-        f"do not beat their controls left out), permutation tests ({_PERMUTATION}) of the rank correlation "
-        "between training eps and score, Holm-adjusted over this table.\n"
-    )
-
-
-def _interval(bounds: tuple[float | None, float | None]) -> str:
-    return "—" if bounds[0] is None else f"[{bounds[0]:.1f}, {bounds[1]:.1f}]"
-
-
-def table(rows: Sequence[Sequence[str]]) -> str:
-    """A markdown table; in every cell ``|`` is escaped and control characters (newlines) are shown as escapes, so
-    no cell can end its row or add a column. Stored text is escaped where it enters a cell (``markdown_text``)."""
-    head, *body = rows
-    lines = ["| " + " | ".join(map(markdown_cell, head)) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(map(markdown_cell, row)) + " |" for row in body]
-    return "\n".join(lines) + "\n"

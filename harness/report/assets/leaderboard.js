@@ -138,10 +138,12 @@
 
   [search, training, attack, size].forEach(function (input) {
     if (!input) return;
-    input.addEventListener("input", function () {
+    function changed() {
       tables.forEach(function (t) { pages.set(t, 0); });
       refresh();
-    });
+    }
+    input.addEventListener("input", changed);
+    input.addEventListener("change", changed);
   });
   const detail = toolbar && toolbar.querySelector(".show-detail");
   if (detail) {
@@ -155,7 +157,12 @@
     const select = figure.querySelector("select.metric");
     if (select) {
       select.addEventListener("change", function () {
-        figure.querySelectorAll("svg.scatter").forEach(function (svg) { svg.hidden = svg.id !== select.value; });
+        figure.querySelectorAll("svg.scatter").forEach(function (svg) {
+          svg.toggleAttribute("hidden", svg.id !== select.value);  // an SVG element has no .hidden property
+        });
+        const about = figure.querySelector(".describe");
+        const option = select.selectedOptions[0];
+        if (about && option) about.textContent = option.getAttribute("data-describe") || "";
       });
     }
   });

@@ -35,6 +35,10 @@ def entry(
     threat="",
     epochs=3,
     recipe=None,
+    clean=0.9,
+    correct=None,
+    output="logit",
+    seed=None,
 ):
     """One model's entry; its recipe label is ``training threat eps architecture`` unless given."""
     label = " ".join(str(p) for p in (training, threat, eps if eps is not None else "", architecture) if p)
@@ -43,7 +47,7 @@ def entry(
         model=model,
         n=100,
         attack="standard",
-        clean_acc=0.9,
+        clean_acc=clean,
         robust_acc=robust,
         training=training,
         created_at=datetime(2026, 1, 1),
@@ -54,4 +58,7 @@ def entry(
         architecture=architecture,
         threat_trained=threat,
         epochs=epochs,
+        clean_correct=None if correct is None else frozenset(correct),
+        explained_output=output,
+        seed=seed,
     )

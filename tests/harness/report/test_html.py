@@ -180,8 +180,10 @@ def test_the_board_in_a_real_browser(site, browser, tmp_path):
     others = "Not ranked"
     assert _column(browser, others, 0) == ["apgd-ce, n=1000", "AutoAttack standard, n=500"]
     # the compact view hides the detail columns; the headers explain their metric and arrow
-    assert "LeRF minus MoRF" in _header(browser, ranked, "ABPC ↑").get_attribute("title")
-    assert "↑ higher is better" in _header(browser, ranked, "ABPC ↑").get_attribute("title")
+    abpc = _header(browser, ranked, "ABPC norm. ↑").get_attribute("title")
+    assert "LeRF minus MoRF" in abpc and "normalised between the model's own floor" in abpc
+    assert "↑ higher is better" in abpc
+    assert "Gini index of |attributions|" in _header(browser, ranked, "Gini ↑").get_attribute("title")
     assert not _header(browser, ranked, "Attack").is_displayed()
     hidden = browser.execute_script(
         "return Array.from(document.querySelectorAll('th.detail')).every(th => getComputedStyle(th).display === 'none')"
@@ -190,8 +192,9 @@ def test_the_board_in_a_real_browser(site, browser, tmp_path):
     browser.find_element(By.CSS_SELECTOR, ".toolbar .show-detail").click()
     assert _header(browser, ranked, "Attack").is_displayed()
     # a mark sits beside its value, its note's text on hover
-    mark = browser.find_element(By.CSS_SELECTOR, "table.filterable a.mark:not(.flag)")
-    assert mark.get_attribute("title").startswith("† does not beat its controls")
+    marks = [m.get_attribute("title") for m in browser.find_elements(By.CSS_SELECTOR, "table.filterable a.mark")]
+    assert any(t.startswith("† does not beat its bar") for t in marks)  # Gini, near the controls
+    assert any(t.startswith("raw: the run stores no floor") for t in marks)  # curve scores without stored bounds
     # sorting: accuracies best first on the first click
     _header(browser, ranked, "Clean acc").click()
     assert _column(browser, ranked, 2) == ["91.0", "88.0", "86.0"]
@@ -202,10 +205,10 @@ def test_the_board_in_a_real_browser(site, browser, tmp_path):
     second = "fashion-mnist-Linf-0.05"
     assert len(_column(browser, ranked, 1, second)) == 25
     browser.execute_script(f"document.getElementById('{second}').querySelector('nav.pager .next').click()")
-    assert _column(browser, ranked, 1, second) == ["m00", "m01"]  # ranked by robust accuracy: the least robust last
+    assert _column(browser, ranked, 1, second) == ["m01", "m00"]  # ranked by robust accuracy: the least robust last
     # search narrows the rows of every table; the filters too
     search = browser.find_element(By.CSS_SELECTOR, ".toolbar .filter-model")
-    search.send_keys("ro")
+    search.send_keys("rob")
     assert _column(browser, ranked, 1) == ["rob"] and _column(browser, others, 1) == []
     assert _column(browser, ranked, 1, second) == []
     assert "rows match" in browser.find_element(By.CSS_SELECTOR, ".toolbar .count").text
@@ -226,6 +229,7 @@ def test_the_board_in_a_real_browser(site, browser, tmp_path):
     Select(figure.find_element(By.CSS_SELECTOR, "select.metric")).select_by_visible_text("Gini ↑")
     visible = [svg for svg in figure.find_elements(By.CSS_SELECTOR, "svg.scatter") if svg.is_displayed()]
     assert len(visible) == 1 and visible[0].get_attribute("data-metric") == "sparseness"
+    assert figure.find_element(By.CSS_SELECTOR, ".describe").text.startswith("Gini: Gini index")
     point = visible[0].find_element(By.CSS_SELECTOR, "g.point[data-model='rob'] circle")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", point)
     ActionChains(browser).move_to_element(point).perform()
@@ -259,10 +263,10 @@ def test_reported_entries_in_a_real_browser(site, browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     browser.get((site / "cifar10_Linf.html").as_uri())
-    reported = "Reported elsewhere"
-    assert [row[:5] for row in _column(browser, reported, 1)] == ["Beta2", "Delta", "Alpha", "Gamma"]
-    _header(browser, reported, "AA robust acc").click()
-    assert _column(browser, reported, 4) == ["53.08", "45.00", "40.00", "30.35"]
+    reported, section = "Reported elsewhere", "cifar10-Linf-8_255"
+    assert [row[:5] for row in _column(browser, reported, 1, section)] == ["Beta2", "Delta", "Alpha", "Gamma"]
+    _header(browser, reported, "AA robust acc", section).click()
+    assert _column(browser, reported, 4, section) == ["53.08", "45.00", "40.00", "30.35"]
     paper = browser.find_element(By.LINK_TEXT, "Gamma: k-winners, made up").get_attribute("href")
     assert paper == "https://arxiv.org/abs/1905.00003"
     _shot(browser, tmp_path / "cifar10.png")
