@@ -26,8 +26,11 @@ class Protocol:
 
     @property
     def badge(self) -> str:
-        """E.g. ``AutoAttack standard, n=1000`` or ``apgd-ce,apgd-t, n=1000``."""
-        attack = f"AutoAttack {self.attack}" if self.attack in (STANDARD, "plus", "rand") else self.attack
+        """E.g. ``AutoAttack standard, n=1000`` or ``apgd-ce + apgd-t, n=1000`` (``--attack apgd-ce,apgd-t``)."""
+        if self.attack in (STANDARD, "plus", "rand"):
+            attack = f"AutoAttack {self.attack}"
+        else:
+            attack = " + ".join(a.strip() for a in self.attack.split(","))
         return f"{attack}, n={self.n}"
 
 
