@@ -34,16 +34,28 @@ from harness.cli.app import DB_OPTION, cli
     help="robustbench format: a METADATA fact it needs (link, paper, authors, venue, additional_data, architecture, "
     "reported_acc, number_forward_passes, footnote), given or overridden here (repeatable).",
 )
+@click.option(
+    "--fields-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="robustbench format: a JSON object of those facts (--field overrides its keys).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def export(run_id: str, fmt: str, db: str, out: Path | None, fields: tuple[str, ...], force: bool) -> None:
-    """Export a completed run."""
+def export(
+    run_id: str, fmt: str, db: str, out: Path | None, fields: tuple[str, ...], fields_file: Path | None, force: bool
+) -> None:
+    """Export a completed run: an archive record, or a RobustBench model_info file (RobustBench's fields only) with
+    robint-bench's own scores in a sidecar beside it (robint-bench/<model>.json)."""
     from harness import store
     from harness.store.archive import export_run
-    from harness.store.robustbench import parse_fields
+    from harness.store.robustbench import parse_fields, read_fields_file, sidecar_path
 
+    given = {**(read_fields_file(fields_file) if fields_file else {}), **parse_fields(fields)}
     with store.transaction(store.open_database(db)) as s:
-        path = export_run(s, run_id, out, fmt=fmt, fields=parse_fields(fields) if fields else None, force=force)
+        path = export_run(s, run_id, out, fmt=fmt, fields=given or None, force=force)
     click.echo(f"wrote {path}")
+    if fmt == "robustbench":
+        click.echo(f"wrote {sidecar_path(path)} (robint-bench's own scores)")
 
 
 @cli.command(name="import-robustbench")

@@ -37,7 +37,8 @@ from harness.pipeline.budgets import PROBES, Budgets
 from harness.pipeline.plan import RunPlan
 from harness.report.wording import duration, log_name, span
 from harness.worker.protocol import PointsRequest
-from metrics.registry import CURVE_STEPS, METRICS
+from metrics.curves import CURVE_STEPS
+from metrics.registry import METRICS
 from metrics.suite import N_RECOGNITION, SuiteConfig
 
 # AutoAttack's passes per attacked point, per sub-attack (pyautoattack 0.2.0's settings for the standard, plus and

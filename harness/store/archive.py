@@ -140,12 +140,13 @@ def export_run(
 ) -> Path:
     """Write a completed run as an archive record (``fmt="archive"``, default ``results/archive/<model>-<id>.json``)
     or a RobustBench model_info file (``fmt="robustbench"``, default ``results/robustbench/<dataset>/<threat>/``;
-    ``fields`` supply or override METADATA facts it needs); ``out`` is a directory or a ``.json`` path.
+    ``fields`` supply or override METADATA facts it needs) with robint-bench's own scores in a sidecar beside it
+    (``robint-bench/<same name>``); ``out`` is a directory or a ``.json`` path. Returns the main file's path.
 
     Names taken from the run (model name, data set, threat model, run id) are sanitised (:func:`safe_name`), so the
     file lands inside ``out`` whatever the run stored (``../../baseline`` as a model name included); an existing file
     is only replaced with ``force``."""
-    from harness.store.robustbench import export_path, model_info
+    from harness.store.robustbench import export_path, model_info, sidecar, sidecar_path
 
     run = get_run(s, run_id)
     if run.status != COMPLETE:
@@ -162,8 +163,12 @@ def export_run(
         path = root.joinpath(*(safe_name(part) for part in path.relative_to(root).parts))
         if root.resolve() not in path.resolve().parents:
             raise HarnessError(f"{path} would leave {root} (a symbolic link?)", "export into a plain directory")
-    if (path.exists() or path.is_symlink()) and not force:
-        raise HarnessError(f"{path} exists and was left as it is", "pass --force to overwrite it, or another --out")
+    paths = [path] if fmt == "archive" else [path, sidecar_path(path)]
+    for p in paths:
+        if (p.exists() or p.is_symlink()) and not force:
+            raise HarnessError(f"{p} exists and was left as it is", "pass --force to overwrite it, or another --out")
+    if fmt != "archive":
+        write_text_atomic(paths[1], json.dumps(sidecar(run), indent=1) + "\n")
     return write_text_atomic(path, json.dumps(record, indent=1) + "\n")
 
 

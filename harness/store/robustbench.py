@@ -189,7 +189,7 @@ def import_reported(sessions: sessionmaker[Session], root: Path) -> ImportReport
     ``errors`` (naming it) and the others still import. Re-importing an unchanged file adds nothing.
     """
     root = Path(root)
-    files = [root] if root.is_file() else sorted(root.rglob("*.json"))
+    files = [root] if root.is_file() else sorted(f for f in root.rglob("*.json") if f.parent.name != SIDECAR_DIR)
     report = ImportReport(files=len(files))
     for path in files:
         try:
@@ -374,8 +374,13 @@ def unreliable_reasons(run: store.RunRecord) -> list[str]:
     return reasons
 
 
+SIDECAR_DIR = "robint-bench"  # beside a model_info file: <threat model>/robint-bench/<model>.json
+SIDECAR_FORMAT = "robint-bench scores"
+
+
 def model_info(run: store.RunRecord, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A completed run as a RobustBench model_info dict (plus robint-bench's numbers under ``robint_bench``)."""
+    """A completed run as a RobustBench model_info dict: RobustBench's fields only (~15 lines; robint-bench's own
+    numbers are the :func:`sidecar`'s)."""
     facts = export_fields(run, overrides)
     reasons = unreliable_reasons(run)
     footnote = (
@@ -397,18 +402,35 @@ def model_info(run: store.RunRecord, overrides: Mapping[str, Any] | None = None)
         "autoattack_acc": f"{100 * run.robust_acc:.2f}",
         "unreliable": bool(reasons),
         "footnote": footnote,
-        "robint_bench": {
-            "run_id": run.id,
-            "model": run.model.name,
-            "threat_model": run.threat_model,
-            "n_examples": run.n_examples,
-            "attack": run.attack,
-            "seed": run.seed,
-            "flags": run.flags,
-            "unreliable_reasons": reasons,
-            "metrics": metric_summary(run),
-        },
     }
+
+
+def sidecar(run: store.RunRecord) -> dict[str, Any]:
+    """robint-bench's own numbers of a run exported in RobustBench's format (written beside its model_info file,
+    in ``robint-bench/``): the run, why RobustBench would find it unreliable, and its scores
+    (``metrics[method][metric]``, as in ``results --json``)."""
+    return {
+        "format": SIDECAR_FORMAT,
+        "run_id": run.id,
+        "model": run.model.name,
+        "dataset": run.dataset,
+        "threat_model": run.threat_model,
+        "eps": run.eps_text,
+        "n_examples": run.n_examples,
+        "attack": run.attack,
+        "seed": run.seed,
+        "clean_acc": run.clean_acc,
+        "robust_acc": run.robust_acc,
+        "flags": run.flags,
+        "unreliable_reasons": unreliable_reasons(run),
+        "metrics": metric_summary(run),
+    }
+
+
+def sidecar_path(model_info_path: Path) -> Path:
+    """Where the sidecar of ``model_info_path`` goes: ``robint-bench/<same name>`` beside it (RobustBench's
+    leaderboard code reads every ``*.json`` of a threat model's folder, not its subfolders)."""
+    return model_info_path.parent / SIDECAR_DIR / model_info_path.name
 
 
 def _known(name: str | None) -> DatasetInfo | None:
@@ -423,6 +445,20 @@ def _known(name: str | None) -> DatasetInfo | None:
 
 def export_path(root: Path, run: store.RunRecord) -> Path:
     return root / run.dataset / run.threat_model / f"{run.model.name}.json"
+
+
+def read_fields_file(path: Path) -> dict[str, Any]:
+    """``--fields-file``: a JSON object of the METADATA facts RobustBench's format needs (``--field`` overrides it)."""
+    fix = 'write a JSON object, e.g. {"link": "https://arxiv.org/abs/...", "venue": "ICLR 2024", "reported_acc": 0.57}'
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise HarnessError(f"cannot read --fields-file {path}: {exc.strerror or exc}", "pass a readable file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"--fields-file {path} is not JSON ({exc})", fix) from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise HarnessError(f"--fields-file {path} holds a {type(data).__name__}, not a JSON object", fix)
+    return data
 
 
 def parse_fields(items: Iterable[str]) -> dict[str, Any]:
