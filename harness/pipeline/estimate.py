@@ -9,9 +9,9 @@ run's test images), then counts the image passes each stage makes with the run's
   attack is a range: from the first sub-attack on every image (every point broken by it: a standard model) to every
   sub-attack on every image (none broken). Then the fresh worker's re-classification and probes.
 - **explain**: each method's attributions (:func:`explanation_passes`: the passes one map costs), on the explained
-  images and the GridPG composites (4x the pixels), the perturbation curves (:data:`CURVES`, 51 forward passes each),
+  images and the GridPG composites (4x the pixels), the perturbation curves (metrics.curves, 51 forward passes each),
   faithfulness correlation's subsets, the randomisation tests' re-explanations (:data:`LAYERS` re-initialised
-  layers assumed: the parent never sees the model), the controls' curves;
+  layers assumed: the parent never sees the model), the controls' curves, the bounds' occlusion and candidate curves;
 - **featurevis**: inversion and generation steps (forward and backward each);
 - and what does not depend on the model, in seconds measured on 2 CPU cores (:data:`OVERHEAD`): starting a worker,
   ROAD's imputation per perturbed image, the parent's work per stored score (its bootstrap interval), scoring the
@@ -55,13 +55,6 @@ ATTACK_PASSES: dict[str, tuple[int, int]] = {
     "square": (0, 5000),
 }
 EOT = 20  # the rand version's expectation over transformations: every APGD step averages 20 gradients
-# the perturbation curves each metric needs (harness: metrics.registry's shared curves), per fill
-CURVES: dict[str, tuple[str, ...]] = {
-    "deletion_auc": ("morf",),
-    "insertion_auc": ("insertion",),
-    "abpc": ("lerf", "morf"),
-    "deletion_relative": ("random", "morf"),
-}
 LAYERS = 8  # re-initialised layers the randomisation test is assumed to walk (a small CNN has 6 to 10)
 GRID_AREA = 4  # a GridPG composite has 4 images' pixels
 FAITHFULNESS_RUNS = 101  # faithfulness correlation: 100 perturbed subsets and the unperturbed image
@@ -157,7 +150,8 @@ def estimate(plan: RunPlan, cost: Cost, *, attack: bool = True, workers: int = 2
             start + reclassify + cost.backward * b + cost.forward * f for b, f in (low, high)
         )
     if plan.suite is not None:
-        seconds = explain_seconds(plan.suite, r.n_examples, cost)
+        _, h, w = plan.dataset.input_shape
+        seconds = explain_seconds(plan.suite, r.n_examples, cost, pixels=h * w)
         out.stages["explain"] = (seconds, seconds)
     if plan.featurevis is not None:
         fv = plan.featurevis
@@ -227,16 +221,42 @@ class Passes:
         return cost.backward * self.backward + cost.forward * self.forward + self.seconds
 
 
-def explain_seconds(suite: SuiteConfig, n_examples: int, cost: Cost) -> float:
-    """The explain stage's seconds: attributions, curves, subsets, re-explanations and the per-score overhead."""
-    return explain_passes(suite, n_examples).cost(cost) + sum(
+def explain_seconds(suite: SuiteConfig, n_examples: int, cost: Cost, *, pixels: int = 28 * 28) -> float:
+    """The explain stage's seconds: attributions, curves, subsets, re-explanations, the bounds and the per-score
+    overhead (``pixels``: H x W of an image)."""
+    return explain_passes(suite, n_examples, pixels=pixels).cost(cost) + sum(
         _reliability_seconds(b, cost) for a, b in suite.pairs() if a == "reliability"
     )
 
 
-def explain_passes(suite: SuiteConfig, n_examples: int, *, layers: int = LAYERS) -> Passes:
-    """The explain stage's image passes per method (reliability apart: :func:`_reliability_seconds`), with
-    ``layers`` re-initialised layers for the randomisation test."""
+def _curves(metrics: list[str]) -> set[tuple[str, str]]:
+    """The (fill, curve) pairs the curve metrics among ``metrics`` need (metrics.curves; both scored outputs come
+    from the same passes)."""
+    needed = set()
+    for name in metrics:
+        curve = METRICS.get(name).curve if name in METRICS else None
+        if curve is not None:
+            needed |= {(curve.fill, which) for which in curve.curves}
+    return needed
+
+
+def _curve_passes(curves: set[tuple[str, str]], n: int) -> Passes:
+    """Forward passes (and ROAD's imputation) of ``curves`` on n images."""
+    road = sum(1 for fill, _ in curves if fill == "road")
+    return Passes(forward=len(curves) * (CURVE_STEPS + 1) * n, seconds=road * CURVE_STEPS * n * OVERHEAD["road_image"])
+
+
+def explain_passes(suite: SuiteConfig, n_examples: int, *, layers: int = LAYERS, pixels: int = 28 * 28) -> Passes:
+    """The explain stage's image passes (reliability apart: :func:`_reliability_seconds`), with ``layers``
+    re-initialised layers for the randomisation test and ``pixels`` (H x W) per image for the bounds' occlusion.
+
+    Per method and control: its maps (controls cost none), its own curves (metrics.curves: a method's MoRF, LeRF
+    and insertion curves per fill), faithfulness correlation's subsets, the sanity re-explanations. Once per run: the
+    random-order curves, and the bounds (metrics.bounds): single-pixel occlusion under both fills and each
+    ceiling's candidate curves, and the floors' further random orders."""
+    from metrics.bounds import BOUNDS, occlusion_patch
+    from metrics.curves import FILLS, N_FLOOR_ORDERS
+
     n = min(suite.n_explain, n_examples)
     n_sanity = min(suite.n_sanity, n)
     grid = "gridpg" in suite.metrics
@@ -244,16 +264,15 @@ def explain_passes(suite: SuiteConfig, n_examples: int, *, layers: int = LAYERS)
     if grid:
         total += Passes(forward=GRID_AREA * (max(N_RECOGNITION, suite.n_composites) + suite.n_composites))
     pairs = suite.pairs()
-    for method in dict.fromkeys(m for m, _ in pairs if m != "reliability"):
+    shared: set[tuple[str, str]] = set()  # the run's random-order curves: (fill, "random j mode")
+    for method in dict.fromkeys(m for m, _ in pairs if m != "reliability" and m not in BOUNDS):
         metrics = [b for a, b in pairs if a == method]
         e = explanation_passes(method, suite)
         backward = e * n + (GRID_AREA * 4 * suite.n_composites * e if grid else 0)
         forward, seconds = 0, OVERHEAD["score"] * len(metrics)
-        for fill in ("", "_road"):
-            curves = {c for name, needed in CURVES.items() if name + fill in metrics for c in needed}
-            forward += len(curves) * (CURVE_STEPS + 1) * n
-            if fill:
-                seconds += len(curves) * CURVE_STEPS * n * OVERHEAD["road_image"]
+        curves = _curves(metrics)
+        shared |= {(fill, "random 0 deletion") for fill, which in curves if which == "random"}
+        total += _curve_passes({c for c in curves if c[1] != "random"}, n)
         if "faithfulness_correlation" in metrics:
             forward += FAITHFULNESS_RUNS * n
         if "randomisation" in metrics:
@@ -266,7 +285,26 @@ def explain_passes(suite: SuiteConfig, n_examples: int, *, layers: int = LAYERS)
         if "max_sensitivity" in metrics:
             backward += 10 * n_sanity * e
         total += Passes(backward, forward, seconds)
-    return total
+    bounded = [b for a, b in pairs if a in BOUNDS]
+    if bounded:
+        side = int(math.isqrt(pixels))
+        patch = occlusion_patch(side, side) if side * side == pixels else 1
+        features = pixels // (patch * patch)
+        total += Passes(forward=len(FILLS) * n * (features + 1), seconds=OVERHEAD["score"] * len(bounded))
+        candidates = set()
+        for name in dict.fromkeys(bounded):
+            curve = METRICS.get(name).curve
+            if len(curve.curves) == 1:  # a single-curve metric's floor: further random orders
+                mode = "insertion" if curve.curves[0] == "insertion" else "deletion"
+                shared |= {(curve.fill, f"random {j} {mode}") for j in range(N_FLOOR_ORDERS)}
+            for order_fill in FILLS:
+                for which in curve.curves:
+                    if which == "random":
+                        shared.add((curve.fill, "random 0 deletion"))
+                    else:
+                        candidates.add((curve.fill, f"{order_fill} {curve.score} {which}"))
+        total += _curve_passes(candidates, n)
+    return total + _curve_passes(shared, n)
 
 
 def _reliability_seconds(metric: str, cost: Cost) -> float:

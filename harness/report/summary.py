@@ -1,6 +1,7 @@
 """The short result summary ``robint-bench run`` prints at the end, read from the database: the accuracies with
 their intervals, AutoAttack's own log over the run, the headline scores with intervals (marked † when they do not
-beat their controls, n/a with the reason), the flags, each stage's time next to its estimate, and where the
+beat their bar, n/a with the reason; a curve metric normalised between the model's floor and ceiling when they
+are stored), the flags, each stage's time next to its estimate, and where the
 figures are. ``verbose`` adds every stored score (the old full listing)."""
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness import store
-from harness.report.controls import beats_controls, control_checks
-from harness.report.entries import Entry
+from harness.report.controls import bar_checks, beats_bar_on, noop_checks
+from harness.report.entries import Entry, _explained_output
 from harness.report.scores import Score, stored_score
+from harness.report.values import own_normalised
 from harness.report.wording import autoattack_log, duration, span
 from harness.store.files import run_files_dir
-from metrics.registry import FEATUREVIS_METHOD, HEADLINE, METRICS
+from metrics.registry import HEADLINE, METRICS
 from metrics.stats import wilson_interval
 
 __all__ = ["run_summary"]
@@ -82,19 +84,26 @@ def _headline(run: store.RunRecord, scores: dict[tuple[str, str], Score]) -> lis
         created_at=run.created_at,
         flags=(),
         scores=scores,
+        explained_output=_explained_output(run.details),
     )
-    checks = control_checks([entry])
-    lines = ["  headline scores (mean [95% bootstrap interval], n; † does not beat its controls):"]
+    checks = bar_checks([entry]) + noop_checks([entry])
+    lines = [
+        "  headline scores (mean [95% interval], n; norm.: between the model's own floor 0 and ceiling 1; "
+        "† does not beat its bar):"
+    ]
     for method, metric in pairs:
         score = scores[(method, metric)]
         spec = METRICS.get(metric)
         name = f"{spec.short} {spec.arrow}"
+        normalised = own_normalised(entry, metric) if spec.normalisable else None
+        if normalised is not None:
+            score, name = normalised, f"{spec.short} norm. ↑"
         if score.mean is None:
             value = f"n/a: {score.na}"
         else:
             interval = "" if score.low is None else f" [{score.low:.3f}, {score.high:.3f}]"
             value = f"{score.mean:.3f}{interval}, n={score.n}"
-            if method != FEATUREVIS_METHOD and not beats_controls(checks, run.model.name, method, metric):
+            if not beats_bar_on(checks, run.model.name, method, metric):
                 value += " †"
         lines.append(f"    {name:<18} {value}")
     return lines
