@@ -49,6 +49,8 @@ from harness.cli.app import DB_OPTION, cli
 @click.option("--metrics", default=None)
 @click.option("--methods", default=None)
 @click.option("--n-explain", type=int, default=None)
+@click.option("--n-sanity", type=int, default=None, help="Images of the randomisation (sanity) tests.")
+@click.option("--n-composites", type=int, default=None, help="GridPG composites (2x2 grids of test images).")
 @click.option("--featurevis/--no-featurevis", default=None)
 @click.option("--device", default=None, help="Each job's device [default: auto].")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)

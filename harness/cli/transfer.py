@@ -64,7 +64,8 @@ def export(
 def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
     """Import RobustBench model_info JSON files (or directories of them) as reported entries for the leaderboard.
 
-    Each file is imported on its own: a bad file is one error line naming it (exit status 2), the others land."""
+    Each file is imported on its own: a bad file is one error line naming it (exit status 2), the others land. A line
+    per board says how many entries were new and which files were flagged, and why."""
     from harness import store
     from harness.store.robustbench import import_reported
 
@@ -74,6 +75,8 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
     for path in paths:
         report = import_reported(sessions, path)
         added, known, errors = added + report.added, known + report.known, errors + report.errors
+        for line in report.by_board():
+            click.echo(f"  {line}")
     for _, exc in errors:
         click.echo(f"error: {exc}", err=True)
     tail = f" ({known} already imported)" if known else ""

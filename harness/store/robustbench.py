@@ -17,7 +17,8 @@ Export (:func:`model_info`) writes what a RobustBench pull request needs, from t
 ``export --field KEY=VALUE``), and refuses, naming the missing fields, rather than invent defaults. ``reported``
 is the paper's claim (METADATA ``reported_acc``); our measurement is ``autoattack_acc``. A run RobustBench would
 not accept as a standard evaluation (another attack, fewer than all test images, flags, local test data) is
-exported with ``unreliable: true`` and the reasons in the footnote and under ``robint_bench``.
+exported with ``unreliable: true`` and the reasons in the footnote; robint-bench's own numbers (the reasons, every
+score) go to a sidecar in ``robint-bench/`` beside the file (:func:`sidecar`), so the file stays RobustBench-sized.
 
 Long because RobustBench's model_info format, in both directions (import with its sections, corruptions and eps
 rounding; export fit to submit), is one format and is tested as one.
@@ -180,6 +181,39 @@ class ImportReport:
     known: int = 0
     files: int = 0
     errors: list[tuple[Path, HarnessError]] = field(default_factory=list)
+    entries: list[tuple[dict[str, Any], bool]] = field(default_factory=list)  # each file read, and whether it was new
+
+    def by_board(self) -> list[str]:
+        """One line per board the files belong to: how many entries were new and known, and each flagged file with
+        why (a contradiction between its directory and its fields, an eps that joins a table by rounding, or
+        ``unreliable: true``).
+
+        Lines read ``cifar10 Linf 8/255: 2 new, 1 known; flagged: Gamma2020Fake (eps 0.031 listed under 8/255)``.
+        """
+        boards: dict[tuple[str, str, str], list[tuple[dict[str, Any], bool]]] = {}
+        for entry, new in self.entries:
+            section = "" if entry["threat_model"] == CORRUPTIONS else eps_section(entry.get("eps"))[0]
+            boards.setdefault((entry["dataset"], entry["threat_model"], section), []).append((entry, new))
+        lines = []
+        for (dataset, threat, section), found in sorted(boards.items()):
+            new = sum(1 for _, is_new in found if is_new)
+            line = f"{' '.join(filter(None, (dataset, threat, section)))}: {new} new"
+            line += f", {len(found) - new} known" if len(found) > new else ""
+            flagged = [f"{e['model_id']} ({'; '.join(why)})" for e, _ in found if (why := _flagged(e))]
+            lines.append(line + (f"; flagged: {', '.join(flagged)}" if flagged else ""))
+        return lines
+
+
+def _flagged(entry: dict[str, Any]) -> list[str]:
+    """Why an imported entry is flagged on the board (empty when it is not)."""
+    why = [str(f.get("message") or f.get("code")) for f in entry.get("flags") or [] if isinstance(f, dict)]
+    if entry["threat_model"] != CORRUPTIONS:
+        section, note = eps_section(entry.get("eps"))
+        if note:
+            why.append(f"eps {entry.get('eps')} listed under {section}")
+    if entry.get("unreliable") is True:
+        why.append("AA evaluation potentially unreliable")
+    return why
 
 
 def import_reported(sessions: sessionmaker[Session], root: Path) -> ImportReport:
@@ -201,7 +235,9 @@ def import_reported(sessions: sessionmaker[Session], root: Path) -> ImportReport
         with store.transaction(sessions) as s:
             if _already_imported(s, entry):
                 report.known += 1
+                report.entries.append((entry, False))
                 continue
+            report.entries.append((entry, True))
             s.add(
                 store.ModelRecord(
                     name=entry["model_id"],

@@ -40,8 +40,20 @@ def _cli(*args: str) -> str:
 
 def test_import_the_real_format_tree(tmp_path):
     db = f"sqlite:///{tmp_path / 'rb.db'}"
-    assert "imported 9 new reported entries" in _cli("import-robustbench", str(TREE), "--db", db)
-    assert "imported 0 new reported entries (9 already imported)" in _cli("import-robustbench", str(TREE), "--db", db)
+    printed = _cli("import-robustbench", str(TREE), "--db", db).splitlines()
+    assert printed == [  # a line per board: what was new, which files were flagged and why
+        "  cifar10 L2 0.5: 1 new",
+        "  cifar10 Linf 8/255: 4 new; flagged: Beta2019Fake (eps 0.031 listed under 8/255), Gamma2020Fake (eps 0.031 "
+        "listed under 8/255; AA evaluation potentially unreliable)",
+        "  cifar10 corruptions: 2 new",
+        "  cifar100 Linf 8/255: 1 new; flagged: Alpha2021Fake (the file says dataset 'cifar10'; imported under its "
+        "directory 'cifar100')",
+        "  imagenet corruptions: 1 new",
+        "imported 9 new reported entries",
+    ]
+    again = _cli("import-robustbench", str(TREE), "--db", db)
+    assert "  cifar10 L2 0.5: 0 new, 1 known\n" in again
+    assert again.endswith("imported 0 new reported entries (9 already imported)\n")
     with store.transaction(store.open_database(db)) as s:
         boards = {(b.dataset, b.threat_model, b.eps_text): b for b in analyse(s)}
         text = build_leaderboard(s)
