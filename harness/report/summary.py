@@ -105,7 +105,7 @@ def _headline(run: store.RunRecord, scores: dict[tuple[str, str], Score]) -> lis
             value = f"{score.mean:.3f}{interval}, n={score.n}"
             if not beats_bar_on(checks, run.model.name, method, metric):
                 value += " †"
-        lines.append(f"    {name:<18} {value}")
+        lines.append(f"    {name:<25} {value}")
     return lines
 
 

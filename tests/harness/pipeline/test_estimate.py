@@ -88,7 +88,7 @@ def test_the_estimate_is_near_the_real_time_of_a_small_run(tmp_path, data_dir):
         n_examples=8,
         attack="apgd-ce",
         methods="saliency,integrated_gradients",
-        metrics="abpc,abpc_road,relevance_mass_ratio,randomisation,sparseness",
+        metrics="abpc,relevance_mass_ratio,randomisation,sparseness",
         n_sanity=2,
         n_composites=2,
         method_options=("integrated_gradients.n_trials=1", "integrated_gradients.n_steps=8"),
