@@ -35,7 +35,7 @@ def test_the_summary_of_a_stored_run(tmp_path):
     assert lines[0] == "stored run aaaaaaaaaaaa: rob, fashion-mnist Linf eps = 0.1, n = 50, AutoAttack standard"
     assert "  clean accuracy   86.0% [73.8, 93.0]" in lines and "  robust accuracy  50.0% [36.6, 63.4] " in text
     assert "initial accuracy: 86.00%, robust accuracy after APGD-CE: 52.00%, after APGD-T: 50.00%" in text
-    assert "    ABPC ↑                    0.583 [0.500, 0.650], n=6 †" in lines  # beats the input control, not the random
+    assert "    ABPC ↑                    0.583 [0.500, 0.650], n=6 †" in lines  # the random control is its bar
     assert "    FID ↓                     0.583 [0.500, 0.650], n=6" in lines  # feature visualisation: no controls
     assert "  flag             ⚠ low-clean-accuracy: below 50%" in lines
     assert "  time             45 s: attack 14 s (est. 10 s to 60 s), explain 31 s (est. 25 s)" in lines
