@@ -9,9 +9,11 @@ from harness.pipeline.resolve import check_options, resolve
 from harness.pipeline.source import locate
 from harness.presets import apply_preset
 from harness.threads import Cores, Threads
+from metrics.suite import SuiteConfig
 from tests.conftest import SUBMISSIONS
 
 MODEL = SUBMISSIONS / "fmnist_standard.py"
+DEFAULT = SuiteConfig()  # the default suite's metrics and controls (main's own numbers: 21 and 5 now)
 FMNIST = {"name": "fmnist_standard", "dataset": "fashion-mnist", "architecture": "gap-cnn"}
 
 
@@ -27,8 +29,8 @@ def test_the_header_shows_every_resolved_setting(data_dir, tmp_path):
     assert rows["threat model"] == "Linf, eps = 0.1"
     assert rows["attack"] == "AutoAttack standard (apgd-ce, apgd-t, fab-t, square), seed 0, chunks of 50"
     assert rows["explain"] == (
-        "expected_gradients, integrated_gradients x 14 metrics + 2 controls on 10 images; 2 sanity images, "
-        "1 GridPG composite"
+        f"expected_gradients, integrated_gradients x {len(DEFAULT.metrics)} metrics + {len(DEFAULT.controls)} "
+        "controls on 10 images; 2 sanity images, 1 GridPG composite"
     )
     assert rows["featurevis"] == "4 inversions x 100 steps, 3 x 10 generations x 30 steps"
     assert rows["device"] == "cpu, 2 (2 cores available (affinity 2, no cgroup quota)) threads per process"
