@@ -50,10 +50,10 @@ def ticks(low: float, high: float, count: int = 5) -> list[float]:
     start = math.floor(low / step) * step
     out, value = [], start
     while value <= high + step * 1e-9:
-        out.append(round(value, 10))
+        out.append(round(float(value), 10))
         value += step
     if out[-1] < high - 1e-12:
-        out.append(round(value, 10))
+        out.append(round(float(value), 10))
     return out
 
 
