@@ -118,8 +118,10 @@
     tables.forEach(function (table) {
       const rows = Array.from(table.tBodies[0].rows);
       const kept = rows.filter(matches);
-      total += rows.length;
-      shown += kept.length;
+      if (!table.closest("details")) {  // the count is of the board's rows, not the folded detail tables
+        total += rows.length;
+        shown += kept.length;
+      }
       const last = per > 0 ? Math.max(0, Math.ceil(kept.length / per) - 1) : 0;
       const page = Math.min(Math.max(pages.get(table) || 0, 0), last);
       pages.set(table, page);
