@@ -24,6 +24,7 @@ import json
 import re
 import tempfile
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,11 +97,12 @@ def evaluate(
     device: str = "auto",
     db: str = DEFAULT_DB,
     data_dir: str | Path | None = None,
-    metrics: str = "default",
-    methods: str = "default",
-    n_explain: int = 100,
-    n_sanity: int = 16,
-    n_composites: int = 16,
+    preset: str = "default",
+    metrics: str | None = None,
+    methods: str | None = None,
+    n_explain: int | None = None,
+    n_sanity: int | None = None,
+    n_composites: int | None = None,
     explain_target: str = "label",
     method_options: tuple[str, ...] = (),
     featurevis: bool | None = None,
@@ -117,7 +119,14 @@ def evaluate(
         dataset: a registered data set (``robint-bench list``), e.g. ``"fashion-mnist"`` or ``"cifar10"``.
         name: the name shown on the leaderboard (default: the model's class name).
         metadata: more METADATA facts (``architecture``, ``training``, ``link``, ...; JSON values).
+        preset: ``quick``, ``default`` or ``full`` (harness.presets): the defaults of ``metrics``, ``methods``,
+            ``n_explain``, ``n_sanity``, ``n_composites`` (None: the preset's) and of the feature visualisation.
+        progress: progress bars, and the run's header, estimate and AutoAttack log printed as it goes.
         The other arguments are ``robint-bench run``'s options of the same name (``eps``: ``0.1`` or ``"8/255"``).
+
+    The run uses the cores available (harness.threads: torch's thread count is set for the call and restored after).
+    A ``name`` already stored for a different model gets a warning: the run is stored as that name's newest version,
+    and the leaderboard shows only the newest version of a name.
 
     Returns:
         The stored run's numbers (:class:`Result`).
@@ -130,9 +139,16 @@ def evaluate(
     facts = _metadata(model, dataset, name, metadata)
     digest = model_digest(model)
     was_training = model.training
+    source = _shim_source(facts, digest)
+    _warn_if_name_taken(db, str(facts["name"]), hashlib.sha256(source.encode()).hexdigest())
+    chosen = {"metrics": metrics, "methods": methods, "n_explain": n_explain, "n_sanity": n_sanity}
+    chosen["n_composites"] = n_composites
+    given = {key for key, value in chosen.items() if value is not None}
+    if featurevis_options:
+        given.add("featurevis_options")
     with tempfile.TemporaryDirectory(prefix="robint-notebook-") as tmp:
         shim = Path(tmp) / f"{_slug(facts['name'])}.py"
-        shim.write_text(_shim_source(facts, digest))
+        shim.write_text(source)
         config = RunConfig(
             model=shim,
             dataset=dataset,
@@ -147,11 +163,8 @@ def evaluate(
             db=db,
             fresh=fresh,
             progress=progress,
-            metrics=metrics,
-            methods=methods,
-            n_explain=n_explain,
-            n_sanity=n_sanity,
-            n_composites=n_composites,
+            preset=preset,
+            **{key: value for key, value in chosen.items() if value is not None},
             explain_target=explain_target,
             method_options=tuple(method_options),
             trusted=True,  # the model object lives in this process: nothing can be sandboxed
@@ -159,13 +172,19 @@ def evaluate(
             featurevis=featurevis,
             featurevis_options=tuple(featurevis_options),
         )
+        from harness import threads
         from harness.pipeline.evaluate import evaluate as run_pipeline
+        from harness.presets import apply_preset
 
+        config = apply_preset(config, given)
         with _LOCK:
             _MODELS[digest] = model
+        before = torch.get_num_threads()
         try:
-            summary = run_pipeline(config)
+            torch.set_num_threads(threads.decide().count)
+            summary = run_pipeline(config, echo=print if progress else None)
         finally:
+            torch.set_num_threads(before)
             with _LOCK:
                 _MODELS.pop(digest, None)
             model.train(was_training)
@@ -187,6 +206,34 @@ def model_digest(model: nn.Module) -> str:
         h.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
         h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return h.hexdigest()
+
+
+def _warn_if_name_taken(db: str, name: str, file_sha256: str) -> None:
+    """A warning when ``name`` is stored in ``db`` for a model other than the one about to run (another class or
+    other weights); nothing when the database does not exist yet."""
+    from harness import store
+
+    try:
+        sessions = store.open_database(db, create=False)
+    except HarnessError:
+        return
+    from sqlalchemy import select
+
+    with store.transaction(sessions) as s:
+        others = s.scalars(
+            select(store.ModelRecord).where(
+                store.ModelRecord.name == name, store.ModelRecord.file_sha256 != file_sha256
+            )
+        ).all()
+    others = [m for m in others if m.source != "robustbench-reported"]
+    if others:
+        warnings.warn(
+            f"harness.evaluate: the name {name!r} already belongs to {len(others)} other model(s) in {db} (another "
+            "class or other weights); this run is stored as a new version of the name, and the leaderboard shows "
+            "only the newest version of a name: pass name='...' to keep them apart",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _registered_model(digest: str) -> nn.Module:

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError
+
+AUTO = "auto"  # --batch-size auto (harness.pipeline.batching)
 DEFAULT_DB = "sqlite:///results/robint.db"
 
 
@@ -51,6 +55,7 @@ class RunConfig:
     featurevis_options: tuple[str, ...] = ()
     chunk_size: int | None = None  # the attack chunk, which fixes the numbers (None: batch_size, or 250 with auto)
     sweep: dict[str, str] | None = None  # {"id", "entry", "key"} when the run is a sweep's job (robint-bench sweep)
+    preset: str = "default"  # quick, default, full: the defaults of the settings above (harness.presets)
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}
@@ -81,3 +86,50 @@ class ResolvedConfig:
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+# --- options parsed before anything heavy is imported -------------------------------------------------------
+
+
+def parse_batch_size(text: str | int) -> int | str:
+    """``auto`` or a positive number (as the CLI passes it).
+
+    >>> parse_batch_size("auto"), parse_batch_size("64"), parse_batch_size(8)
+    ('auto', 64, 8)
+    """
+    if isinstance(text, int):
+        return text
+    value = str(text).strip().lower()
+    if value == AUTO:
+        return AUTO
+    try:
+        return int(value)
+    except ValueError:
+        raise HarnessError(f"--batch-size {text!r} is neither a number nor auto", "use e.g. 250, or auto") from None
+
+
+def check_batch_sizes(batch_size: int | str, chunk: int | None) -> None:
+    """``--batch-size`` is ``auto`` or positive; ``--chunk-size`` (``chunk``), when given, is positive."""
+    if batch_size != AUTO and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise HarnessError(f"--batch-size {batch_size} must be positive or auto", "use e.g. 250, or auto")
+    if chunk is not None and chunk < 1:
+        raise HarnessError(f"--chunk-size {chunk} must be positive", "use e.g. 250")
+
+
+def parse_timeout(text: str | float | None) -> float | None:
+    """``--timeout``: None (the default derived from the run's size), ``none`` (no limit: ``inf``) or seconds.
+
+    >>> parse_timeout(None), parse_timeout("none"), parse_timeout("90")
+    (None, inf, 90.0)
+    """
+    if text is None:
+        return None
+    if isinstance(text, str) and text.strip().lower() in ("none", "inf", "off"):
+        return math.inf
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise HarnessError(f"--timeout {text!r} is not a positive number of seconds", "e.g. --timeout 3600, or none")
+    return seconds

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from harness import threads
 from harness.cli.app import cli
 from harness.errors import HarnessError
 from harness.report.escape import terminal
@@ -18,11 +19,24 @@ from metrics.registry_base import UnknownNameError
 __all__ = ["cli", "main"]
 
 
+def usage_error(exc: click.ClickException) -> str:
+    """A click error as ``<problem> -- see `robint-bench <command> --help```, on one line."""
+    problem = " ".join(terminal(exc.format_message(), 1000).replace("\\n", " ").split())
+    names = []
+    ctx = getattr(exc, "ctx", None)
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    command = " ".join(["robint-bench", *reversed(names)])
+    return f"{problem} -- see `{command} --help`"
+
+
 def main() -> None:
     """Console entry point: one clear error line (exit 2) for user errors, tracebacks with --debug. Error text can
     come from a submission (its exceptions, its METADATA): control characters are shown escaped, so an error is
     always one line and no escape sequence reaches the terminal."""
     debug = "--debug" in sys.argv[1:] or os.environ.get("ROBINT_DEBUG") == "1"
+    threads.apply(threads.decide())  # before torch loads: this process and its workers use the cores available
     try:
         cli.main(standalone_mode=False)
     except (HarnessError, UnknownNameError) as exc:
@@ -33,8 +47,8 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # click's own usage errors: the same one line, naming the command's help
+        click.echo(f"error: {usage_error(exc)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

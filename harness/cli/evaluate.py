@@ -7,10 +7,12 @@ from pathlib import Path
 import click
 
 from harness.cli.app import DB_OPTION, cli
+from harness.cli.checks import check_run_options
 from harness.config import RunConfig
-from harness.store.files import run_files_dir
+from harness.presets import PRESETS
 
 _DEFAULTS = RunConfig()
+_PRESETS = "; ".join(f"{name}: {text}" for name, text in PRESETS.items())
 
 
 @cli.command()
@@ -62,21 +64,34 @@ _DEFAULTS = RunConfig()
     help="Attribution methods: default, all, or a comma list.",
 )
 @click.option(
-    "--n-explain", default=_DEFAULTS.n_explain, show_default=True, type=int, help="Test images explained and scored."
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default=_DEFAULTS.preset,
+    show_default=True,
+    help=f"Defaults of the settings below that explicit options override ({_PRESETS}).",
+)
+@click.option(
+    "--n-explain",
+    default=_DEFAULTS.n_explain,
+    show_default=True,
+    type=int,
+    help="Test images explained and scored (quick: 10% of n, at least 10).",
 )
 @click.option(
     "--n-sanity",
     default=_DEFAULTS.n_sanity,
     show_default=True,
     type=int,
-    help="Images of the randomisation (sanity) metrics, each re-explained once per randomised layer.",
+    help="Images of the randomisation (sanity) metrics, each re-explained once per randomised layer (quick: 1.6% "
+    "of n, at least 2).",
 )
 @click.option(
     "--n-composites",
     default=_DEFAULTS.n_composites,
     show_default=True,
     type=int,
-    help="GridPG composites scored (2x2 grids of correctly classified test images).",
+    help="GridPG composites scored: 2x2 grids of test images of four distinct classes, drawn whatever the model "
+    "predicts (quick: 1.6% of n, at least 1).",
 )
 @click.option(
     "--explain-target",
@@ -146,18 +161,28 @@ _DEFAULTS = RunConfig()
 )
 @click.option("--cpu-limit", default=None, type=int, help="Worker CPU-time limit in seconds.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def run(model: Path | None, quiet: bool, **options) -> None:
-    """Evaluate one submission with AutoAttack and interpretability metrics, and store the run."""
-    from harness.pipeline.batching import parse_batch_size
-    from harness.pipeline.budgets import parse_timeout
-    from harness.pipeline.evaluate import evaluate
+@click.option("--verbose", is_flag=True, help="At the end, every stored score (default: the headline ones).")
+@click.pass_context
+def run(ctx: click.Context, model: Path | None, quiet: bool, verbose: bool, **options) -> None:
+    """Evaluate one submission with AutoAttack and interpretability metrics, and store the run.
 
-    options["timeout"] = parse_timeout(options["timeout"])
-    options["batch_size"] = parse_batch_size(options["batch_size"])
+    Prints the resolved settings and an estimate of the time first, then AutoAttack's log and each stage, and at
+    the end a short summary: accuracies, the headline scores with their intervals, flags, figures."""
+    from click.core import ParameterSource
+
+    from harness.presets import apply_preset
+
+    options = check_run_options({"model": model, **options})  # paths and numbers: before anything heavy is imported
     options["method_options"] = tuple(options["method_options"])
     options["featurevis_options"] = tuple(options["featurevis_options"])
-    summary = evaluate(RunConfig(model=model, progress=not quiet, **options))
-    c = summary.config
+    explicit = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    given = {name for name in options if ctx.get_parameter_source(name) in explicit}
+    config = apply_preset(RunConfig(progress=not quiet, **options), given)
+
+    from harness.pipeline.evaluate import evaluate
+    from harness.report.summary import run_summary
+
+    summary = evaluate(config, echo=click.echo)
     verb = (
         "reused identical completed run"
         if summary.reused
@@ -165,46 +190,8 @@ def run(model: Path | None, quiet: bool, **options) -> None:
         if summary.resumed
         else "stored run"
     )
-    click.echo(f"{verb} {summary.run_id}")
-    rows = [
-        ("model", summary.model),
-        ("data", f"{c.dataset}, first {c.n_examples} test examples"),
-        ("threat model", f"{c.threat_model}, eps = {c.eps_text}"),
-        ("attack", f"AutoAttack {c.attack}, seed {c.seed}"),
-        ("clean accuracy", f"{100 * summary.clean_acc:.2f}%"),
-        ("robust accuracy", f"{100 * summary.robust_acc:.2f}%"),
-    ]
-    if summary.timings:
-        rows.append(("seconds", ", ".join(f"{k} {v:.1f}" for k, v in summary.timings.items())))
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        click.echo(f"  {key:<{width}}  {value}")
-    _echo_metrics(options["db"], summary.run_id)
-    figures = run_files_dir(options["db"], summary.run_id)
-    if figures is not None and figures.is_dir():
-        click.echo(f"  figures: {figures}")
-
-
-def _echo_metrics(db: str, run_id: str) -> None:
-    from harness import store
-
-    with store.transaction(store.open_database(db)) as s:
-        scores = sorted(store.get_run(s, run_id).metrics, key=lambda m: (m.method, m.metric))
-        if not scores:
-            return
-        click.echo("  interpretability (mean [95% bootstrap interval], n):")
-        for m in scores:
-            if m.mean is None:
-                value = f"n/a: {m.details.get('not_applicable', 'no values')}"
-            else:
-                value = f"{m.mean:.4f} [{_fmt(m.ci_low)}, {_fmt(m.ci_high)}], n={m.n}"
-                if m.details.get("trivial"):
-                    value += " (trivial by construction)"
-            click.echo(f"    {m.method:<22} {m.metric:<26} {value}")
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+    for line in run_summary(config.db, summary.run_id, verb=verb, verbose=verbose, seconds=summary.timings):
+        click.echo(line)
 
 
 @cli.command(name="list")

@@ -28,10 +28,12 @@ EMPTY_HINT = (
     "html_dir",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Also (or only) write a static HTML site into this directory: one page per data set and threat model, "
-    "sortable columns, scatter plots, run figures; it needs no server and no network.",
+    help="Also (or only) write a static HTML site into this directory: one page per data set and threat model with "
+    "search, filters and sortable, paged tables, interactive scatter plots, and a page per run with its numbers, "
+    "settings, versions and figures; it needs no server and no network.",
 )
-def leaderboard(db: str, out: Path | None, html_dir: Path | None) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def leaderboard(db: str, out: Path | None, html_dir: Path | None, quiet: bool) -> None:
     """Regenerate leaderboard.md (and, with --html, a static HTML leaderboard) from the database."""
     from harness.report.leaderboard import write_leaderboard
 
@@ -42,7 +44,10 @@ def leaderboard(db: str, out: Path | None, html_dir: Path | None) -> None:
     if html_dir is not None:
         from harness.report.html import write_html_leaderboard
 
-        click.echo(f"wrote {write_html_leaderboard(db, html_dir)}")
+        site = write_html_leaderboard(db, html_dir, progress=not quiet)
+        for warning in site.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"wrote {site.index}")
 
 
 @cli.command()

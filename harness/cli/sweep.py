@@ -10,7 +10,7 @@ from harness.cli.app import DB_OPTION, cli
 
 
 @cli.command()
-@click.argument("submissions", nargs=-1, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("submissions", nargs=-1, type=click.Path(exists=True, path_type=Path, dir_okay=False))
 @click.option("--robustbench", multiple=True, metavar="MODEL_ID", help="A RobustBench zoo model (repeatable).")
 @click.option("--zoo", type=click.Path(path_type=Path), default=None, help="The trained models of a zoo spec.")
 @click.option("--only", default=None, metavar="NAME[,NAME...]", help="With --zoo: only these models.")
@@ -49,6 +49,8 @@ from harness.cli.app import DB_OPTION, cli
 @click.option("--metrics", default=None)
 @click.option("--methods", default=None)
 @click.option("--n-explain", type=int, default=None)
+@click.option("--n-sanity", type=int, default=None, help="Images of the randomisation (sanity) tests.")
+@click.option("--n-composites", type=int, default=None, help="GridPG composites (2x2 grids of test images).")
 @click.option("--featurevis/--no-featurevis", default=None)
 @click.option("--device", default=None, help="Each job's device [default: auto].")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None)

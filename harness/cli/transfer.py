@@ -34,16 +34,28 @@ from harness.cli.app import DB_OPTION, cli
     help="robustbench format: a METADATA fact it needs (link, paper, authors, venue, additional_data, architecture, "
     "reported_acc, number_forward_passes, footnote), given or overridden here (repeatable).",
 )
+@click.option(
+    "--fields-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="robustbench format: a JSON object of those facts (--field overrides its keys).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def export(run_id: str, fmt: str, db: str, out: Path | None, fields: tuple[str, ...], force: bool) -> None:
-    """Export a completed run."""
+def export(
+    run_id: str, fmt: str, db: str, out: Path | None, fields: tuple[str, ...], fields_file: Path | None, force: bool
+) -> None:
+    """Export a completed run: an archive record, or a RobustBench model_info file (RobustBench's fields only) with
+    robint-bench's own scores in a sidecar beside it (robint-bench/<model>.json)."""
     from harness import store
     from harness.store.archive import export_run
-    from harness.store.robustbench import parse_fields
+    from harness.store.robustbench import parse_fields, read_fields_file, sidecar_path
 
+    given = {**(read_fields_file(fields_file) if fields_file else {}), **parse_fields(fields)}
     with store.transaction(store.open_database(db)) as s:
-        path = export_run(s, run_id, out, fmt=fmt, fields=parse_fields(fields) if fields else None, force=force)
+        path = export_run(s, run_id, out, fmt=fmt, fields=given or None, force=force)
     click.echo(f"wrote {path}")
+    if fmt == "robustbench":
+        click.echo(f"wrote {sidecar_path(path)} (robint-bench's own scores)")
 
 
 @cli.command(name="import-robustbench")
@@ -52,7 +64,8 @@ def export(run_id: str, fmt: str, db: str, out: Path | None, fields: tuple[str, 
 def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
     """Import RobustBench model_info JSON files (or directories of them) as reported entries for the leaderboard.
 
-    Each file is imported on its own: a bad file is one error line naming it (exit status 2), the others land."""
+    Each file is imported on its own: a bad file is one error line naming it (exit status 2), the others land. A line
+    per board says how many entries were new and which files were flagged, and why."""
     from harness import store
     from harness.store.robustbench import import_reported
 
@@ -62,6 +75,8 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
     for path in paths:
         report = import_reported(sessions, path)
         added, known, errors = added + report.added, known + report.known, errors + report.errors
+        for line in report.by_board():
+            click.echo(f"  {line}")
     for _, exc in errors:
         click.echo(f"error: {exc}", err=True)
     tail = f" ({known} already imported)" if known else ""
@@ -76,9 +91,14 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @DB_OPTION
 def import_(paths: tuple[Path, ...], db: str) -> None:
-    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped."""
+    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped. Their
+    figures, found in runs/<run id>/ beside the archive's directory, are copied beside a SQLite database."""
     from harness import store
-    from harness.store.archive import import_archives
+    from harness.store.archive import copy_archived_figures, import_archives
+    from harness.store.files import files_root
 
     added, files = import_archives(store.open_database(db), paths)
     click.echo(f"imported {added} new run(s) from {files} file(s)")
+    root = files_root(db)
+    if root is not None and (copied := copy_archived_figures(paths, root / "runs")):
+        click.echo(f"copied the figures of {copied} run(s) into {root / 'runs'} (from runs/ beside the archive)")

@@ -142,8 +142,9 @@ def store_chunk(
     resolved: ResolvedConfig,
     schema: validate.AttackSchema,
     reclassifier: Reclassifier,
-) -> None:
-    """Validate one attacked chunk against the parent's own data, re-classify it, then commit its rows."""
+) -> validate.Chunk:
+    """Validate one attacked chunk against the parent's own data, re-classify it, then commit its rows; returns the
+    validated chunk."""
     chunk = schema.chunk(m)
     start, end, clean_pred, adv_pred = chunk.start, chunk.end, chunk.clean_pred, chunk.adv_pred
     x_adv = torch.as_tensor(chunk.x_adv)
@@ -184,6 +185,7 @@ def store_chunk(
         }
         details["autoattack"] = {**details.get("autoattack", {}), "chunks": chunks}
         run.details, run.heartbeat_at = details, store.utcnow()
+    return chunk
 
 
 def probe_points(x: torch.Tensor, *, threat_model: str, eps: float, seed: int, key: int) -> np.ndarray:

@@ -25,38 +25,13 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from harness import store
+from harness.config import AUTO, check_batch_sizes, parse_batch_size  # noqa: F401  (parsed with the options)
 from harness.errors import HarnessError
 from harness.pipeline.plan import Todo
 from harness.worker.protocol import FitRequest
 from metrics.suite import SuiteConfig
 
 DEFAULT_CHUNK = 250
-AUTO = "auto"
-
-
-def parse_batch_size(text: str | int) -> int | str:
-    """``auto`` or a positive number (as the CLI passes it).
-
-    >>> parse_batch_size("auto"), parse_batch_size("64"), parse_batch_size(8)
-    ('auto', 64, 8)
-    """
-    if isinstance(text, int):
-        return text
-    value = str(text).strip().lower()
-    if value == AUTO:
-        return AUTO
-    try:
-        return int(value)
-    except ValueError:
-        raise HarnessError(f"--batch-size {text!r} is neither a number nor auto", "use e.g. 250, or auto") from None
-
-
-def check_batch_sizes(batch_size: int | str, chunk: int | None) -> None:
-    """``--batch-size`` is ``auto`` or positive; ``--chunk-size`` (``chunk``), when given, is positive."""
-    if batch_size != AUTO and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise HarnessError(f"--batch-size {batch_size} must be positive or auto", "use e.g. 250, or auto")
-    if chunk is not None and chunk < 1:
-        raise HarnessError(f"--chunk-size {chunk} must be positive", "use e.g. 250")
 
 
 def chunk_size(batch_size: int | str, chunk: int | None) -> int:

@@ -26,30 +26,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.errors import HarnessError
+from harness.config import parse_timeout  # noqa: F401  (parsed with the options)
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.suite import SuiteConfig
 
 PROBES = 8  # random eps-ball points per example that the attacking and a fresh worker classify (pipeline.attack)
-
-
-def parse_timeout(text: str | float | None) -> float | None:
-    """``--timeout``: None (the default derived from the run's size), ``none`` (no limit: ``inf``) or seconds.
-
-    >>> parse_timeout(None), parse_timeout("none"), parse_timeout("90")
-    (None, inf, 90.0)
-    """
-    if text is None:
-        return None
-    if isinstance(text, str) and text.strip().lower() in ("none", "inf", "off"):
-        return math.inf
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
-    if not seconds > 0 or math.isinf(seconds):
-        raise HarnessError(f"--timeout {text!r} is not a positive number of seconds", "e.g. --timeout 3600, or none")
-    return seconds
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ class WorkerLimits:
 def open_channel(limits: WorkerLimits, read: list[Path], *, required: tuple[Path, ...] = ()):
     """The channel to a new worker that may read the directories ``read`` (the submission's or the zoo's, and the
     data directory for the worker that attacks); ``required`` must stay readable for it too (as root it runs as
-    ``nobody``)."""
+    ``nobody``). A sandboxed worker runs the parent's thread count (harness.threads)."""
+    from harness.threads import decide, thread_env
     from harness.worker.channel import InProcessChannel, SubprocessChannel
 
     if limits.trusted:
@@ -48,6 +49,7 @@ def open_channel(limits: WorkerLimits, read: list[Path], *, required: tuple[Path
         timeout=None if limits.timeout is None or math.isinf(limits.timeout) else limits.timeout,
         progress=limits.progress,
         pid_namespace=not cuda,  # CUDA fails to initialise in a PID namespace (harness.worker.containment.supervise)
+        env=thread_env(decide()),  # the parent's thread count (harness.threads): every worker gets the same
     )
 
 

@@ -8,9 +8,10 @@ attack chunk and per (method, metric) score, so an interrupted run resumes where
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
-from harness import store
+from harness import store, threads
 from harness.attack.sanity import masking_flags
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import load_examples
@@ -18,13 +19,16 @@ from harness.pipeline import batching, distributed, validate
 from harness.pipeline.attack import Reclassifier, probe_chunks, store_chunk
 from harness.pipeline.budgets import Budgets
 from harness.pipeline.channels import open_channel
+from harness.pipeline.estimate import Estimate, estimate, measure_cost
 from harness.pipeline.explain import explain_and_score
 from harness.pipeline.featurevis import missing_featurevis, visualise_and_score
+from harness.pipeline.feedback import chunk_line, header
 from harness.pipeline.figures import write_run_figures
-from harness.pipeline.lifecycle import StageTimer, fail, finish, open_run
+from harness.pipeline.lifecycle import StageTimer, aggregate_autoattack, fail, finish, open_run, record_details
 from harness.pipeline.plan import Todo
 from harness.pipeline.resolve import check_options, resolve
 from harness.pipeline.source import data_directory, locate
+from harness.report.wording import autoattack_log
 from harness.store.files import run_files_dir
 from harness.worker.protocol import AttackRequest, check_request, load_request
 
@@ -43,9 +47,10 @@ class RunSummary:
     reused: bool = False
     resumed: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    estimate: Estimate | None = None
 
 
-def evaluate(config: RunConfig) -> RunSummary:
+def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> RunSummary:
     """Evaluate one submission and store the run: load, check, attack, explain, visualise, draw, finish.
 
     The options are checked and parsed once (:func:`~harness.pipeline.resolve.check_options`) and, once the worker
@@ -53,9 +58,18 @@ def evaluate(config: RunConfig) -> RunSummary:
     whose parts every stage takes. An identical completed run (same model hashes and attack configuration) is reused
     unless ``fresh``, and the interpretability scores it lacks are added to it; an interrupted identical run is
     resumed. Under torchrun each rank computes its share of the run (harness.pipeline.distributed).
+
+    ``echo`` receives what the user sees as the run goes (rank 0 only; harness.pipeline.feedback): the header with
+    the resolved settings, the time estimate (harness.pipeline.estimate) before the attack, AutoAttack's log per
+    chunk and over the run, and each stage as it starts.
     """
     request = check_options(config)
     group, request = distributed.join(request)
+
+    def say(line: str) -> None:
+        if echo is not None and group.leads:
+            echo(line)
+
     sessions = store.open_database(request.storage.db)
     source = locate(
         model=request.model,
@@ -81,6 +95,10 @@ def evaluate(config: RunConfig) -> RunSummary:
         with timer("contract"):
             checked = validate.checked(channel.request(check_request(plan.worker_run()), budget=budgets.check))
             contract_flags = [*checked.flags, *masking_flags(checked.probe)]
+        for line in header(
+            plan, threads=threads.decide(), device=checked.device, preset=request.preset, model=str(metadata["name"])
+        ):
+            say(line)
 
         def opened() -> Todo:
             model_id = store.ensure_model(
@@ -102,28 +120,57 @@ def evaluate(config: RunConfig) -> RunSummary:
             sessions, channel, todo, auto=plan.auto_batch, chunk=chunk, device=checked.device, budget=budgets.check
         )
         channel.limit_total(budgets.total(todo.chunks, todo.suite, plan.featurevis, info.num_classes))
+        featurevis = plan.featurevis
+        if featurevis is not None and not (group.leads and missing_featurevis(sessions, run_id, featurevis)):
+            featurevis = None
+        predicted = None
+        if todo.reused and todo.suite is None and featurevis is None:
+            say(f"reusing the identical completed run {run_id} (--fresh runs again)")
+        elif group.leads:
+            cost = measure_cost(
+                channel, x, batch_size=resolved.batch_size, num_classes=info.num_classes, budgets=budgets
+            )
+            workers = 0 if plan.limits.trusted else 2  # the fresh worker that re-classifies is started for the attack
+            todo_plan = replace(plan, suite=todo.suite, featurevis=featurevis)
+            predicted = estimate(todo_plan, cost, attack=not todo.reused and bool(todo.chunks), workers=workers)
+            what = "resuming run" if todo.resumed else "adding scores to run" if todo.reused else "run"
+            say(f"{what} {run_id}: estimated time {predicted.describe()}")
+            say(
+                f"  (model cost: {1e3 * cost.forward:.2f} ms forward, {1e3 * cost.backward:.2f} ms forward+backward "
+                f"per image; {threads.decide().count} thread(s))"
+            )
+            record_details(sessions, run_id, "estimate", {**predicted.to_json(), "cost": vars(cost)})
         if not todo.reused:
             with timer("attack"):
                 reclassifier = Reclassifier.of(plan)
                 if todo.chunks:
+                    say(f"attack: AutoAttack {resolved.attack} on {len(todo.chunks)} chunk(s)")
                     schema = validate.AttackSchema(
                         todo.chunks, info.num_classes, tuple(x.shape[1:]), plan.attack.attacks
                     )
+
+                    def stored(m) -> None:
+                        chunk = store_chunk(sessions, run_id, m, x, y, resolved, schema, reclassifier)
+                        say("  " + chunk_line(chunk.start, chunk.end, chunk.accuracy_after))
+
                     channel.request(
                         AttackRequest(op="attack", chunks=todo.chunks),
-                        on_message=lambda m: store_chunk(sessions, run_id, m, x, y, resolved, schema, reclassifier),
+                        on_message=stored,
                         budget=budgets.chunk(resolved.batch_size),
                         max_line=validate.max_line_attack(resolved.batch_size, tuple(x.shape[1:])),
                     )
                     schema.finish()
                 probe_chunks(sessions, run_id, channel, reclassifier, x, y, resolved, budgets, only=todo.probes)
                 reclassifier.close()
+            if group.leads:
+                say(f"  AutoAttack over the run: {autoattack_log(aggregate_autoattack(sessions, run_id))}")
         group.barrier()  # every rank's chunks are in: the explain stage reads all clean predictions
         if todo.suite is not None:
+            say(f"explain: {len(todo.suite.pairs())} scores ({', '.join(todo.suite.methods)} and the controls)")
             with timer("explain"):
                 explain_and_score(sessions, channel, run_id, todo.suite, x, budgets)
-        featurevis = plan.featurevis
-        if featurevis is not None and group.leads and missing_featurevis(sessions, run_id, featurevis):
+        if featurevis is not None:
+            say("feature visualisation: representation inversion and class-specific generation")
             with timer("featurevis"):
                 visualise_and_score(sessions, channel, run_id, featurevis, x, resolved, info, data_dir, budgets)
         group.barrier()  # every rank's scores are in: rank 0 draws and finishes
@@ -131,8 +178,11 @@ def evaluate(config: RunConfig) -> RunSummary:
         if group.leads:
             figures_dir = run_files_dir(plan.storage.db, run_id)
             if figures_dir is not None:
+                say(f"figures: {figures_dir}")
                 with timer("figures"):
-                    write_run_figures(sessions, run_id, figures_dir, x, y, resolved, info)
+                    write_run_figures(
+                        sessions, run_id, figures_dir, x, y, resolved, info, progress=plan.limits.progress
+                    )
             run = finish(sessions, run_id, todo, resolved, metadata, contract_flags, timer.seconds)
             accuracies = run.clean_acc, run.robust_acc
         clean_acc, robust_acc = group.broadcast(accuracies)
@@ -145,6 +195,7 @@ def evaluate(config: RunConfig) -> RunSummary:
             reused=todo.reused,
             resumed=todo.resumed,
             timings=dict(timer.seconds),
+            estimate=predicted,
         )
     except BaseException as exc:
         if run_id is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -10,12 +11,24 @@ from harness import store
 from harness.config import ResolvedConfig
 from harness.errors import HarnessError
 from harness.pipeline.artifacts import FIGURE_ROWS, unpack_all
+from harness.pipeline.lifecycle import record_details
 
 
 def write_run_figures(
-    sessions, run_id: str, directory: Path, x: torch.Tensor, y: torch.Tensor, resolved: ResolvedConfig, info
-) -> None:
-    """Write the run's figures from its stored artifacts (attributions, adversarial examples, visualisations)."""
+    sessions,
+    run_id: str,
+    directory: Path,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    resolved: ResolvedConfig,
+    info,
+    *,
+    progress: bool = False,
+) -> list[Path]:
+    """Write the run's figures from its stored artifacts (attributions, adversarial examples, visualisations);
+    returns the files written (``progress``: a bar over them on stderr)."""
+    from tqdm.auto import tqdm
+
     from harness.report import figures
 
     with store.transaction(sessions) as s:
@@ -23,55 +36,82 @@ def write_run_figures(
         artifacts = {a.key: unpack_all(a.data) for a in run.artifacts}
         examples = sorted(run.examples, key=lambda e: e.idx)[:FIGURE_ROWS]
     names, k = list(info.classes), min(FIGURE_ROWS, len(x))
+    drawings: list[tuple[str, Callable[[Path], None]]] = []
+    attributions = {
+        key.split(":", 1)[1]: a["main"][:k] for key, a in artifacts.items() if key.startswith("attributions:")
+    }
+    if attributions:
+        k_attr = min(len(a) for a in attributions.values())
+        drawings.append(
+            (
+                "attributions.png",
+                lambda path: figures.attribution_grid(
+                    x[:k_attr],
+                    y[:k_attr],
+                    {m: a[:k_attr] for m, a in attributions.items()},
+                    path,
+                    class_names=names,
+                    title=f"Attributions on the first {k_attr} test images",
+                ),
+            )
+        )
+    adv = artifacts.get("adversarial")
+    if adv is not None and examples:
+        rows = torch.as_tensor(adv["idx"]).long()
+        drawings.append(
+            (
+                "adversarial.png",
+                lambda path: figures.adversarial_examples(
+                    x[rows],
+                    adv["x_adv"],
+                    y[rows],
+                    adv["clean_pred"],
+                    adv["adv_pred"],
+                    path,
+                    class_names=names,
+                    eps=resolved.eps,
+                    threat_model=resolved.threat_model,
+                ),
+            )
+        )
+    fv = artifacts.get("featurevis", {})
+    if "inv_targets" in fv:
+        seeds = {"other image": fv["inv_seed_other"], "noise": fv["inv_seed_noise"]}
+        drawings.append(
+            (
+                "inversions.png",
+                lambda path: figures.inversion_grid(
+                    fv["inv_targets"],
+                    seeds,
+                    {"other image": fv["inv_other"], "noise": fv["inv_noise"]},
+                    path,
+                    title="Representation inversion",
+                ),
+            )
+        )
+    if "gen_images" in fv:
+        drawings.append(
+            (
+                "generated.png",
+                lambda path: figures.generated_grid(
+                    fv["gen_images"],
+                    fv["gen_classes"],
+                    path,
+                    class_names=names,
+                    judge_pred=fv.get("gen_judge"),
+                    title="Class-specific generation",
+                ),
+            )
+        )
+    written = []
     try:
-        attributions = {
-            key.split(":", 1)[1]: a["main"][:k] for key, a in artifacts.items() if key.startswith("attributions:")
-        }
-        if attributions:
-            k_attr = min(len(a) for a in attributions.values())
-            figures.attribution_grid(
-                x[:k_attr],
-                y[:k_attr],
-                {m: a[:k_attr] for m, a in attributions.items()},
-                directory / "attributions.png",
-                class_names=names,
-                title=f"Attributions on the first {k_attr} test images",
-            )
-        adv = artifacts.get("adversarial")
-        if adv is not None and examples:
-            rows = torch.as_tensor(adv["idx"]).long()
-            figures.adversarial_examples(
-                x[rows],
-                adv["x_adv"],
-                y[rows],
-                adv["clean_pred"],
-                adv["adv_pred"],
-                directory / "adversarial.png",
-                class_names=names,
-                eps=resolved.eps,
-                threat_model=resolved.threat_model,
-            )
-        fv = artifacts.get("featurevis", {})
-        if "inv_targets" in fv:
-            seeds = {"other image": fv["inv_seed_other"], "noise": fv["inv_seed_noise"]}
-            figures.inversion_grid(
-                fv["inv_targets"],
-                seeds,
-                {"other image": fv["inv_other"], "noise": fv["inv_noise"]},
-                directory / "inversions.png",
-                title="Representation inversion",
-            )
-        if "gen_images" in fv:
-            figures.generated_grid(
-                fv["gen_images"],
-                fv["gen_classes"],
-                directory / "generated.png",
-                class_names=names,
-                judge_pred=fv.get("gen_judge"),
-                title="Class-specific generation",
-            )
+        for name, draw in tqdm(drawings, desc="figures", unit="figure", disable=not progress, leave=False):
+            draw(directory / name)
+            written.append(directory / name)
     except OSError as exc:
         raise HarnessError(
             f"cannot write the run's figures to {directory}: {exc.strerror or exc}",
             "make the results directory writable, or pass --db to a writable location",
         ) from None
+    record_details(sessions, run_id, "figures", [p.name for p in written])
+    return written

@@ -207,6 +207,19 @@ def _complete(
     run.status, run.finished_at, run.owner_pid = store.COMPLETE, store.utcnow(), None
 
 
+def aggregate_autoattack(sessions, run_id: str) -> dict[str, float]:
+    """AutoAttack's per-attack accuracies over the run's stored chunks so far (as :func:`finish` stores them)."""
+    with store.transaction(sessions) as s:
+        return _aggregate(s.get(store.RunRecord, run_id).details.get("autoattack", {}).get("chunks", {}))
+
+
+def record_details(sessions, run_id: str, key: str, value: Any) -> None:
+    """Store ``value`` under the run's ``details[key]`` (one transaction)."""
+    with store.transaction(sessions) as s:
+        run = s.get(store.RunRecord, run_id)
+        run.details = {**(run.details or {}), key: value}
+
+
 def _aggregate(chunks: dict[str, Any]) -> dict[str, float]:
     """AutoAttack's per-attack robust accuracy over all chunks (weighted by chunk size)."""
     total = sum(c["n"] for c in chunks.values())

@@ -58,6 +58,7 @@ class Request:
     featurevis: FeatureVisConfig | None
     limits: WorkerLimits
     storage: Storage
+    preset: str = "default"  # the preset the settings came from (harness.presets), shown in the run's header
 
     def worker(self, source: ModelSource) -> WorkerConfig:
         """What a worker loading the model from ``source`` is told (before the run is resolved)."""

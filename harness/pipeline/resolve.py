@@ -23,6 +23,7 @@ from harness.pipeline.budgets import Budgets
 from harness.pipeline.channels import WorkerLimits
 from harness.pipeline.plan import Request, RunPlan, Storage
 from harness.pipeline.source import ModelSource
+from harness.presets import check_preset
 from harness.threat import check_eps, parse_eps, parse_threat_model
 from metrics.attribution import METHODS
 from metrics.featurevis.pipeline import FeatureVisConfig
@@ -81,6 +82,7 @@ def check_options(config: RunConfig) -> Request:
             rescore=config.rescore,
             sweep=None if config.sweep is None else dict(config.sweep),
         ),
+        preset=check_preset(config.preset),
     )
 
 

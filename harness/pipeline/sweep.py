@@ -43,6 +43,7 @@ _NOT_IN_KEY = (
     "db",
     "progress",
     "sweep",
+    "preset",  # applied before the key is taken: its settings are in the key
     "device",
     "data_dir",
     "model_dir",
@@ -284,6 +285,8 @@ def run_sweep(
             todo.append((entry, config))
     echo(f"sweep {sid}: {len(todo)} job(s) to run on {executor.cluster} ({len(entries) - len(todo)} complete)")
     if todo:
+        echo(f"  follow it from another shell: robint-bench runs --sweep {sid} --db {store_url(db)}")
+        echo(f"  job logs: {Path(cluster.folder).resolve() / sid}/<job id>/ (its stdout and stderr)")
         parallel = cluster.parallel or (64 if executor.cluster == "slurm" else 1)
         results += _submit(executor, todo, parallel, wait, echo)
     with store.transaction(sessions) as s:
@@ -298,14 +301,16 @@ def _submit(executor, todo, parallel: int, wait: bool, echo) -> list[JobResult]:
             jobs = [executor.submit(run_job, config.to_json()) for _, config in todo]
         if not wait:
             for (entry, _), job in zip(todo, jobs, strict=True):
-                echo(f"submitted {entry.name}: job {job.job_id}")
+                echo(f"submitted {entry.name}: job {job.job_id}, log {job.paths.stderr}")
             return [JobResult(e.name, "submitted", job_id=j.job_id) for (e, _), j in zip(todo, jobs, strict=True)]
         return [_collect(entry, job, echo) for (entry, _), job in zip(todo, jobs, strict=True)]
     results, running, queue = [], [], list(todo)
     while queue or running:
         while queue and len(running) < max(1, parallel):
             entry, config = queue.pop(0)
-            running.append((entry, executor.submit(run_job, config.to_json())))
+            job = executor.submit(run_job, config.to_json())
+            echo(f"start {entry.name}: job {job.job_id}, log {job.paths.stderr}")
+            running.append((entry, job))
         time.sleep(0.5)
         for item in [r for r in running if r[1].done()]:
             running.remove(item)

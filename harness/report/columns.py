@@ -2,8 +2,11 @@
 :class:`Column` has a header, its cell from a row (a :mod:`harness.report.cells` value), its sort order and the
 tables it appears in. Adding a column to the board is one entry in :data:`MAIN` (plus its test).
 
-Tables: :data:`MAIN` (measured models, one row per ranked entry), :func:`reported_columns` (RobustBench's columns for
-entries reported elsewhere) and :func:`detail_columns` (every score of every method, mean and interval).
+Tables: :data:`MAIN` (measured models, one row per ranked entry: one attack protocol at one n,
+harness.report.protocols), :data:`OTHER` (the board's other rows, badged with their attack and n),
+:func:`reported_columns` (RobustBench's columns for entries reported elsewhere) and :func:`detail_columns` (every
+score of every method, mean and interval). Each column's ``description`` says what it holds and which way is
+better (the HTML site's tooltips).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from harness.report.board import Board
 from harness.report.cells import Code, Figures, FlagMark, Link, Missing, NoteMark, Number, Text, Value
 from harness.report.entries import Entry
 from harness.report.notes import CONTROL_NOTE, na_note, reported_notes
+from harness.report.protocols import protocol_of, ranked_protocol, split
 from harness.report.scores import Pair, Score
 from harness.report.values import own_normalised
 from harness.store.robustbench import (
@@ -44,12 +48,16 @@ class Table:
 @dataclass(frozen=True)
 class Column(Generic[R]):
     """One column: ``header``; ``value(row, table)``, its cell; ``descending``, whether the first click sorts it
-    highest first (HTML; accuracies); ``shown(table)``, whether the table has it."""
+    highest first (HTML; accuracies); ``shown(table)``, whether the table has it; ``description``, what it holds
+    and which way is better (HTML tooltips); ``detail``, whether the HTML site's compact view hides it (shown on
+    demand)."""
 
     header: str
     value: Callable[[R, Table], Value]
     descending: bool = False
     shown: Callable[[Table], bool] = lambda table: True
+    description: str = ""
+    detail: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,20 @@ def label(metric: str) -> str:
     """A metric's column label with its direction, e.g. ``ABPC ↑``."""
     spec = METRICS.get(metric)
     return f"{spec.short} {spec.arrow}"
+
+
+def describe(metric: str, method: str | None = None) -> str:
+    """A metric's tooltip: what it measures, which way is better, and of which attributions.
+
+    >>> describe("sparseness")
+    'Gini: Gini index of |attributions| (Chalasani et al. 2020). ↑ higher is better.'
+    """
+    spec = METRICS.get(metric)
+    better = "↑ higher is better" if spec.higher_is_better else "↓ lower is better"
+    text = f"{spec.short}: {spec.description}. {better}."
+    if method == FEATUREVIS_METHOD:
+        return text + " Feature visualisation, scored with the reference encoder."
+    return text + (f" Of {method} attributions." if method else "")
 
 
 # --- cells ---------------------------------------------------------------------------------------------------------
@@ -133,8 +155,19 @@ def _headline(pair: Pair) -> Column[Ranked[Entry]]:
         scored = score is not None and score.mean is not None
         return score_value(score, interval=False, informative=not scored or table.board.informative(r.row.model, *pair))
 
-    header = f"{METRICS.get(pair[1]).short} norm. ↑" if normalise else label(pair[1])
-    return Column(header, value)
+    if normalise:
+        spec = METRICS.get(pair[1])
+        header = f"{spec.short} norm. ↑"
+        description = (
+            f"{spec.short}: {spec.description}; normalised between the model's own floor (0: a random order) and "
+            "ceiling (1: the best occlusion order found for that model and image), scored on the logit its methods "
+            "explain; "
+            f"of {pair[0]} attributions. ↑ higher is better. 'raw' marks a run without stored bounds."
+        )
+    else:
+        header, description = label(pair[1]), describe(pair[1], pair[0])
+    note = "" if pair[0] == FEATUREVIS_METHOD else " † marks a score that does not beat its bar (best model-free map)."
+    return Column(header, value, description=description + note)
 
 
 RAW_NOTE = (
@@ -155,34 +188,112 @@ def _robust(e: Entry) -> Number:
 # --- the tables ----------------------------------------------------------------------------------------------------
 
 MAIN: tuple[Column[Ranked[Entry]], ...] = (
-    Column("Rank", lambda r, t: Number(str(r.rank), r.rank)),
+    Column(
+        "Rank",
+        lambda r, t: Number(str(r.rank), r.rank),
+        description="Rank by AutoAttack robust accuracy (then clean accuracy) among the rows of one attack protocol at "
+        "one n: AutoAttack standard on the most test images, as RobustBench ranks.",
+    ),
     Column(
         "Model",
         lambda r, t: Text(
             r.row.model, sort=r.row.model, marks=tuple(FlagMark(f.get("code"), f.get("message")) for f in r.row.flags)
         ),
+        description="The model's name (its submission's METADATA); ⚠ marks a flag of its run.",
     ),
-    Column("Clean acc (%)", lambda r, t: _percent_of(r.row.clean_acc), descending=True),
-    Column("AA robust acc (%) [95% CI]", lambda r, t: _robust(r.row), descending=True),
-    Column("n", lambda r, t: Number(str(r.row.n), r.row.n), descending=True),
+    Column(
+        "Clean acc (%)",
+        lambda r, t: _percent_of(r.row.clean_acc),
+        descending=True,
+        description="Accuracy on the first n clean test images. ↑ higher is better.",
+    ),
+    Column(
+        "AA robust acc (%) [95% CI]",
+        lambda r, t: _robust(r.row),
+        descending=True,
+        description="Accuracy under AutoAttack, every adversarial example verified inside the eps-ball and [0,1] and "
+        "re-classified by the harness; 95% Wilson interval. ↑ higher is better.",
+    ),
+    Column(
+        "n",
+        lambda r, t: Number(str(r.row.n), r.row.n),
+        descending=True,
+        description="Test images evaluated (the first n, in order).",
+        detail=True,
+    ),
     Column(
         "Reported clean / robust (%)",
         lambda r, t: _reported_value(r.row.reported),
         descending=True,
         shown=lambda t: bool(t.board.reported),
+        description="What the model's RobustBench model_info file reports: clean and best known robust accuracy.",
+        detail=True,
     ),
     *(_headline(pair) for pair in HEADLINE),
-    Column("Attack", lambda r, t: Text(r.row.attack)),
-    Column("Training", lambda r, t: Text(r.row.training or "—")),
-    Column("Date", lambda r, t: Text(r.row.created_at.strftime("%Y-%m-%d"))),
-    Column("Run", lambda r, t: Code(r.row.run_id)),
-    Column("Figures", lambda r, t: Figures(r.row.run_id, r.row.model), shown=lambda t: t.figures),
+    Column(
+        "Attack",
+        lambda r, t: Text(r.row.attack),
+        description="The attack (--attack): AutoAttack standard, or a list of its sub-attacks.",
+        detail=True,
+    ),
+    Column(
+        "Training",
+        lambda r, t: Text(r.row.training or "—"),
+        description="The training method its METADATA states (standard, pgd-at, trades, fgsm-rs, ...).",
+        detail=True,
+    ),
+    Column(
+        "Date",
+        lambda r, t: Text(r.row.created_at.strftime("%Y-%m-%d")),
+        description="When the run started.",
+        detail=True,
+    ),
+    Column(
+        "Run", lambda r, t: Code(r.row.run_id), description="The run's id (robint-bench results --json).", detail=True
+    ),
+    Column(
+        "Figures",
+        lambda r, t: Figures(r.row.run_id, r.row.model),
+        shown=lambda t: t.figures,
+        description="The run's figures: attributions, adversarial examples, inversions, generations.",
+        detail=True,
+    ),
+)
+# The rows outside the ranked protocol: the same columns, a badge with the attack and n instead of a rank.
+OTHER: tuple[Column[Ranked[Entry]], ...] = (
+    Column(
+        "Protocol",
+        lambda r, t: Text(protocol_of(r.row).badge, sort=protocol_of(r.row).badge),
+        description="The attack and n of this row: not ranked with rows of another protocol (their robust "
+        "accuracies are not comparable).",
+    ),
+    *MAIN[1:],
 )
 
 
 def main_rows(board: Board) -> list[Ranked[Entry]]:
-    """The board's entries, ranked."""
-    return [Ranked(rank, e) for rank, e in enumerate(board.entries, start=1)]
+    """The board's rows of its ranked protocol (harness.report.protocols), ranked."""
+    ranked, _ = split(board.entries)
+    return [Ranked(rank, e) for rank, e in enumerate(ranked, start=1)]
+
+
+def other_rows(board: Board) -> list[Ranked[Entry]]:
+    """The board's rows of other protocols (another attack, or fewer examples), unranked (rank 0)."""
+    _, others = split(board.entries)
+    return [Ranked(0, e) for e in others]
+
+
+def ranking_note(board: Board) -> str:
+    """What the ranking holds and why the other rows are apart (empty when every row shares one protocol)."""
+    protocol = ranked_protocol(board.entries)
+    if protocol is None or not other_rows(board):
+        return ""
+    return (
+        f"Ranked: the rows evaluated with {protocol.badge.replace(', n=', ' on the first ')} test images "
+        "(RobustBench's rule: one attack protocol, the most examples). Rows evaluated with another attack or fewer "
+        "images are listed apart, badged with their attack and n: their robust accuracies are not comparable with "
+        "the ranked ones."
+    )
 
 
 def _stored(value: object) -> Text:
@@ -267,11 +378,15 @@ def detail_rows(board: Board, names: list[str], *, featurevis: bool) -> list[Det
 def detail_columns(names: list[str]) -> list[Column[Detail]]:
     """Model, method, then each metric's mean [95% bootstrap interval]."""
     columns: list[Column[Detail]] = [
-        Column("Model", lambda d, t: Text(d.entry.model)),
-        Column("Method", lambda d, t: Text(d.method)),
+        Column("Model", lambda d, t: Text(d.entry.model), description="The model's name."),
+        Column(
+            "Method",
+            lambda d, t: Text(d.method),
+            description="The attribution method scored (control_random and control_input: the controls).",
+        ),
     ]
     for name in names:
-        columns.append(Column(label(name), lambda d, t, name=name: _detail_score(d, name)))
+        columns.append(Column(label(name), lambda d, t, name=name: _detail_score(d, name), description=describe(name)))
     return columns
 
 

@@ -122,12 +122,13 @@ def export_run(
 ) -> Path:
     """Write a completed run as an archive record (``fmt="archive"``, default ``results/archive/<model>-<id>.json``)
     or a RobustBench model_info file (``fmt="robustbench"``, default ``results/robustbench/<dataset>/<threat>/``;
-    ``fields`` supply or override METADATA facts it needs); ``out`` is a directory or a ``.json`` path.
+    ``fields`` supply or override METADATA facts it needs) with robint-bench's own scores in a sidecar beside it
+    (``robint-bench/<same name>``); ``out`` is a directory or a ``.json`` path. Returns the main file's path.
 
     Names taken from the run (model name, data set, threat model, run id) are sanitised (:func:`safe_name`), so the
     file lands inside ``out`` whatever the run stored (``../../baseline`` as a model name included); an existing file
     is only replaced with ``force``."""
-    from harness.store.robustbench import export_path, model_info
+    from harness.store.robustbench import export_path, model_info, sidecar, sidecar_path
 
     run = get_run(s, run_id)
     if run.status != COMPLETE:
@@ -144,8 +145,12 @@ def export_run(
         path = root.joinpath(*(safe_name(part) for part in path.relative_to(root).parts))
         if root.resolve() not in path.resolve().parents:
             raise HarnessError(f"{path} would leave {root} (a symbolic link?)", "export into a plain directory")
-    if (path.exists() or path.is_symlink()) and not force:
-        raise HarnessError(f"{path} exists and was left as it is", "pass --force to overwrite it, or another --out")
+    paths = [path] if fmt == "archive" else [path, sidecar_path(path)]
+    for p in paths:
+        if (p.exists() or p.is_symlink()) and not force:
+            raise HarnessError(f"{p} exists and was left as it is", "pass --force to overwrite it, or another --out")
+    if fmt != "archive":
+        write_text_atomic(paths[1], json.dumps(sidecar(run), indent=1) + "\n")
     return write_text_atomic(path, json.dumps(record, indent=1) + "\n")
 
 
@@ -178,3 +183,28 @@ def import_archives(sessions: sessionmaker[Session], paths: Iterable[Path]) -> t
                 "restore the file from git, or re-export it with `robint-bench export`",
             ) from None
     return added, len(files)
+
+
+def copy_archived_figures(paths: Iterable[Path], runs_root: Path) -> int:
+    """Copy the figures of the archived runs in ``paths`` (files, or directories of ``*.json``) into ``runs_root``
+    (``runs/`` beside the database they were imported into), from ``runs/<run id>/`` beside the archive's directory
+    (``results/archive`` and ``results/runs``): figures belong to the database that holds the run. Returns how many
+    runs' figures were copied (those already there, or without figures beside the archive, are left)."""
+    import shutil
+
+    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.json")))
+    copied = 0
+    for f in files:
+        try:
+            run_id = str(json.loads(f.read_text())["run"]["id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):
+            continue
+        source = f.resolve().parent.parent / "runs" / run_id
+        target = runs_root / run_id
+        if not source.is_dir() or source.resolve() == target.resolve() or target.is_dir():
+            continue
+        shutil.copytree(source, target)
+        copied += 1
+    return copied

@@ -17,7 +17,8 @@ Export (:func:`model_info`) writes what a RobustBench pull request needs, from t
 ``export --field KEY=VALUE``), and refuses, naming the missing fields, rather than invent defaults. ``reported``
 is the paper's claim (METADATA ``reported_acc``); our measurement is ``autoattack_acc``. A run RobustBench would
 not accept as a standard evaluation (another attack, fewer than all test images, flags, local test data) is
-exported with ``unreliable: true`` and the reasons in the footnote and under ``robint_bench``.
+exported with ``unreliable: true`` and the reasons in the footnote; robint-bench's own numbers (the reasons, every
+score) go to a sidecar in ``robint-bench/`` beside the file (:func:`sidecar`), so the file stays RobustBench-sized.
 
 Long because RobustBench's model_info format, in both directions (import with its sections, corruptions and eps
 rounding; export fit to submit), is one format and is tested as one.
@@ -180,6 +181,39 @@ class ImportReport:
     known: int = 0
     files: int = 0
     errors: list[tuple[Path, HarnessError]] = field(default_factory=list)
+    entries: list[tuple[dict[str, Any], bool]] = field(default_factory=list)  # each file read, and whether it was new
+
+    def by_board(self) -> list[str]:
+        """One line per board the files belong to: how many entries were new and known, and each flagged file with
+        why (a contradiction between its directory and its fields, an eps that joins a table by rounding, or
+        ``unreliable: true``).
+
+        Lines read ``cifar10 Linf 8/255: 2 new, 1 known; flagged: Gamma2020Fake (eps 0.031 listed under 8/255)``.
+        """
+        boards: dict[tuple[str, str, str], list[tuple[dict[str, Any], bool]]] = {}
+        for entry, new in self.entries:
+            section = "" if entry["threat_model"] == CORRUPTIONS else eps_section(entry.get("eps"))[0]
+            boards.setdefault((entry["dataset"], entry["threat_model"], section), []).append((entry, new))
+        lines = []
+        for (dataset, threat, section), found in sorted(boards.items()):
+            new = sum(1 for _, is_new in found if is_new)
+            line = f"{' '.join(filter(None, (dataset, threat, section)))}: {new} new"
+            line += f", {len(found) - new} known" if len(found) > new else ""
+            flagged = [f"{e['model_id']} ({'; '.join(why)})" for e, _ in found if (why := _flagged(e))]
+            lines.append(line + (f"; flagged: {', '.join(flagged)}" if flagged else ""))
+        return lines
+
+
+def _flagged(entry: dict[str, Any]) -> list[str]:
+    """Why an imported entry is flagged on the board (empty when it is not)."""
+    why = [str(f.get("message") or f.get("code")) for f in entry.get("flags") or [] if isinstance(f, dict)]
+    if entry["threat_model"] != CORRUPTIONS:
+        section, note = eps_section(entry.get("eps"))
+        if note:
+            why.append(f"eps {entry.get('eps')} listed under {section}")
+    if entry.get("unreliable") is True:
+        why.append("AA evaluation potentially unreliable")
+    return why
 
 
 def import_reported(sessions: sessionmaker[Session], root: Path) -> ImportReport:
@@ -189,7 +223,7 @@ def import_reported(sessions: sessionmaker[Session], root: Path) -> ImportReport
     ``errors`` (naming it) and the others still import. Re-importing an unchanged file adds nothing.
     """
     root = Path(root)
-    files = [root] if root.is_file() else sorted(root.rglob("*.json"))
+    files = [root] if root.is_file() else sorted(f for f in root.rglob("*.json") if f.parent.name != SIDECAR_DIR)
     report = ImportReport(files=len(files))
     for path in files:
         try:
@@ -201,7 +235,9 @@ def import_reported(sessions: sessionmaker[Session], root: Path) -> ImportReport
         with store.transaction(sessions) as s:
             if _already_imported(s, entry):
                 report.known += 1
+                report.entries.append((entry, False))
                 continue
+            report.entries.append((entry, True))
             s.add(
                 store.ModelRecord(
                     name=entry["model_id"],
@@ -374,8 +410,13 @@ def unreliable_reasons(run: store.RunRecord) -> list[str]:
     return reasons
 
 
+SIDECAR_DIR = "robint-bench"  # beside a model_info file: <threat model>/robint-bench/<model>.json
+SIDECAR_FORMAT = "robint-bench scores"
+
+
 def model_info(run: store.RunRecord, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A completed run as a RobustBench model_info dict (plus robint-bench's numbers under ``robint_bench``)."""
+    """A completed run as a RobustBench model_info dict: RobustBench's fields only (~15 lines; robint-bench's own
+    numbers are the :func:`sidecar`'s)."""
     facts = export_fields(run, overrides)
     reasons = unreliable_reasons(run)
     footnote = (
@@ -397,18 +438,35 @@ def model_info(run: store.RunRecord, overrides: Mapping[str, Any] | None = None)
         "autoattack_acc": f"{100 * run.robust_acc:.2f}",
         "unreliable": bool(reasons),
         "footnote": footnote,
-        "robint_bench": {
-            "run_id": run.id,
-            "model": run.model.name,
-            "threat_model": run.threat_model,
-            "n_examples": run.n_examples,
-            "attack": run.attack,
-            "seed": run.seed,
-            "flags": run.flags,
-            "unreliable_reasons": reasons,
-            "metrics": metric_summary(run),
-        },
     }
+
+
+def sidecar(run: store.RunRecord) -> dict[str, Any]:
+    """robint-bench's own numbers of a run exported in RobustBench's format (written beside its model_info file,
+    in ``robint-bench/``): the run, why RobustBench would find it unreliable, and its scores
+    (``metrics[method][metric]``, as in ``results --json``)."""
+    return {
+        "format": SIDECAR_FORMAT,
+        "run_id": run.id,
+        "model": run.model.name,
+        "dataset": run.dataset,
+        "threat_model": run.threat_model,
+        "eps": run.eps_text,
+        "n_examples": run.n_examples,
+        "attack": run.attack,
+        "seed": run.seed,
+        "clean_acc": run.clean_acc,
+        "robust_acc": run.robust_acc,
+        "flags": run.flags,
+        "unreliable_reasons": unreliable_reasons(run),
+        "metrics": metric_summary(run),
+    }
+
+
+def sidecar_path(model_info_path: Path) -> Path:
+    """Where the sidecar of ``model_info_path`` goes: ``robint-bench/<same name>`` beside it (RobustBench's
+    leaderboard code reads every ``*.json`` of a threat model's folder, not its subfolders)."""
+    return model_info_path.parent / SIDECAR_DIR / model_info_path.name
 
 
 def _known(name: str | None) -> DatasetInfo | None:
@@ -423,6 +481,20 @@ def _known(name: str | None) -> DatasetInfo | None:
 
 def export_path(root: Path, run: store.RunRecord) -> Path:
     return root / run.dataset / run.threat_model / f"{run.model.name}.json"
+
+
+def read_fields_file(path: Path) -> dict[str, Any]:
+    """``--fields-file``: a JSON object of the METADATA facts RobustBench's format needs (``--field`` overrides it)."""
+    fix = 'write a JSON object, e.g. {"link": "https://arxiv.org/abs/...", "venue": "ICLR 2024", "reported_acc": 0.57}'
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise HarnessError(f"cannot read --fields-file {path}: {exc.strerror or exc}", "pass a readable file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"--fields-file {path} is not JSON ({exc})", fix) from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise HarnessError(f"--fields-file {path} holds a {type(data).__name__}, not a JSON object", fix)
+    return data
 
 
 def parse_fields(items: Iterable[str]) -> dict[str, Any]:

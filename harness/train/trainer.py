@@ -32,6 +32,7 @@ from harness.errors import HarnessError
 from harness.threat import check_eps, parse_eps, parse_threat_model
 from harness.train.architectures import build
 from harness.train.fast import ALPHA_OVER_EPS, OverfitMonitor, fgsm_rs
+from harness.train.feedback import RunningMean, epoch_summary
 
 Method = Literal["standard", "pgd-at", "trades", "fgsm-rs"]
 METHODS: tuple[str, ...] = ("standard", "pgd-at", "trades", "fgsm-rs")
@@ -121,11 +122,13 @@ def train(config: TrainConfig) -> TrainReport:
     attack = {"threat_model": threat_model, "eps": eps, "steps": config.steps, "step_size": step_size}
     monitor = OverfitMonitor(drop=config.overfit_drop) if check is not None else None
     first_epoch, seconds, cpu_seconds = _resume(config, model, optimizer, scheduler, monitor)
+    epoch_seconds: list[float] = []  # this process's epochs (a resumed run's earlier ones were timed elsewhere)
     for epoch in range(first_epoch, config.epochs):
         start, cpu_start = time.perf_counter(), time.process_time()
         model.train()
         order = torch.randperm(len(y_train), device=device)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress)
+        running = RunningMean()
         for i in bar:
             idx = order[i * config.batch_size : (i + 1) * config.batch_size]
             loss = _loss(config, model, x_train[idx], y_train[idx], attack)
@@ -133,8 +136,9 @@ def train(config: TrainConfig) -> TrainReport:
             loss.backward()
             optimizer.step()
             scheduler.step()
-            if i % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+            running.add(loss)
+            if config.progress and (i % 10 == 0 or i == steps_per_epoch - 1):
+                bar.set_postfix(mean_loss=f"{running.mean:.3f}")
         stop, note = False, ""
         if monitor is not None:
             model.eval()
@@ -142,11 +146,12 @@ def train(config: TrainConfig) -> TrainReport:
             stop = monitor.update(acc, model)
             note = f", PGD-10 accuracy on {len(check[1])} held-out training images {acc:.3f}"
             note += " (collapse: restoring the best epoch)" if stop else ""
-        seconds += time.perf_counter() - start
-        cpu_seconds += time.process_time() - cpu_start
+        spent, cpu_spent = time.perf_counter() - start, time.process_time() - cpu_start
+        seconds += spent
+        cpu_seconds += cpu_spent
+        epoch_seconds.append(spent)
         if config.progress:
-            spent = f"{time.perf_counter() - start:.0f} s (CPU {time.process_time() - cpu_start:.0f} s)"
-            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: {spent}{note}")
+            tqdm.write(epoch_summary(epoch + 1, config.epochs, running.mean, spent, cpu_spent, epoch_seconds, note))
         if stop:
             monitor.restore(model)
             break

@@ -128,7 +128,10 @@ class SubprocessChannel:
         progress: bool,
         required_paths: list[Path] | None = None,
         pid_namespace: bool = True,
+        env: dict[str, str] | None = None,
     ) -> None:
+        """``env``: variables set in the worker's environment after it is scrubbed (its thread count:
+        harness.threads.thread_env)."""
         from harness.worker.sandbox import scrubbed_env
 
         sweep_stale_worker_dirs()
@@ -147,7 +150,7 @@ class SubprocessChannel:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=self.tmp,
-                env=scrubbed_env(self.tmp),
+                env={**scrubbed_env(self.tmp), **(env or {})},
                 start_new_session=True,
                 close_fds=True,
             )

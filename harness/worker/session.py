@@ -251,6 +251,7 @@ class WorkerSession:
             config=config,
             num_classes=self.info.num_classes,
             device=self.device,
+            progress=self.config.progress,
         )
         self.send({"op": "visualised", **out})
 

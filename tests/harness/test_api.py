@@ -73,6 +73,19 @@ def test_same_numbers_as_the_command_line(tmp_path, data_dir):
         **OPTIONS,
     )
     assert again.reused and again.run_id == result.run_id  # same class, weights and options: the stored run
+    other = load_submission(SUBMISSIONS / "fmnist_pgd_linf.py").model  # the same class, other weights
+    with pytest.warns(UserWarning, match="the name 'notebook' already belongs to 1 other model"):
+        renamed = harness.evaluate(
+            other,
+            dataset="fashion-mnist",
+            name="notebook",
+            db=db,
+            data_dir=data_dir,
+            featurevis=False,
+            progress=False,
+            **OPTIONS,
+        )
+    assert not renamed.reused and renamed.run_id != result.run_id
     with pytest.raises(HarnessError, match="needs a torch.nn.Module"):
         harness.evaluate("not a model", dataset="fashion-mnist", db=db)
 
@@ -94,5 +107,7 @@ def test_shared_options_have_the_run_configurations_defaults():
     fields = {f.name: f.default for f in dataclasses.fields(RunConfig)}
     parameters = inspect.signature(evaluate).parameters.values()
     shared = {p.name: p.default for p in parameters if p.name in fields and p.default is not p.empty}
-    assert {"n_explain", "n_sanity", "n_composites", "attack", "seed", "metrics", "batch_size"} <= set(shared)
+    from_preset = {"n_explain", "n_sanity", "n_composites", "metrics", "methods"}  # None: the preset's value
+    assert all(shared.pop(name) is None for name in from_preset)
+    assert {"attack", "seed", "batch_size", "preset"} <= set(shared)
     assert {name: fields[name] for name in shared} == shared

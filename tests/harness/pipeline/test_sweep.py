@@ -74,6 +74,9 @@ def test_a_sweep_runs_each_model_once_and_a_rerun_resumes_what_is_missing(models
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("done  ") == 2 and "stored run" in first.stdout
     sweep_id = first.stdout.split()[1].rstrip(":")
+    # feedback while it runs: how to follow it, where each job's log is
+    assert f"  follow it from another shell: robint-bench runs --sweep {sweep_id} --db {url}" in first.stdout
+    assert first.stdout.count("start linear_") == 2 and f"{tmp_path / 'jobs' / sweep_id}/" in first.stdout
     assert "2 of 2 models complete" in first.stdout.splitlines()[-1]
     complete_a = _examples(url, "linear_a")
     assert len(complete_a) == 8
@@ -119,10 +122,10 @@ def test_a_config_file_and_its_errors(tmp_path, models):
             }
         )
     )
-    entries, options = collect_entries(config_file=config, settings={"metrics": "none"})
+    entries, options = collect_entries(config_file=config, settings={"metrics": "none", "n_sanity": 3})
     assert [e.name for e in entries] == ["linear_a", "linear_b"]
     assert [e.config.seed for e in entries] == [0, 3] and {e.config.n_examples for e in entries} == {16}
-    assert {e.config.metrics for e in entries} == {"none"}
+    assert {e.config.metrics for e in entries} == {"none"} and {e.config.n_sanity for e in entries} == {3}
     assert options == {"partition": "gpu", "gpus": 2, "name": "demo"}
     # the key follows what the run measures, not where it runs
     a = entries[0].config
@@ -140,3 +143,12 @@ def test_slurm_with_sqlite_is_refused_or_unavailable(tmp_path, models):
     done = run_cli("sweep", str(models / "linear_a.py"), "--executor", "slurm", "--db", f"sqlite:///{tmp_path}/x.db")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert ("SQLite" in done.stderr) if shutil.which("sbatch") else ("slurm" in done.stderr.lower())
+
+
+def test_the_sweep_command_takes_the_explain_stage_sizes():
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    shown = CliRunner().invoke(cli, ["sweep", "--help"]).output
+    assert "--n-sanity INTEGER" in shown and "--n-composites INTEGER" in shown and "--n-explain INTEGER" in shown

@@ -147,3 +147,27 @@ def test_both_formats_write_exactly_the_described_main_columns(tmp_path):
     page = (tmp_path / "site" / "fashion-mnist_Linf.html").read_text()
     written = page.split("<thead><tr>")[1].split("</tr></thead>")[0]
     assert written.count("<th ") == len(headers) and all(f">{h}</th>" in written for h in headers)
+
+
+def test_rows_of_other_protocols_are_listed_apart_with_a_badge_in_both_formats(tmp_path):
+    rows = [
+        replace(entry("fast", robust=0.8), attack="apgd-ce,apgd-t"),  # most robust, but another attack
+        entry("std", robust=0.1),
+        entry("rob", robust=0.6),
+        replace(entry("short", robust=0.7), n=50),  # the standard attack on fewer images
+    ]
+    board = _board(*rows)
+    assert [(r.rank, r.row.model) for r in columns.main_rows(board)] == [(1, "std"), (2, "rob")]
+    assert [(r.rank, r.row.model) for r in columns.other_rows(board)] == [(0, "fast"), (0, "short")]
+    assert columns.ranking_note(board).startswith(
+        "Ranked: the rows evaluated with AutoAttack standard on the first 100 "
+    )
+    assert columns.ranking_note(_board(entry("a"), entry("b"))) == ""  # one protocol: nothing apart
+    md = markdown.render([board], markdown.Files(out=tmp_path / "lb.md", root=tmp_path))
+    ranked, others = md.split("### Not ranked: another attack or fewer test images")
+    assert "| 1 | std |" in ranked and "| 2 | rob |" in ranked and "fast" not in ranked.split("###")[0]
+    assert "| apgd-ce + apgd-t, n=100 | fast |" in others and "| AutoAttack standard, n=50 | short |" in others
+    html.write_site([board], tmp_path / "site")
+    page = (tmp_path / "site" / "fashion-mnist_Linf.html").read_text()
+    assert "<caption>Ranked: AutoAttack standard, n=100</caption>" in page
+    assert "<caption>Not ranked: another attack or fewer test images</caption>" in page

@@ -18,7 +18,7 @@ from harness.cli import cli
 from harness.report.analysis import analyse
 from harness.report.leaderboard import build_leaderboard
 from harness.store.archive import import_archives
-from harness.store.robustbench import eps_section, export_path, model_info
+from harness.store.robustbench import eps_section, export_path, model_info, sidecar
 from tests.conftest import ROOT, run_cli
 
 TREE = Path(__file__).with_name("model_info")
@@ -40,8 +40,20 @@ def _cli(*args: str) -> str:
 
 def test_import_the_real_format_tree(tmp_path):
     db = f"sqlite:///{tmp_path / 'rb.db'}"
-    assert "imported 9 new reported entries" in _cli("import-robustbench", str(TREE), "--db", db)
-    assert "imported 0 new reported entries (9 already imported)" in _cli("import-robustbench", str(TREE), "--db", db)
+    printed = _cli("import-robustbench", str(TREE), "--db", db).splitlines()
+    assert printed == [  # a line per board: what was new, which files were flagged and why
+        "  cifar10 L2 0.5: 1 new",
+        "  cifar10 Linf 8/255: 4 new; flagged: Beta2019Fake (eps 0.031 listed under 8/255), Gamma2020Fake (eps 0.031 "
+        "listed under 8/255; AA evaluation potentially unreliable)",
+        "  cifar10 corruptions: 2 new",
+        "  cifar100 Linf 8/255: 1 new; flagged: Alpha2021Fake (the file says dataset 'cifar10'; imported under its "
+        "directory 'cifar100')",
+        "  imagenet corruptions: 1 new",
+        "imported 9 new reported entries",
+    ]
+    again = _cli("import-robustbench", str(TREE), "--db", db)
+    assert "  cifar10 L2 0.5: 0 new, 1 known\n" in again
+    assert again.endswith("imported 0 new reported entries (9 already imported)\n")
     with store.transaction(store.open_database(db)) as s:
         boards = {(b.dataset, b.threat_model, b.eps_text): b for b in analyse(s)}
         text = build_leaderboard(s)
@@ -193,6 +205,7 @@ def test_export_is_fit_to_submit_and_marks_unreliable_runs(tmp_path):
     with store.transaction(store.open_database(db)) as s:
         run = store.get_run(s, "run000000001")
         info = model_info(run)
+        assert sidecar(run)["unreliable_reasons"] == []
         assert export_path(tmp_path, run) == tmp_path / "cifar10" / "Linf" / "mine.json"
     assert {k: info[k] for k in ("link", "name", "authors", "venue", "additional_data", "architecture")} == {
         "link": PAPER["link"],
@@ -209,7 +222,7 @@ def test_export_is_fit_to_submit_and_marks_unreliable_runs(tmp_path):
         "86.12",
         "8/255",
     )
-    assert info["unreliable"] is False and info["robint_bench"]["unreliable_reasons"] == []
+    assert info["unreliable"] is False
 
     flagged = _db_with_run(
         tmp_path / "b.db",
@@ -222,12 +235,48 @@ def test_export_is_fit_to_submit_and_marks_unreliable_runs(tmp_path):
     assert out.returncode == 0, out.stderr
     info = json.loads((tmp_path / "o" / "cifar10" / "Linf" / "mine.json").read_text())
     assert info["unreliable"] is True
-    assert info["robint_bench"]["unreliable_reasons"] == [
+    scores = json.loads((tmp_path / "o" / "cifar10" / "Linf" / "robint-bench" / "mine.json").read_text())
+    assert scores["unreliable_reasons"] == [
         "attack 'apgd-ce' instead of AutoAttack standard",
         "first 2 of the 10000 test images (RobustBench evaluates all 10000)",
         "flagged: zero-gradients",
     ]
     assert "Potentially unreliable: attack 'apgd-ce' instead of AutoAttack standard;" in info["footnote"]
+
+
+def test_export_is_robustbench_sized_with_our_scores_in_a_sidecar_and_fields_from_a_file(tmp_path):
+    """The model_info file holds RobustBench's fields only (a real one is ~15 lines); robint-bench's numbers go to
+    a sidecar in robint-bench/ beside it, which neither RobustBench's folder scan nor import-robustbench reads."""
+    db = _db_with_run(tmp_path / "a.db", info={"authors": "M. E."})
+    facts = {k: v for k, v in PAPER.items() if k != "authors"}
+    (tmp_path / "facts.json").write_text(json.dumps({**facts, "venue": "overridden below"}))
+    out = tmp_path / "mi"
+    args = ["export", "--run", "run0", "--format", "robustbench", "--db", db, "--out", str(out)]
+    printed = _cli(*args, "--fields-file", str(tmp_path / "facts.json"), "--field", "venue=ICLR 2026")
+    path, side = out / "cifar10" / "Linf" / "mine.json", out / "cifar10" / "Linf" / "robint-bench" / "mine.json"
+    assert printed == f"wrote {path}\nwrote {side} (robint-bench's own scores)\n"
+    text = path.read_text()
+    info = json.loads(text)
+    assert sorted(info) == sorted(
+        ["link", "name", "authors", "additional_data", "number_forward_passes", "venue", "architecture"]
+        + ["dataset", "eps", "clean_acc", "reported", "autoattack_acc", "unreliable", "footnote"]
+    )
+    assert len(text.splitlines()) == 16 and info["venue"] == "ICLR 2026" and info["name"] == PAPER["paper"]
+    scores = json.loads(side.read_text())
+    assert (scores["format"], scores["run_id"], scores["robust_acc"], scores["n_examples"]) == (
+        "robint-bench scores",
+        "run000000001",
+        0.7042,
+        10000,
+    )
+    # a second export refuses to overwrite either file; the sidecar is not a reported entry
+    result = CliRunner().invoke(cli, [*args, "--fields-file", str(tmp_path / "facts.json")])
+    assert "mine.json exists and was left as it is" in str(result.exception)
+    db2 = f"sqlite:///{tmp_path / 'b.db'}"
+    assert "imported 1 new reported entry" in _cli("import-robustbench", str(out), "--db", db2)
+    (tmp_path / "list.json").write_text("[1]")
+    result = CliRunner().invoke(cli, [*args, "--force", "--fields-file", str(tmp_path / "list.json")])
+    assert "holds a list, not a JSON object" in str(result.exception)
 
 
 def test_the_full_test_split_comes_from_the_data_set_registry(tmp_path):

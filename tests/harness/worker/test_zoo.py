@@ -100,7 +100,8 @@ def test_zoo_model_runs_offline_end_to_end(tmp_path, zoo_files):
         and info["eps"] == "8/255"
         and info["autoattack_acc"] == (f"{100 * record['robust_acc']:.2f}")
     )
-    assert info["architecture"] == "PreAct ResNet-18" and "sparseness" in info["robint_bench"]["metrics"]["saliency"]
+    scores = json.loads((tmp_path / "model_info" / "cifar10" / "Linf" / "robint-bench" / f"{ZOO_ID}.json").read_text())
+    assert info["architecture"] == "PreAct ResNet-18" and "sparseness" in scores["metrics"]["saliency"]
     assert info["unreliable"] is True and info["reported"] == "46.02"  # apgd-ce on 2 images; the paper's claim
 
     # the same id with a different checkpoint is flagged

@@ -1,0 +1,58 @@
+"""harness.presets: quick scales each fixed cost with n (the default's share of a 1000-image run, with floors),
+explicit options win, and the preset's method and feature-visualisation options come before the explicit ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.config import RunConfig
+from harness.errors import HarnessError
+from harness.pipeline.resolve import resolve_featurevis, resolve_suite
+from harness.presets import PRESETS, apply_preset, check_preset, preset_settings, quick_settings
+
+
+def test_quick_scales_every_fixed_cost_with_n():
+    assert quick_settings(50) == {
+        "n_explain": 10,
+        "n_sanity": 2,
+        "n_composites": 1,
+        "featurevis_options": ("n_inversion=4", "per_class=3", "inversion_steps=100", "generation_steps=30"),
+    }
+    at_500 = quick_settings(500)
+    assert (at_500["n_explain"], at_500["n_sanity"], at_500["n_composites"]) == (50, 8, 8)
+    at_full = quick_settings(10_000)  # never above the default's
+    assert (at_full["n_explain"], at_full["n_sanity"], at_full["n_composites"]) == (100, 16, 16)
+    assert "n_inversion=32" in at_full["featurevis_options"] and "per_class=30" in at_full["featurevis_options"]
+
+
+def test_the_suite_and_feature_visualisation_a_quick_run_resolves_to():
+    config = apply_preset(RunConfig(n_examples=50, preset="quick"))
+    suite, featurevis = resolve_suite(config), resolve_featurevis(config)
+    assert (suite.n_explain, suite.n_sanity, suite.n_composites) == (10, 2, 1)
+    assert (featurevis.n_inversion, featurevis.inversion_steps, featurevis.per_class) == (4, 100, 3)
+    assert featurevis.generation_steps == 30
+    default = apply_preset(RunConfig(n_examples=50))
+    assert default == RunConfig(n_examples=50)  # the default preset changes nothing
+
+
+def test_explicit_options_win_over_the_preset():
+    config = RunConfig(n_examples=50, preset="quick", n_sanity=5, featurevis_options=("inversion_steps=7",))
+    out = apply_preset(config, given={"n_sanity", "featurevis_options"})
+    assert out.n_sanity == 5 and out.n_explain == 10 and out.n_composites == 1
+    assert out.featurevis_options[-1] == "inversion_steps=7"  # after the preset's: it wins in resolve_featurevis
+    assert resolve_featurevis(out).inversion_steps == 7
+
+
+def test_full_measures_everything():
+    full = apply_preset(RunConfig(preset="full"))
+    assert (full.metrics, full.methods, full.reliability) == ("all", "all", True)
+    suite = resolve_suite(full)
+    assert dict(((m, k), v) for m, k, v in suite.method_options)[("integrated_gradients", "n_steps")] == 50
+    assert "infidelity" in suite.metrics and "saliency" in suite.methods
+    assert set(PRESETS) == {"quick", "default", "full"} and preset_settings("default", 50) == {}
+
+
+def test_an_unknown_preset_is_one_line():
+    with pytest.raises(HarnessError, match="--preset 'fast' is unknown") as err:
+        check_preset("fast")
+    assert err.value.fix == "use one of: quick, default, full"
