@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from metrics._registry import Registry
 from metrics.controls import control_blur, control_edges, control_input, control_inverse, control_random
+from metrics.registry_base import Registry
 
 Output = Literal["logit", "probability"]
 Explainer = TypeVar("Explainer", bound=Callable[..., torch.Tensor])

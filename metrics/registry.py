@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
-from metrics._registry import Registry
 from metrics.controls import INPUT_CONTROLS
 from metrics.curves import SCORES, RunInputs, curve_aucs, random_aucs, seeded_generator
+from metrics.registry_base import Registry
 
 if TYPE_CHECKING:
     from metrics.functional.faithfulness import BaselineName

@@ -1,12 +1,14 @@
-"""The command group and the options several commands share; importing it registers every command."""
+"""The command group; importing it registers every command module's ``COMMANDS`` (the modules never import the
+group, so the CLI has no import cycle). Options several commands share are in harness/cli/options.py."""
 
 from __future__ import annotations
 
 import click
 
-from harness.config import DEFAULT_DB
+from harness.cli import evaluate, gate, reports, sweep, training, transfer, zoo
+from harness.cli.options import DB_OPTION
 
-DB_OPTION = click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLAlchemy database URL.")
+__all__ = ["DB_OPTION", "cli"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,4 +20,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-from harness.cli import evaluate, gate, reports, sweep, training, transfer, zoo  # noqa: E402,F401  (registers the commands)
+for _module in (evaluate, gate, reports, sweep, training, transfer, zoo):
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from harness.cli.app import DB_OPTION, cli
 from harness.cli.checks import check_run_options
+from harness.cli.options import DB_OPTION
 from harness.config import RunConfig
 from harness.presets import PRESETS
 
@@ -15,7 +15,7 @@ _DEFAULTS = RunConfig()
 _PRESETS = "; ".join(f"{name}: {text}" for name, text in PRESETS.items())
 
 
-@cli.command()
+@click.command()
 @click.option("--model", "model", type=click.Path(path_type=Path), default=None, help="Submission .py file.")
 @click.option("--robustbench", default=None, metavar="MODEL_ID", help="A RobustBench zoo model instead of --model.")
 @click.option(
@@ -194,7 +194,7 @@ def run(ctx: click.Context, model: Path | None, quiet: bool, verbose: bool, **op
         click.echo(line)
 
 
-@cli.command(name="list")
+@click.command(name="list")
 def list_() -> None:
     """List the registered data sets, attacks, RobustBench zoo models, attribution methods and metrics."""
     import textwrap
@@ -246,3 +246,9 @@ def _zoo_ids() -> dict[tuple[str, str], list[str]]:
             if ids:
                 out[(dataset.value, threat.value)] = ids
     return out
+
+
+COMMANDS = (
+    run,
+    list_,
+)  # registered on the command group by harness/cli/app.py

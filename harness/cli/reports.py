@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli.app import DB_OPTION, cli
+from harness.cli.options import DB_OPTION
 
 EMPTY_HINT = (
     "evaluate a model with `robint-bench run --model submissions/<file>.py`, or load the archived evaluations "
@@ -15,7 +15,7 @@ EMPTY_HINT = (
 )
 
 
-@cli.command()
+@click.command()
 @DB_OPTION
 @click.option(
     "--out",
@@ -50,7 +50,7 @@ def leaderboard(db: str, out: Path | None, html_dir: Path | None, quiet: bool) -
         click.echo(f"wrote {site.index}")
 
 
-@cli.command()
+@click.command()
 @DB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON (a list of runs and reported entries).")
 def results(db: str, as_json: bool) -> None:
@@ -82,7 +82,7 @@ def results(db: str, as_json: bool) -> None:
         )
 
 
-@cli.command()
+@click.command()
 @DB_OPTION
 @click.option("--prune", is_flag=True, help="Delete interrupted and failed runs (their partial results too).")
 @click.option(
@@ -107,3 +107,10 @@ def runs(db: str, prune: bool, sweep_id: str | None) -> None:
                 f"n={run.n_examples:<5} examples {len(run.examples)}/{run.n_examples}, scores {len(run.metrics)}  "
                 f"{run.created_at:%Y-%m-%d %H:%M}" + ("  (pruned)" if pruned else "")
             )
+
+
+COMMANDS = (
+    leaderboard,
+    results,
+    runs,
+)  # registered on the command group by harness/cli/app.py

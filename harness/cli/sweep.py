@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from harness.cli.app import DB_OPTION, cli
+from harness.cli.options import DB_OPTION
 
 
-@cli.command()
+@click.command()
 @click.argument("submissions", nargs=-1, type=click.Path(exists=True, path_type=Path, dir_okay=False))
 @click.option("--robustbench", multiple=True, metavar="MODEL_ID", help="A RobustBench zoo model (repeatable).")
 @click.option("--zoo", type=click.Path(path_type=Path), default=None, help="The trained models of a zoo spec.")
@@ -101,3 +101,6 @@ def sweep(
         folder=jobs_dir,
     )
     run_sweep(entries, db=db, cluster=cluster, name=name or options.get("name"), wait=wait, echo=click.echo)
+
+
+COMMANDS = (sweep,)  # registered on the command group by harness/cli/app.py

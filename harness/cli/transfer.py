@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from harness.cli.app import DB_OPTION, cli
+from harness.cli.options import DB_OPTION
 
 
-@cli.command()
+@click.command()
 @click.option("--run", "run_id", required=True, help="Run id (a unique prefix is enough).")
 @click.option(
     "--format",
@@ -58,7 +58,7 @@ def export(
         click.echo(f"wrote {sidecar_path(path)} (robint-bench's own scores)")
 
 
-@cli.command(name="import-robustbench")
+@click.command(name="import-robustbench")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @DB_OPTION
 def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
@@ -87,7 +87,7 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
         raise SystemExit(2)
 
 
-@cli.command(name="import")
+@click.command(name="import")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @DB_OPTION
 def import_(paths: tuple[Path, ...], db: str) -> None:
@@ -102,3 +102,10 @@ def import_(paths: tuple[Path, ...], db: str) -> None:
     root = files_root(db)
     if root is not None and (copied := copy_archived_figures(paths, root / "runs")):
         click.echo(f"copied the figures of {copied} run(s) into {root / 'runs'} (from runs/ beside the archive)")
+
+
+COMMANDS = (
+    export,
+    import_robustbench,
+    import_,
+)  # registered on the command group by harness/cli/app.py

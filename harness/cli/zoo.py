@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from harness.cli.app import DB_OPTION, cli
+from harness.cli.options import DB_OPTION
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--spec",
     type=click.Path(path_type=Path),
@@ -122,3 +122,6 @@ def _echo_run(run) -> None:
         f"eval {run.name}: {run.status} run {run.run_id} ({run.attack}, n={run.n_examples}, {run.seconds:.0f} s): "
         f"clean {100 * run.clean_acc:.1f}%, robust {100 * run.robust_acc:.1f}%{archived}"
     )
+
+
+COMMANDS = (zoo,)  # registered on the command group by harness/cli/app.py

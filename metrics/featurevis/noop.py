@@ -194,7 +194,7 @@ def fid_with_noop(
     Raises:
         ValueError: bad shapes or non-finite features.
     """
-    from metrics.featurevis.scores import fid
+    from metrics.stats.fid import fid
 
     g, s, r = (np.asarray(a, dtype=np.float64) for a in (generated, seeds, real))
     if g.ndim != 2 or g.shape != s.shape or r.ndim != 2 or r.shape[1] != g.shape[1] or min(len(g), len(r)) < 2:

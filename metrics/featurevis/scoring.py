@@ -37,11 +37,12 @@ from torch import Tensor, nn
 from metrics.featurevis.config import SEED_KINDS
 from metrics.featurevis.noop import compare_paired, fid_with_noop
 from metrics.featurevis.representation import representation_fn
-from metrics.featurevis.scores import encode, fid, judge_accuracy, psnr, ssim
 from metrics.featurevis.seeds import Seeds
+from metrics.featurevis.similarity import encode, judge_accuracy, psnr, ssim
 from metrics.registry import FEATUREVIS_METHOD as METHOD
 from metrics.registry import FEATUREVIS_NOOP_METHOD as NOOP_METHOD
 from metrics.registry import METRICS
+from metrics.stats.fid import fid
 from metrics.suite import MetricScore
 
 N_BOOTSTRAP = 200  # FID interval replicates (both sets resampled: metrics.featurevis.noop.fid_with_noop)

@@ -1,6 +1,6 @@
 """Intervals for the Fréchet distance (FID) between two feature sets, resampling BOTH sets.
 
-The finite-sample FID ``F(N, M)`` of ``metrics.featurevis.scores.fid`` is biased upwards: sampling noise in the
+The finite-sample FID ``F(N, M)`` of ``metrics.stats.fid.fid`` is biased upwards: sampling noise in the
 means and covariances adds roughly ``c_a / N + c_b / M``, which in high dimension can exceed its own standard
 deviation many times. Two quantities can be targeted, and each function says which it targets:
 
@@ -45,7 +45,7 @@ def _features(a: object, b: object) -> tuple[np.ndarray, np.ndarray]:
 
 def _frechet(mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray, cov_b: np.ndarray) -> np.ndarray:
     """Batched ``||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))``, the trace of the square root as
-    ``scores.fid``'s default method: ``sum_i sqrt(max(0, Re lambda_i(S_a S_b)))``. ``(..., D)``, ``(..., D, D)``
+    ``fid``'s default method: ``sum_i sqrt(max(0, Re lambda_i(S_a S_b)))``. ``(..., D)``, ``(..., D, D)``
     -> ``(...)``."""
     diff = mu_a - mu_b
     eig = np.linalg.eigvals(cov_a @ cov_b)
@@ -106,7 +106,7 @@ def fid_interval(
 ) -> tuple[float, float, float]:
     """FID and an interval for ``E[F(N, M)]``, its expectation at these sample sizes, resampling both sets.
 
-    ``F = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` (``metrics.featurevis.scores.fid``, sample
+    ``F = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` (``metrics.stats.fid.fid``, sample
     covariances). Each replicate draws N rows of ``feats_a`` and M rows of ``feats_b`` with replacement
     (``numpy.random.default_rng(seed)``) and computes ``F*``. The interval is the percentile interval shifted by
     the bootstrap bias ``b = mean(F*) - F``: ``(q_{(1-level)/2}(F*) - b, q_{(1+level)/2}(F*) - b)``.
@@ -142,8 +142,6 @@ def fid_interval(
     check_positive_int(n_resamples, "n_resamples")
     level = check_level(level)
     import torch
-
-    from metrics.featurevis.scores import fid
 
     point = fid(torch.from_numpy(x), torch.from_numpy(y))
     rng = np.random.default_rng(seed)
@@ -256,3 +254,74 @@ def fid_infinity(
 
 
 __all__ = ["FID_INFINITY_FRACTIONS", "fid_infinity", "fid_interval"]
+
+
+def fid(feats_a: torch.Tensor, feats_b: torch.Tensor, *, eps: float = 1e-6, method: str = "eigvals") -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017).
+
+    ``FID = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` with sample covariances (ddof 1), in
+    float64. ``method="sqrtm"`` computes the trace term as pytorch-fid does, with ``scipy.linalg.sqrtm``: if the
+    square root is not finite (singular product, e.g. fewer samples than dimensions), ``eps * I`` is added to
+    both covariances and it is recomputed; a negligible imaginary part (diagonal within 1e-3 of 0) is dropped.
+    ``method="eigvals"`` (default, ~20x faster, for bootstrap intervals) uses ``Tr (S_a S_b)^(1/2) = sum_i
+    sqrt(lambda_i(S_a S_b))``: the eigenvalues of a product of two PSD matrices are real and >= 0, so rounding
+    noise (tiny negative or imaginary parts) is clipped; it agrees with ``sqrtm`` (tests check it).
+
+    Args:
+        feats_a: float ``(N, D)``, N >= 2.
+        feats_b: float ``(M, D)``, M >= 2.
+
+    Returns:
+        a float >= 0 (up to rounding): 0 for identical sets.
+
+    Raises:
+        ValueError: bad shapes, non-finite features, or a square root with a large imaginary part.
+
+    Example:
+        >>> import torch
+        >>> f = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
+        >>> abs(round(fid(f, f), 6)), round(fid(f, f + 1.0), 6)
+        (0.0, 3.0)
+    """
+    import torch
+
+    from metrics.functional._checks import describe
+
+    for name, f in (("feats_a", feats_a), ("feats_b", feats_b)):
+        if not isinstance(f, torch.Tensor) or f.ndim != 2 or f.shape[0] < 2:
+            raise ValueError(f"{name} must be a float tensor of shape (N, D) with N >= 2, got {describe(f)}")
+        if not bool(torch.isfinite(f).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    if feats_a.shape[1] != feats_b.shape[1]:
+        raise ValueError(
+            f"feats_a and feats_b must have the same dimension D, got {feats_a.shape[1]} and {feats_b.shape[1]}"
+        )
+    with threadpool_limits(1, user_api="blas"):  # small matrices: threaded BLAS only adds contention (10x slower)
+        return _fid(feats_a, feats_b, eps, method)
+
+
+def _fid(feats_a: torch.Tensor, feats_b: torch.Tensor, eps: float, method: str) -> float:
+    a = feats_a.detach().cpu().double().numpy()
+    b = feats_b.detach().cpu().double().numpy()
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    sigma_a, sigma_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    diff = mu_a - mu_b
+    if method == "eigvals":
+        eig = np.linalg.eigvals(sigma_a @ sigma_b)
+        tr_covmean = float(np.sqrt(np.clip(eig.real, 0.0, None)).sum())
+        return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * tr_covmean)
+    if method != "sqrtm":
+        raise ValueError(f"method must be 'eigvals' or 'sqrtm', got {method!r}")
+    from scipy import linalg  # on first use: the eigvals method (the default) needs no scipy
+
+    covmean = linalg.sqrtm(sigma_a @ sigma_b)
+    if not np.isfinite(covmean).all():
+        offset = np.eye(sigma_a.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(
+                f"the covariance square root has an imaginary component of {np.abs(covmean.imag).max():.3g}"
+            )
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(covmean))

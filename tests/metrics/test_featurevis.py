@@ -12,11 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.data import load_examples
-from metrics.featurevis import generation, inversion, representation, scores
+from metrics.featurevis import generation, inversion, representation, similarity
 from metrics.featurevis.generation import ClassGaussians, class_seeds, fit_class_gaussians, generate, target_logit
 from metrics.featurevis.inversion import inversion_loss, invert, noise_seeds, other_image_seeds
 from metrics.featurevis.representation import RepresentationUnavailable, representation_fn
-from metrics.featurevis.scores import PSNR_MAX_DB, encode, encoder_distance, fid, judge_accuracy, psnr, ssim
+from metrics.featurevis.similarity import PSNR_MAX_DB, encode, encoder_distance, judge_accuracy, psnr, ssim
+from metrics.stats.fid import fid
 from tests.metrics.rounding import U32, Float64, PerImage, gamma
 
 N_TARGETS = 8
@@ -525,7 +526,7 @@ def test_encoder_distance_by_hand():
     assert encode(encoder, a, batch_size=2).shape == (7, 5)
 
 
-@pytest.mark.parametrize("module", [representation, inversion, scores])
+@pytest.mark.parametrize("module", [representation, inversion, similarity])
 def test_docstring_examples(module):
     result = doctest.testmod(module, extraglobs={"torch": torch}, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

@@ -46,9 +46,3 @@ def test_an_application_passes_its_own_error_type():
     with pytest.raises(UserError) as err:
         reg.get("rde")
     assert (err.value.problem, err.value.fix) == ("unknown colour 'rde'", "did you mean red?")
-
-
-def test_the_old_import_path_is_the_same_registry():
-    import metrics._registry as old
-
-    assert old.Registry is Registry and old.UnknownNameError is UnknownNameError

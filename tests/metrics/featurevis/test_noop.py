@@ -13,8 +13,8 @@ from scipy import stats
 
 from metrics.featurevis import noop
 from metrics.featurevis.noop import beats_noop, compare_paired, fid_with_noop, noop_gain
-from metrics.featurevis.scores import fid
 from metrics.stats import fid_interval
+from metrics.stats.fid import fid
 
 
 def test_gain_by_hand():

@@ -17,8 +17,8 @@ from metrics.featurevis.generation import generate, target_logit
 from metrics.featurevis.inversion import inversion_loss, invert
 from metrics.featurevis.pipeline import visualise
 from metrics.featurevis.representation import representation_fn
-from metrics.featurevis.scores import psnr, ssim
 from metrics.featurevis.seeds import derive_seeds
+from metrics.featurevis.similarity import psnr, ssim
 from metrics.registry import FEATUREVIS_METHOD, FEATUREVIS_NOOP_METHOD
 
 CONFIG = FeatureVisConfig(n_inversion=6, inversion_steps=40, inversion_window=10, per_class=3, generation_steps=5)

@@ -1,5 +1,5 @@
 """FID intervals by simulation on Gaussians whose FID is known in closed form, and the batched bootstrap replicates
-against ``metrics.featurevis.scores.fid`` on the same resampled sets.
+against ``metrics.featurevis.similarity.fid`` on the same resampled sets.
 
 Coverage targets (95% nominal): over ``SIMS`` simulated data sets the number of intervals that contain their
 target must lie in ``[binom.ppf(0.0005, SIMS, 0.95 - SLACK), binom.isf(0.0005, SIMS, 0.95 + SLACK)]``: the
@@ -15,8 +15,7 @@ import pytest
 import torch
 from scipy import linalg, stats
 
-from metrics.featurevis.scores import fid
-from metrics.stats.fid import _prefix_fids, fid_infinity, fid_interval
+from metrics.stats.fid import _prefix_fids, fid, fid_infinity, fid_interval
 
 SLACK = 0.03
 

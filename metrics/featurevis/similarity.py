@@ -1,16 +1,15 @@
-"""Scores for feature visualisations: image similarity (SSIM, PSNR), distances and FID in a reference encoder's
-feature space, and a judge's accuracy on generated images. Per-example scores return ``(N,)``."""
+"""Similarity measures for feature visualisations: image similarity (SSIM, PSNR), distances in a reference encoder's
+feature space, and a judge's accuracy on generated images. Per-example measures return ``(N,)``; the FID of two
+feature sets is a statistic (metrics/stats/fid.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
-from metrics.functional._checks import check_images, check_positive_int, check_target, describe
+from metrics.functional._checks import check_images, check_positive_int, check_target
 
 PSNR_MAX_DB = 100.0
 
@@ -125,72 +124,6 @@ def encode(encoder: Callable[[Tensor], Tensor], x: Tensor, *, batch_size: int = 
     return torch.cat([encoder(x[i : i + batch_size]).flatten(1).float() for i in range(0, len(x), batch_size)])
 
 
-def fid(feats_a: Tensor, feats_b: Tensor, *, eps: float = 1e-6, method: str = "eigvals") -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017).
-
-    ``FID = ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` with sample covariances (ddof 1), in
-    float64. ``method="sqrtm"`` computes the trace term as pytorch-fid does, with ``scipy.linalg.sqrtm``: if the
-    square root is not finite (singular product, e.g. fewer samples than dimensions), ``eps * I`` is added to
-    both covariances and it is recomputed; a negligible imaginary part (diagonal within 1e-3 of 0) is dropped.
-    ``method="eigvals"`` (default, ~20x faster, for bootstrap intervals) uses ``Tr (S_a S_b)^(1/2) = sum_i
-    sqrt(lambda_i(S_a S_b))``: the eigenvalues of a product of two PSD matrices are real and >= 0, so rounding
-    noise (tiny negative or imaginary parts) is clipped; it agrees with ``sqrtm`` (tests check it).
-
-    Args:
-        feats_a: float ``(N, D)``, N >= 2.
-        feats_b: float ``(M, D)``, M >= 2.
-
-    Returns:
-        a float >= 0 (up to rounding): 0 for identical sets.
-
-    Raises:
-        ValueError: bad shapes, non-finite features, or a square root with a large imaginary part.
-
-    Example:
-        >>> f = torch.randn(100, 3, generator=torch.Generator().manual_seed(0))
-        >>> abs(round(fid(f, f), 6)), round(fid(f, f + 1.0), 6)
-        (0.0, 3.0)
-    """
-    for name, f in (("feats_a", feats_a), ("feats_b", feats_b)):
-        if not isinstance(f, Tensor) or f.ndim != 2 or f.shape[0] < 2:
-            raise ValueError(f"{name} must be a float tensor of shape (N, D) with N >= 2, got {describe(f)}")
-        if not bool(torch.isfinite(f).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
-    if feats_a.shape[1] != feats_b.shape[1]:
-        raise ValueError(
-            f"feats_a and feats_b must have the same dimension D, got {feats_a.shape[1]} and {feats_b.shape[1]}"
-        )
-    with threadpool_limits(1, user_api="blas"):  # small matrices: threaded BLAS only adds contention (10x slower)
-        return _fid(feats_a, feats_b, eps, method)
-
-
-def _fid(feats_a: Tensor, feats_b: Tensor, eps: float, method: str) -> float:
-    a = feats_a.detach().cpu().double().numpy()
-    b = feats_b.detach().cpu().double().numpy()
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    sigma_a, sigma_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    diff = mu_a - mu_b
-    if method == "eigvals":
-        eig = np.linalg.eigvals(sigma_a @ sigma_b)
-        tr_covmean = float(np.sqrt(np.clip(eig.real, 0.0, None)).sum())
-        return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * tr_covmean)
-    if method != "sqrtm":
-        raise ValueError(f"method must be 'eigvals' or 'sqrtm', got {method!r}")
-    from scipy import linalg  # on first use: the eigvals method (the default) needs no scipy
-
-    covmean = linalg.sqrtm(sigma_a @ sigma_b)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma_a.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(
-                f"the covariance square root has an imaginary component of {np.abs(covmean.imag).max():.3g}"
-            )
-        covmean = covmean.real
-    return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(covmean))
-
-
 @torch.no_grad()
 def judge_accuracy(judge: nn.Module, images: Tensor, target: Tensor, *, batch_size: int = 256) -> Tensor:
     """1.0 where the judge's top-1 prediction is the intended class, else 0.0; shape ``(N,)``.
@@ -217,4 +150,4 @@ def _check_pair(a: Tensor, b: Tensor) -> None:
         raise ValueError(f"a and b must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
-__all__ = ["PSNR_MAX_DB", "encode", "encoder_distance", "fid", "judge_accuracy", "psnr", "ssim"]
+__all__ = ["PSNR_MAX_DB", "encode", "encoder_distance", "judge_accuracy", "psnr", "ssim"]
