@@ -145,6 +145,12 @@ _DEFAULTS = RunConfig()
     help="Worker memory limit: auto (min of 16G and 75% of RAM), none, or e.g. 8G.",
 )
 @click.option("--cpu-limit", default=None, type=int, help="Worker CPU-time limit in seconds.")
+@click.option(
+    "--process-limit",
+    default=_DEFAULTS.process_limit,
+    show_default=True,
+    help="Processes and threads per worker: auto (256 + 4 per CPU), none, or a number.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def run(model: Path | None, quiet: bool, **options) -> None:
     """Evaluate one submission with AutoAttack and interpretability metrics, and store the run."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from harness.cli.app import DB_OPTION, cli
+from harness.report.escape import terminal
 
 
 @cli.command()
@@ -63,7 +64,7 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
         report = import_reported(sessions, path)
         added, known, errors = added + report.added, known + report.known, errors + report.errors
     for _, exc in errors:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {terminal(str(exc))}", err=True)
     tail = f" ({known} already imported)" if known else ""
     if errors:
         tail += f"; {len(errors)} file{'s' if len(errors) != 1 else ''} could not be imported"
@@ -76,9 +77,17 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @DB_OPTION
 def import_(paths: tuple[Path, ...], db: str) -> None:
-    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped."""
-    from harness import store
-    from harness.store.archive import import_archives
+    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped.
 
-    added, files = import_archives(store.open_database(db), paths)
-    click.echo(f"imported {added} new run(s) from {files} file(s)")
+    Each file is verified (types, ranges, names, its accuracies against its per-example rows) and imported on its
+    own: a bad file is one error line naming it (exit status 2), the others land."""
+    from harness import store
+    from harness.pipeline.imports import import_archives
+
+    report = import_archives(store.open_database(db), paths)
+    for exc in report.errors:
+        click.echo(f"error: {terminal(str(exc))}", err=True)
+    tail = f"; {len(report.errors)} file(s) could not be imported" if report.errors else ""
+    click.echo(f"imported {report.added} new run(s) from {report.files} file(s){tail}")
+    if report.errors:
+        raise SystemExit(2)

@@ -1,9 +1,12 @@
 """One evaluation run, from the parent's side: the only process that writes to the database.
 
 ``evaluate(config)`` is the library entry point; the CLI only builds a :class:`RunConfig`. The submission's code
-runs in a sandboxed worker (harness/worker/) unless ``config.trusted``; the parent validates everything that
-comes back (adversarial examples are re-checked against its own copy of the data) and commits progress per
-attack chunk and per (method, metric) score, so an interrupted run resumes where it stopped.
+runs in sandboxed workers (harness/worker/) unless ``config.trusted``: the attacking worker (load, contract check,
+attack, interpretability, feature visualisation), then, after it has exited, a fresh worker whose answers are the
+stored ones (harness.pipeline.fresh). Each loads a private copy of the model's declared files, hashed once by the
+parent (harness.pipeline.source), and is sent the images it needs (it reads no data). The parent validates
+everything that comes back (adversarial examples are re-checked against its own copy of the data) and commits
+progress per attack chunk and per (method, metric) score, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -15,17 +18,20 @@ from harness.attack.sanity import masking_flags
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import load_examples
 from harness.pipeline import batching, distributed, validate
-from harness.pipeline.attack import Reclassifier, probe_chunks, store_chunk
+from harness.pipeline.attack import classify_probes, store_chunk
 from harness.pipeline.budgets import Budgets
-from harness.pipeline.channels import open_channel
+from harness.pipeline.channels import open_channel, secret_paths
 from harness.pipeline.explain import explain_and_score
 from harness.pipeline.featurevis import missing_featurevis, visualise_and_score
 from harness.pipeline.figures import write_run_figures
+from harness.pipeline.fresh import FreshWorker, verify_chunks
+from harness.pipeline.images import send_background, send_images
 from harness.pipeline.lifecycle import StageTimer, fail, finish, open_run
 from harness.pipeline.plan import Todo
 from harness.pipeline.resolve import check_options, resolve
-from harness.pipeline.source import data_directory, locate
+from harness.pipeline.source import ModelFiles, data_directory, locate
 from harness.store.files import run_files_dir
+from harness.worker.channel import OutputCap
 from harness.worker.protocol import AttackRequest, check_request, load_request
 
 __all__ = ["RunConfig", "RunSummary", "evaluate"]
@@ -46,13 +52,13 @@ class RunSummary:
 
 
 def evaluate(config: RunConfig) -> RunSummary:
-    """Evaluate one submission and store the run: load, check, attack, explain, visualise, draw, finish.
+    """Evaluate one submission and store the run: load, check, attack, explain, visualise, verify, draw, finish.
 
     The options are checked and parsed once (:func:`~harness.pipeline.resolve.check_options`) and, once the worker
     reported the submission's METADATA, resolved once into the run's plan (:func:`~harness.pipeline.resolve.resolve`),
-    whose parts every stage takes. An identical completed run (same model hashes and attack configuration) is reused
-    unless ``fresh``, and the interpretability scores it lacks are added to it; an interrupted identical run is
-    resumed. Under torchrun each rank computes its share of the run (harness.pipeline.distributed).
+    whose parts every stage takes. An identical completed run (same model hashes and attack configuration, rows that
+    verify) is reused unless ``fresh``, and the interpretability scores it lacks are added to it; an interrupted
+    identical run is resumed. Under torchrun each rank computes its share of the run (harness.pipeline.distributed).
     """
     request = check_options(config)
     group, request = distributed.join(request)
@@ -67,17 +73,24 @@ def evaluate(config: RunConfig) -> RunSummary:
     data_dir = data_directory(request.data_dir)
     limits = request.limits
     timer = StageTimer()
-    channel = open_channel(limits, [source.readable, data_dir], required=source.required)
-    reclassifier = None
+    files = ModelFiles.of(source)
+    secret = secret_paths(data_dir, request.storage.db)
+    output = OutputCap()
+    fresh = channel = None
     run_id = None
     try:
+        channel = open_channel(limits, files.files(), forbidden=secret, output=output, run_dirs=(files.root,))
         with timer("load"):
             load_budget = Budgets.of(limits.stall_timeout, limits.timeout).load
-            metadata = validate.loaded(channel.request(load_request(request.worker(source)), budget=load_budget))
+            worker = request.worker(source, channel.model_root)
+            metadata = validate.loaded(channel.request(load_request(worker), budget=load_budget))
+            source.check_declared(metadata)
             plan = resolve(request, metadata, source=source, data_dir=data_dir)  # the parent resolves, not the worker
             resolved, info, budgets = plan.resolved, plan.dataset, plan.budgets
-            file_sha, weights_sha = source.hashes(metadata)
+            with store.transaction(sessions) as s:
+                store.claim_name(s, str(metadata["name"]), source.source, files.file_sha256, files.weights_sha256)
             x, y = load_examples(resolved.dataset, n=resolved.n_examples, data_dir=data_dir)
+            send_images(channel, "test", x, y, budgets.load)
         with timer("contract"):
             checked = validate.checked(channel.request(check_request(plan.worker_run()), budget=budgets.check))
             contract_flags = [*checked.flags, *masking_flags(checked.probe)]
@@ -87,8 +100,8 @@ def evaluate(config: RunConfig) -> RunSummary:
                 sessions,
                 name=str(metadata["name"]),
                 source=source.source,
-                file_sha256=file_sha,
-                weights_sha256=weights_sha,
+                file_sha256=files.file_sha256,
+                weights_sha256=files.weights_sha256,
                 info=metadata,
             )
             with store.transaction(sessions) as s:
@@ -97,6 +110,9 @@ def evaluate(config: RunConfig) -> RunSummary:
 
         todo = group.deal(sessions, opened)  # rank 0 opens the run; each rank gets its share
         run_id = todo.run_id
+        suite = plan.suite if todo.suite is not None else None
+        if suite is not None:
+            send_background(channel, suite, resolved.dataset, data_dir, budgets.load)
         chunk = min(resolved.batch_size, resolved.n_examples)
         todo = batching.fit(
             sessions, channel, todo, auto=plan.auto_batch, chunk=chunk, device=checked.device, budget=budgets.check
@@ -104,20 +120,18 @@ def evaluate(config: RunConfig) -> RunSummary:
         channel.limit_total(budgets.total(todo.chunks, todo.suite, plan.featurevis, info.num_classes))
         if not todo.reused:
             with timer("attack"):
-                reclassifier = Reclassifier.of(plan)
                 if todo.chunks:
                     schema = validate.AttackSchema(
                         todo.chunks, info.num_classes, tuple(x.shape[1:]), plan.attack.attacks
                     )
                     channel.request(
                         AttackRequest(op="attack", chunks=todo.chunks),
-                        on_message=lambda m: store_chunk(sessions, run_id, m, x, y, resolved, schema, reclassifier),
+                        on_message=lambda m: store_chunk(sessions, run_id, m, x, y, resolved, schema),
                         budget=budgets.chunk(resolved.batch_size),
                         max_line=validate.max_line_attack(resolved.batch_size, tuple(x.shape[1:])),
                     )
                     schema.finish()
-                probe_chunks(sessions, run_id, channel, reclassifier, x, y, resolved, budgets, only=todo.probes)
-                reclassifier.close()
+                classify_probes(sessions, run_id, channel, x, resolved, budgets, info.num_classes, only=todo.probes)
         group.barrier()  # every rank's chunks are in: the explain stage reads all clean predictions
         if todo.suite is not None:
             with timer("explain"):
@@ -126,7 +140,13 @@ def evaluate(config: RunConfig) -> RunSummary:
         if featurevis is not None and group.leads and missing_featurevis(sessions, run_id, featurevis):
             with timer("featurevis"):
                 visualise_and_score(sessions, channel, run_id, featurevis, x, resolved, info, data_dir, budgets)
-        group.barrier()  # every rank's scores are in: rank 0 draws and finishes
+        channel.close()  # the attacking worker and everything it started are gone before the fresh worker starts
+        if not todo.reused:
+            with timer("verify"):
+                fresh = FreshWorker.of(plan, files, after=channel, forbidden=secret, output=output)
+                verify_chunks(sessions, run_id, fresh, x, y, resolved, only=todo.probes)
+                fresh.close()
+        group.barrier()  # every rank's scores and answers are in: rank 0 draws and finishes
         accuracies = None
         if group.leads:
             figures_dir = run_files_dir(plan.storage.db, run_id)
@@ -151,7 +171,9 @@ def evaluate(config: RunConfig) -> RunSummary:
             fail(sessions, run_id, exc)
         raise
     finally:
-        channel.close()
-        if reclassifier is not None:
-            reclassifier.close()
+        if channel is not None:
+            channel.close()
+        if fresh is not None:
+            fresh.close()
+        files.remove()
         group.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from harness.store.queries import get_run
 from harness.store.schema import COMPLETE
 
 ARCHIVE_FORMAT = "robint-bench-run/1"
-_EXAMPLE_COLUMNS = ("idx", "label", "clean_pred", "adv_pred", "clean_correct", "robust_correct", "perturbation")
+EXAMPLE_COLUMNS = ("idx", "label", "clean_pred", "adv_pred", "clean_correct", "robust_correct", "perturbation")
 _RUN_COLUMNS = (
     "id",
     "dataset",
@@ -80,15 +79,16 @@ def archive_record(run: store.RunRecord) -> dict[str, Any]:
             "finished_at": iso(run.finished_at),
         },
         "examples": {
-            "columns": list(_EXAMPLE_COLUMNS),
-            "rows": [[getattr(e, col) for col in _EXAMPLE_COLUMNS] for e in run.examples],
+            "columns": list(EXAMPLE_COLUMNS),
+            "rows": [[getattr(e, col) for col in EXAMPLE_COLUMNS] for e in run.examples],
         },
         "metrics": [{col: getattr(m, col) for col in _METRIC_COLUMNS} for m in run.metrics],
     }
 
 
 def import_archive_record(sessions: sessionmaker[Session], record: dict[str, Any]) -> bool:
-    """Insert an archived run unless its id is already present; return whether it was inserted.
+    """Insert an archived run unless its id is already present; return whether it was inserted. The record must
+    have passed harness.pipeline.imports.verified_record (``robint-bench import`` does that first).
 
     The model row is found or created in its own transaction (:func:`store.ensure_model`), and a run that another
     import inserts between our check and our insert counts as present: concurrent imports of one archive both
@@ -176,23 +176,3 @@ def safe_name(text: str) -> str:
     """
     name = re.sub(r"[^A-Za-z0-9._+-]", "_", str(text))[:120]
     return "_" + name[1:] if name.startswith(".") else name or "_"
-
-
-def import_archives(sessions: sessionmaker[Session], paths: Iterable[Path]) -> tuple[int, int]:
-    """Import archive files (or directories of ``*.json``), each in its own transactions; returns (new runs, files).
-    A file that cannot be read or is malformed is one error naming it; the files before it stay imported."""
-    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.json")))
-    added = 0
-    for f in files:
-        try:
-            record = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise HarnessError(f"cannot read archived run {f}: {exc}", "restore the file from git") from None
-        try:
-            added += import_archive_record(sessions, record)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise HarnessError(
-                f"archived run {f} is malformed ({type(exc).__name__}: {exc})",
-                "restore the file from git, or re-export it with `robint-bench export`",
-            ) from None
-    return added, len(files)

@@ -16,6 +16,7 @@ from PIL import Image
 from harness import store
 from harness.cli import cli
 from metrics.registry import HEADLINE
+from tests.harness.report.builders import example_rows
 
 TREE = Path(__file__).parents[1] / "store" / "model_info"
 EVIL = '<img src=x onerror="window.pwned=1">evil|name'
@@ -66,6 +67,7 @@ def site(tmp_path_factory) -> Path:
                     provenance={},
                     flags=flags,
                     created_at=datetime(2026, 1, 1) + timedelta(days=i),
+                    examples=example_rows(1000, clean, robust),
                 )
             )
             for method, metric in HEADLINE:

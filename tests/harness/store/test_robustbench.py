@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from harness import store
 from harness.cli import cli
+from harness.pipeline.imports import import_archives
 from harness.report.analysis import analyse
 from harness.report.leaderboard import build_leaderboard
-from harness.store.archive import import_archives
 from harness.store.robustbench import eps_section, export_path, model_info
 from tests.conftest import ROOT, run_cli
 
