@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from metrics._registry import Registry
-from metrics.controls import control_input, control_random
+from metrics.controls import control_blur, control_edges, control_input, control_inverse, control_random
 
 Output = Literal["logit", "probability"]
 
@@ -238,8 +238,12 @@ def expected_gradients(
 
 _RANDOM_CONTROL = "control: U[0,1) noise, independent of model and input (metrics/controls.py)"
 _INPUT_CONTROL = "control: input x U[0,1) noise, the input's structure without the model (metrics/controls.py)"
+_MODEL_FREE = "a map of the input alone (tiny seeded jitter breaks ties; metrics/controls.py)"
 register("control_random", _RANDOM_CONTROL, randomised=True, control=True)(control_random)
 register("control_input", _INPUT_CONTROL, randomised=True, control=True)(control_input)
+register("control_inverse", f"control: 1 - x, {_MODEL_FREE}", randomised=True, control=True)(control_inverse)
+register("control_blur", f"control: Gaussian-blurred x, {_MODEL_FREE}", randomised=True, control=True)(control_blur)
+register("control_edges", f"control: Sobel edges of x, {_MODEL_FREE}", randomised=True, control=True)(control_edges)
 
 
 class _SelectOutput(nn.Module):

@@ -10,7 +10,6 @@ one file so that every column, unit and direction has one home.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -19,6 +18,8 @@ import torch
 from torch import nn
 
 from metrics._registry import Registry
+from metrics.controls import INPUT_CONTROLS
+from metrics.curves import SCORES, RunInputs, curve_aucs, random_aucs, seeded_generator
 
 
 class NotApplicable(Exception):
@@ -56,11 +57,17 @@ class MetricContext:
     n_sanity: int = 16
     batch_size: int = 256
     details: dict = field(default_factory=dict)  # a metric may add facts worth storing
-    cache: dict = field(default_factory=dict)  # work shared between metrics of one method (curves, baseline)
+    cache: dict = field(default_factory=dict)  # work shared between metrics of one method (its curves)
+    shared: dict = field(default_factory=dict)  # method-independent work of the run (fills, random orders, bounds)
 
     def generator(self, name: str) -> torch.Generator:
         """A CPU generator seeded by the run seed and the metric name (independent of which metrics run)."""
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32(name.encode()))
+        return seeded_generator(self.seed, name)
+
+    @property
+    def inputs(self) -> RunInputs:
+        """The run's curve inputs (model, images, targets, fill settings, ``shared``), whatever the method."""
+        return RunInputs(self.model, self.x, self.target, self.baseline, self.seed, self.batch_size, self.shared)
 
 
 # Degenerate attribution maps (metrics/functional/degenerate.py) on which a metric is undefined: its value there
@@ -73,13 +80,23 @@ class MetricContext:
 UNDEFINED_ON_ZERO: frozenset[str] = frozenset({"zero", "non_finite"})
 UNDEFINED_ON_CONSTANT: frozenset[str] = frozenset({"zero", "constant", "non_finite"})
 
-# The control attribution methods (metrics.controls) a headline score must beat to count on the leaderboard.
-BOTH_CONTROLS: tuple[str, ...] = ("control_random", "control_input")
 # Details every attribution score may store (metrics.suite): degenerate maps, why values were dropped or why the
 # score is n/a, and the explained image each value belongs to; a metric's own details are on its spec (``details``).
 SCORE_DETAILS: frozenset[str] = frozenset(
     {"degenerate", "dropped_degenerate", "degenerate_rule", "dropped_non_finite", "not_applicable", "index"}
 )
+
+
+@dataclass(frozen=True)
+class CurveMetric:
+    """How a perturbation-curve metric is built: ``AUC(curves[0])`` or ``AUC(curves[0]) - AUC(curves[1])``
+    (metrics/curves.py's ``CURVES``) under ``fill``, scored on ``score`` ("probability" or "logit"); ``base`` is
+    its name without the ``_logit`` suffix."""
+
+    fill: str
+    curves: tuple[str, ...]
+    score: str
+    base: str
 
 
 @dataclass(frozen=True)
@@ -89,8 +106,9 @@ class MetricSpec:
     ``stage`` says who computes it: ``attribution`` metrics score one attribution method's maps (``compute``),
     ``featurevis`` scores are computed from a run's feature visualisations (metrics.featurevis.scoring).
 
-    How the leaderboard (harness.report) treats the score: ``controls``, the control methods its score must beat
-    (else it is marked † and left out of the comparisons); ``paired_by``, what one per-example value belongs to when
+    How the leaderboard (harness.report) treats the score: ``bar_controls``, the controls whose best is the bar its
+    score must beat (metrics.bar; every control when empty); ``no_verdict``, why no control is a null for it (no
+    verdict); ``paired_by``, what one per-example value belongs to when
     models are paired: ``"image"`` (a test image, so values stored without keys pair by position) or ``"cell"`` (a
     GridPG composite cell: composites depend on the model, so values stored without cell ids never pair);
     ``fill_variant``, the same score with removed pixels imputed (ROAD) instead of filled with noise, whose verdict
@@ -109,14 +127,32 @@ class MetricSpec:
     stage: str = "attribution"
     needs: frozenset[str] = frozenset()
     undefined_on: frozenset[str] = UNDEFINED_ON_ZERO  # degenerate map kinds on which the metric is undefined
-    controls: tuple[str, ...] = BOTH_CONTROLS
     paired_by: Literal["image", "cell"] = "image"
     fill_variant: str = ""
     details: frozenset[str] = frozenset()
+    # perturbation-curve metrics: how the curves make the score; these have a floor and a ceiling per model and
+    # image (metrics/bounds.py) and a normalised score between them (metrics/normalise.py)
+    curve: CurveMetric | None = None
+    # why no control is a null for this metric: it is shown descriptively, with no verdict ("" = verdicts allowed)
+    no_verdict: str = ""
+    # why the metric is kept out of the headline ("" = no such reason)
+    off_headline: str = ""
+    # the controls whose best (by mean, per model) is the bar a method must beat; () = every control
+    bar_controls: tuple[str, ...] = ()
 
     @property
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
+
+    @property
+    def normalisable(self) -> bool:
+        """Has a floor and a ceiling per model and image (the perturbation-curve metrics)."""
+        return self.curve is not None
+
+    @property
+    def verdict(self) -> bool:
+        """A verdict (beats its bar; better or worse between models) may be given on this metric."""
+        return not self.no_verdict
 
     @property
     def headline(self) -> bool:
@@ -137,10 +173,13 @@ def metric(
     needs: tuple[str, ...] = (),
     undefined_on: frozenset[str] = UNDEFINED_ON_ZERO,
     unit: str = "",
-    controls: tuple[str, ...] = BOTH_CONTROLS,
     paired_by: Literal["image", "cell"] = "image",
     fill_variant: str = "",
     details: tuple[str, ...] = (),
+    curve: CurveMetric | None = None,
+    no_verdict: str = "",
+    off_headline: str = "",
+    bar_controls: tuple[str, ...] = (),
 ):
     """Register an attribution metric: ``compute(ctx) -> (N,)`` per-example values (fields: :class:`MetricSpec`)."""
 
@@ -158,10 +197,13 @@ def metric(
                 unit=unit,
                 needs=frozenset(needs),
                 undefined_on=frozenset(undefined_on),
-                controls=tuple(controls),
                 paired_by=paired_by,
                 fill_variant=fill_variant,
                 details=frozenset(details),
+                curve=curve,
+                no_verdict=no_verdict,
+                off_headline=off_headline,
+                bar_controls=tuple(bar_controls),
             ),
         )
         return fn
@@ -174,92 +216,75 @@ def attribution_metrics() -> list[str]:
     return [name for name, spec in METRICS.items() if spec.stage == "attribution"]
 
 
-# Perturbation settings shared by the faithfulness metrics: pixel features removed in 50 steps; the score of every
-# curve is the softmax probability of the target class. Two fills for removed pixels: "uniform" (U[0,1] noise; a
-# black baseline would change nothing on Fashion-MNIST's zero background) and "road" (noisy linear imputation from
-# the kept neighbours, Rong et al. 2022), whose filled pixels carry no new signal a model could react to. One
-# baseline / imputation-noise draw and one random order per method feed all curves of a fill, so deletion,
-# insertion, ABPC and relative deletion are computed from the same perturbed images and each curve once.
-CURVE_STEPS = 50
-_CURVES = {
-    "morf": ("morf", "deletion"),
-    "lerf": ("lerf", "deletion"),
-    "random": ("random", "deletion"),
-    "insertion": ("morf", "insertion"),
-}
+# Perturbation curve metrics (settings and sharing: metrics/curves.py). Each is registered per fill ("uniform": U[0,1]
+# noise, no suffix; "road": ``_road``) and per scored output (the target's softmax probability, no suffix; its logit,
+# ``_logit``), all from the same forward passes: a run stores both outputs, the one its methods explain (the logit by
+# default) is the primary (``output_variant``), the other a sensitivity row.
+_CURVE_METRICS = (  # base name, short label, higher is better, probability range, description, curves
+    ("deletion_auc", "Del. AUC", False, (0, 1), "area under the MoRF deletion curve (raw)", ("morf",)),
+    ("insertion_auc", "Ins. AUC", True, (0, 1), "area under the MoRF insertion curve (raw)", ("insertion",)),
+    ("abpc", "ABPC", True, (-1, 1), "LeRF minus MoRF deletion area (offset removed, scale kept)", ("lerf", "morf")),
+    ("deletion_relative", "Del. rel.", True, (-1, 1), "random-order minus MoRF deletion area", ("random", "morf")),
+)
 
 
-def _curve_auc(ctx: MetricContext, which: str, fill: str = "uniform") -> torch.Tensor:
-    """AUC (fraction of features on the x-axis) of one of the shared curves, computed once per context."""
-    from metrics.functional import curve_auc, perturbation_curve
-
+def _method_aucs(ctx: MetricContext, which: str, fill: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(probability, logit) AUCs of one of the method's curves, computed once per context; the random-order curve
+    depends on no attribution and is computed once per run."""
+    if which == "random":
+        return random_aucs(ctx.inputs, "deletion", fill)
     key = f"curve_auc:{fill}:{which}"
     if key not in ctx.cache:
-        order, mode = _CURVES[which]
-        generator = ctx.generator("random_order")
-        if fill == "road":
-            if "road_noise" not in ctx.cache:
-                ctx.cache["road_noise"] = torch.randn(ctx.x.shape, generator=ctx.generator("road")).to(ctx.x.device)
-            fill_args = {"fill": "road", "noise": ctx.cache["road_noise"]}
-        else:
-            if "baseline" not in ctx.cache:
-                ctx.cache["baseline"] = (
-                    torch.rand(ctx.x.shape, generator=ctx.generator("baseline")).to(ctx.x.device)
-                    if ctx.baseline == "uniform"
-                    else ctx.baseline
-                )
-            fill_args = {"baseline": ctx.cache["baseline"]}
-        curve = perturbation_curve(
-            ctx.model,
-            ctx.x,
-            ctx.attributions,
-            ctx.target,
-            order=order,
-            mode=mode,
-            n_steps=CURVE_STEPS,
-            generator=generator,
-            batch_size=ctx.batch_size,
-            **fill_args,
-        )
-        ctx.cache[key] = curve_auc(curve, n_features=ctx.x.shape[2] * ctx.x.shape[3])
+        ctx.cache[key] = curve_aucs(ctx.inputs, ctx.attributions, which, fill)
     return ctx.cache[key]
 
 
+def curve_metric_value(aucs: Callable[[str], torch.Tensor], curves: tuple[str, ...]) -> torch.Tensor:
+    """A curve metric from its curves' AUCs: ``AUC(curves[0])`` or ``AUC(curves[0]) - AUC(curves[1])``, ``(N,)``."""
+    first = aucs(curves[0])
+    return first if len(curves) == 1 else first - aucs(curves[1])
+
+
 def _register_curves(fill: str, suffix: str, label: str, note: str) -> None:
-    """Deletion AUC, insertion AUC, ABPC and relative deletion under one fill (``suffix`` names them)."""
-    faithfulness = {"family": "faithfulness", "undefined_on": UNDEFINED_ON_CONSTANT}
-    definitions = (
-        ("deletion_auc", "Del. AUC", False, (0, 1), "area under the MoRF deletion curve (raw)", ("morf",)),
-        ("insertion_auc", "Ins. AUC", True, (0, 1), "area under the MoRF insertion curve (raw)", ("insertion",)),
-        (
-            "abpc",
-            "ABPC",
-            True,
-            (-1, 1),
-            "LeRF minus MoRF deletion area (normalised for the model's own reaction)",
-            ("lerf", "morf"),
-        ),
-        ("deletion_relative", "Del. rel.", True, (-1, 1), "random-order minus MoRF deletion area", ("random", "morf")),
-    )
-    for name, short, higher, value_range, description, curves in definitions:
+    """Deletion AUC, insertion AUC, ABPC and relative deletion under one fill (``suffix`` names them), scored with
+    the target's probability and with its logit."""
+    for score in SCORES:
+        logit = score == "logit"
+        for base, short, higher, value_range, description, curves in _CURVE_METRICS:
+            index = SCORES.index(score)
 
-        def compute(ctx: MetricContext, curves: tuple[str, ...] = curves) -> torch.Tensor:
-            first = _curve_auc(ctx, curves[0], fill)
-            return first if len(curves) == 1 else first - _curve_auc(ctx, curves[1], fill)
+            def compute(ctx: MetricContext, curves: tuple[str, ...] = curves, index: int = index) -> torch.Tensor:
+                return curve_metric_value(lambda which: _method_aucs(ctx, which, fill)[index], curves)
 
-        metric(
-            name + suffix,
-            short=short + label,
-            higher_is_better=higher,
-            value_range=value_range,
-            description=f"{description}; {note}",
-            fill_variant=f"{name}_road" if fill == "uniform" else "",
-            **faithfulness,
-        )(compute)
+            name = base + suffix
+            fill_label = label.strip(" ()")  # "" or "ROAD"
+            metric(
+                name + ("_logit" if logit else ""),
+                short=f"{short} ({', '.join(filter(None, (fill_label, 'logit')))})" if logit else short + label,
+                family="faithfulness",
+                higher_is_better=higher,
+                value_range=(-float("inf"), float("inf")) if logit else value_range,
+                description=f"{description}; {note}; scored on the target's {score}",
+                undefined_on=UNDEFINED_ON_CONSTANT,
+                curve=CurveMetric(fill=fill, curves=curves, score=score, base=name),
+                fill_variant=f"{base}_road" + ("_logit" if logit else "") if fill == "uniform" else "",
+            )(compute)
 
 
 _register_curves("uniform", "", "", "removed pixels filled with U[0,1] noise")
 _register_curves("road", "_road", " (ROAD)", "removed pixels imputed from their neighbours (ROAD, Rong et al. 2022)")
+
+
+def output_variant(name: str, output: str) -> str:
+    """The curve metric ``name`` scored on ``output`` ("probability" or "logit"): ``output_variant("abpc",
+    "logit") == "abpc_logit"``, ``output_variant("abpc_logit", "probability") == "abpc"``; other metrics are their
+    own variant. A run's primary curve scores are ``output_variant(name, <the output its methods explain>)``."""
+    if output not in SCORES:
+        raise ValueError(f"output must be one of {', '.join(SCORES)}, got {output!r}")
+    curve = METRICS.get(name).curve
+    if curve is None:
+        return name
+    return curve.base + ("_logit" if output == "logit" else "")
 
 
 @metric(
@@ -324,6 +349,18 @@ def _infidelity_patch(ctx: MetricContext) -> torch.Tensor:
     )
 
 
+# Localisation against object masks that are the input's own support (Fashion-MNIST: pixels > 0.05): a map made of
+# the input alone (control_input) puts all its positive mass there and reaches the attainable maximum up to the faint
+# pixels below the threshold, so no control is a null and nothing can beat it. GridPG, whose masks are composite
+# cells, is the localisation metric.
+_INPUT_SUPPORT = (
+    "the object mask is the input's own support (pixels > 0.05), so a map of the input alone (control_input) reaches "
+    "the attainable maximum (mass ratio: 99.8% of it on Fashion-MNIST; pointing game: 1): no control is a null and "
+    "no method can beat it"
+)
+_LOCALISATION_OFF_HEADLINE = f"{_INPUT_SUPPORT}; GridPG (composite cells as masks) is the localisation metric"
+
+
 def _masks(ctx: MetricContext) -> torch.Tensor:
     if ctx.masks is None:
         raise NotApplicable("no object masks for this data set")
@@ -338,6 +375,8 @@ def _masks(ctx: MetricContext) -> torch.Tensor:
     value_range=(0, float("inf")),
     description="attribution mass on the object / the object's share of the image (chance 1)",
     needs=("mask",),
+    no_verdict=_INPUT_SUPPORT,
+    off_headline=_LOCALISATION_OFF_HEADLINE,
 )
 def _relevance_mass_ratio(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import relevance_mass_ratio
@@ -353,6 +392,8 @@ def _relevance_mass_ratio(ctx: MetricContext) -> torch.Tensor:
     value_range=(0, 1),
     description="share of the top-|mask| attributed pixels inside the object mask",
     needs=("mask",),
+    no_verdict=_INPUT_SUPPORT,
+    off_headline=_LOCALISATION_OFF_HEADLINE,
 )
 def _relevance_rank_accuracy(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import relevance_rank_accuracy
@@ -368,6 +409,8 @@ def _relevance_rank_accuracy(ctx: MetricContext) -> torch.Tensor:
     value_range=(0, 1),
     description="1 if the maximal attribution lies on the object",
     needs=("mask",),
+    no_verdict=_INPUT_SUPPORT,
+    off_headline=_LOCALISATION_OFF_HEADLINE,
 )
 def _pointing_game(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import pointing_game
@@ -405,7 +448,7 @@ def _gridpg(ctx: MetricContext) -> torch.Tensor:
     "(mean over layers; Adebayo et al. 2018)",
     needs=("explain",),
     undefined_on=UNDEFINED_ON_CONSTANT,
-    controls=("control_input",),  # independent noise draws are uncorrelated: random attributions pass by construction
+    bar_controls=INPUT_CONTROLS,
     details=("randomisation_per_layer",),
 )
 def _randomisation(ctx: MetricContext) -> torch.Tensor:
@@ -429,7 +472,7 @@ def _randomisation(ctx: MetricContext) -> torch.Tensor:
     "Hedstroem et al. 2023)",
     needs=("explain",),
     undefined_on=UNDEFINED_ON_CONSTANT,
-    controls=("control_input",),  # a randomisation test, held to the input control only (as randomisation)
+    bar_controls=INPUT_CONTROLS,
 )
 def _randomisation_efficient(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import efficient_model_parameter_randomisation
@@ -471,6 +514,8 @@ def _max_sensitivity(ctx: MetricContext) -> torch.Tensor:
     higher_is_better=True,
     value_range=(0, 1),
     description="Gini index of |attributions| (Chalasani et al. 2020)",
+    no_verdict="a complexity metric has no chance level: Gini describes how concentrated a map is (a map of the "
+    "input alone scores about 0.6 on Fashion-MNIST, where half the pixels are 0), so no control is a null for it",
 )
 def _sparseness(ctx: MetricContext) -> torch.Tensor:
     from metrics.functional import sparseness
@@ -479,8 +524,10 @@ def _sparseness(ctx: MetricContext) -> torch.Tensor:
 
 
 # Feature-visualisation scores: computed from a run's inversions and generations (metrics.featurevis.scoring), stored
-# under the method name FEATUREVIS_METHOD like every other score.
+# under the method name FEATUREVIS_METHOD like every other score; the same scores of the unmoved seeds (the no-op
+# control, metrics.featurevis.noop) under FEATUREVIS_NOOP_METHOD, like the attribution controls.
 FEATUREVIS_METHOD = "featurevis"
+FEATUREVIS_NOOP_METHOD = "featurevis_noop"
 _FEATUREVIS = (
     MetricSpec("inversion_ssim", "inversion", "Inv. SSIM", True, (-1, 1), "SSIM between inversion and target image"),
     MetricSpec(
@@ -530,7 +577,8 @@ for _spec in _FEATUREVIS:
 FEATUREVIS_SCORES: tuple[str, ...] = tuple(spec.name for spec in _FEATUREVIS)  # in detail-table column order
 
 # Leaderboard headline: these attribution metrics for HEADLINE_METHOD, then these feature-visualisation scores, in
-# this column order (normalised faithfulness, localisation, sanity, complexity; inversion and generation).
+# this column order (faithfulness, localisation, sanity, complexity; inversion and generation). The mask metrics are
+# out (see their ``off_headline``); sparseness is descriptive (``no_verdict``).
 HEADLINE_METHOD = "expected_gradients"
 HEADLINE_METRICS: tuple[str, ...] = (
     "abpc",
@@ -538,7 +586,6 @@ HEADLINE_METRICS: tuple[str, ...] = (
     "deletion_relative",
     "deletion_relative_road",
     "gridpg",
-    "relevance_mass_ratio",
     "randomisation",
     "sparseness",
 )

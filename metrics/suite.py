@@ -1,11 +1,13 @@
 """The interpretability suite of a run: attribution methods x metrics on the first ``n_explain`` test images.
 
 Default suite (documented in README): expected_gradients (the seed paper's SHAP) and integrated_gradients
-(uniform-noise baselines, as the paper) x deletion/insertion AUC, ABPC, relative deletion (U[0,1] and ROAD fills),
-faithfulness correlation, relevance mass ratio, pointing game, GridPG, randomisation (MPRT and EfficientMPRT) and
-sparseness; plus two controls (metrics/controls.py) scored with the requested headline metrics, so that every
-headline score has a control it must beat. Every method explains the same function of the model: the target
-class's logit (``output="logit"``; ``"probability"``, the softmax probability, as an option recorded with the run).
+(uniform-noise baselines, as the paper) x deletion/insertion AUC, ABPC, relative deletion (U[0,1] and ROAD fills;
+each scored on the target's probability and on its logit, from the same forward passes), faithfulness correlation,
+relevance mass ratio, pointing game, GridPG, randomisation (MPRT and EfficientMPRT) and sparseness; plus the
+controls (metrics/controls.py) scored with the requested headline metrics (and their other scored output), so that
+every headline score has a model-free bar it must beat; plus each curve metric's floor and ceiling for the model
+(metrics/bounds.py), once per run. Every method explains the same function of the model: the target class's logit
+(``output="logit"``; ``"probability"``, the softmax probability, as an option recorded with the run).
 
 Long because it is the one call that runs every method, control and metric with shared contexts and batching; the
 reliability part lives in suite_reliability.py.
@@ -26,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from metrics.attribution import METHODS, explain
+from metrics.bounds import BOUNDS, CEILING_TEXT, FLOOR_TEXT, bound
 from metrics.composites import (
     Composites,
     chance_recognition,
@@ -36,8 +39,9 @@ from metrics.composites import (
     recognition,
 )
 from metrics.controls import CONTROLS, control_explainer
+from metrics.curves import RunInputs
 from metrics.functional.degenerate import DEGENERATE_KINDS, Degenerate, count_degenerate, degenerate_maps
-from metrics.registry import METRICS, GridInputs, MetricContext, MetricSpec, NotApplicable
+from metrics.registry import METRICS, GridInputs, MetricContext, MetricSpec, NotApplicable, output_variant
 
 DEFAULT_METHODS: tuple[str, ...] = ("expected_gradients", "integrated_gradients")
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -48,6 +52,13 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "deletion_auc_road",
     "abpc_road",
     "deletion_relative_road",
+    "deletion_auc_logit",
+    "insertion_auc_logit",
+    "abpc_logit",
+    "deletion_relative_logit",
+    "deletion_auc_road_logit",
+    "abpc_road_logit",
+    "deletion_relative_road_logit",
     "faithfulness_correlation",
     "relevance_mass_ratio",
     "pointing_game",
@@ -85,6 +96,7 @@ class SuiteConfig:
     controls: tuple[str, ...] = DEFAULT_CONTROLS
     output: Literal["logit", "probability"] = "logit"
     reliability: bool = False  # also MetaQuantus reliability of the headline metrics (metrics/suite_reliability.py)
+    bounds: bool = True  # each curve metric's floor and ceiling (metrics/bounds.py); one rank's unit when distributed
 
     def options_for(self, method: str) -> dict[str, Any]:
         """Keyword arguments for ``method`` (``method_options`` rows are (method, key, value)); every method that
@@ -95,10 +107,12 @@ class SuiteConfig:
         return options
 
     def pairs(self) -> list[tuple[str, str]]:
-        """Every (method, metric) scored: methods x metrics, then the controls x the requested headline metrics."""
-        headline = [m for m in self.metrics if METRICS.get(m).headline]
+        """Every (method, metric) scored: methods x metrics, then the controls x the requested metrics that have
+        controls (``controlled``), then (with ``bounds``) the bounds x the requested perturbation-curve metrics."""
         pairs = [(a, b) for a in self.methods for b in self.metrics]
-        pairs += [(c, b) for c in self.controls for b in headline if (c, b) not in pairs]
+        pairs += [(c, b) for c in self.controls for b in self.metrics if controlled(b) and (c, b) not in pairs]
+        if self.bounds:
+            pairs += [(which, b) for which in BOUNDS for b in self.metrics if METRICS.get(b).normalisable]
         if self.reliability:
             from metrics.suite_reliability import METHOD, reliability_metrics
 
@@ -125,6 +139,13 @@ class SuiteConfig:
                 raise ValueError(f"{name} is not a control (see metrics/controls.py)")
         if min(self.n_explain, self.n_sanity, self.n_composites, self.batch_size) < 1:
             raise ValueError("n_explain, n_sanity, n_composites and batch_size must be positive")
+
+
+def controlled(name: str) -> bool:
+    """Whether the controls are scored on metric ``name``: the headline metrics, the same curve metrics scored on
+    the other output, and the metrics taken out of the headline (their controls show why)."""
+    spec = METRICS.get(name)
+    return spec.headline or METRICS.get(output_variant(name, "probability")).headline or bool(spec.off_headline)
 
 
 @dataclass
@@ -180,6 +201,7 @@ def iter_suite(
     if "gridpg" in config.metrics:
         grid, grid_reason = _grid_inputs(model, x, y, clean_pred, config, num_classes, device)
     todo = [pair for pair in config.pairs() if pair not in done]
+    shared: dict[str, Any] = {}  # the run's method-independent work (fill draws, random curves, bounds)
     with tqdm(total=len(todo), desc="interpretability", unit="score", disable=not progress, leave=False) as bar:
         for method in dict.fromkeys(a for a, _ in todo if a in METHODS):
             explain_fn = _explainer(method, background, config)
@@ -210,6 +232,7 @@ def iter_suite(
                 seed=config.seed,
                 n_sanity=config.n_sanity,
                 batch_size=config.batch_size,
+                shared=shared,
             )
             for name in [b for a, b in todo if a == method]:
                 bar.set_postfix_str(f"{method}: {name}")
@@ -222,7 +245,14 @@ def iter_suite(
                 else:
                     yield _score(name, method, ctx, grid, grid_reason)
                 bar.update(1)
-        wanted = tuple(b for a, b in todo if a not in METHODS)
+        bounds = [(a, b) for a, b in todo if a in BOUNDS]
+        if bounds:
+            run = RunInputs(model, xe, target, config.baseline, config.seed, config.batch_size, shared)
+            for which, name in bounds:
+                bar.set_postfix_str(f"{which}: {name}")
+                yield _bound_score(run, name, which)
+                bar.update(1)
+        wanted = tuple(b for a, b in todo if a not in METHODS and a not in BOUNDS)
         if wanted:
             bar.set_postfix_str("reliability")
             yield from _reliability(model, xe, target, wanted, background, config, masks is not None)
@@ -230,13 +260,19 @@ def iter_suite(
 
 
 def _reliability(model, x, target, metrics, background, config: SuiteConfig, has_masks: bool) -> Iterator[MetricScore]:
-    """MetaQuantus reliability of ``metrics`` with saliency and integrated gradients (their ranking is what the
-    inter-consistency criteria compare; expected gradients in every perturbation would multiply the cost)."""
-    from metrics.suite_reliability import METHOD, RELIABILITY_METHODS, RELIABILITY_OPTIONS, reliability_scores
+    """MetaQuantus reliability of ``metrics`` with the run's own methods (the board's: expected gradients, and
+    integrated gradients, whose ranking against it is what the inter-consistency criteria compare)."""
+    from metrics.suite_reliability import METHOD, RELIABILITY_OPTIONS, reliability_methods, reliability_scores
 
     options = (*config.method_options, *RELIABILITY_OPTIONS)  # later rows win: a cheaper IG inside every perturbation
     cheap = dataclasses.replace(config, method_options=options)
-    explain_fns = {m: _explainer(m, background, cheap) for m in RELIABILITY_METHODS}
+    methods = reliability_methods(config.methods)
+    if not methods:
+        raise ValueError(
+            "reliability is measured with the suite's own attribution methods, and this suite has none: add one with "
+            "methods=..., or score reliability in the suite that has the run's methods"
+        )
+    explain_fns = {m: _explainer(m, background, cheap) for m in methods}
     scores = reliability_scores(
         model,
         x,
@@ -343,6 +379,25 @@ def _score(name: str, method: str, ctx: MetricContext, grid: GridInputs | None, 
     return MetricScore(method, name, kept, details)
 
 
+def _bound_score(run: RunInputs, name: str, which: str) -> MetricScore:
+    """The floor or ceiling of metric ``name`` on every explained image (metrics/bounds.py)."""
+    spec = METRICS.get(name)
+    values = bound(run, name, which).detach().double().cpu()
+    details: dict[str, Any] = {
+        "family": spec.family,
+        "higher_is_better": spec.higher_is_better,
+        "settings": {"floor": FLOOR_TEXT, "ceiling": CEILING_TEXT},
+    }
+    finite = torch.isfinite(values)
+    if not bool(finite.all()):
+        details["dropped_non_finite"] = int((~finite).sum())
+    details["index"] = finite.nonzero().flatten().tolist()
+    kept = [float(v) for v in values[finite]]
+    if not kept:
+        details["not_applicable"] = "no finite values"
+    return MetricScore(which, name, kept, details)
+
+
 def _degenerate_codes(ctx: MetricContext, which: str) -> torch.Tensor:
     """Degenerate-map codes ``(N,)`` of the method's maps ("main") or of its GridPG composites ("grid"), computed
     once per method (``ctx.cache``)."""
@@ -374,7 +429,9 @@ def _finite_subset(ctx: MetricContext, keep: torch.Tensor, on_grid: bool) -> Met
         return dataclasses.replace(ctx, grid=grid, details={}, cache=ctx.cache.setdefault("finite_grid", {}))
     masks = None if ctx.masks is None else ctx.masks[keep]
     subset = {"x": ctx.x[keep], "target": ctx.target[keep], "attributions": ctx.attributions[keep], "masks": masks}
-    return dataclasses.replace(ctx, **subset, details={}, cache=ctx.cache.setdefault("finite_main", {}))
+    cache = ctx.cache.setdefault("finite_main", {})
+    # the run's shared draws are for all images: the subset draws its own
+    return dataclasses.replace(ctx, **subset, details={}, cache=cache, shared=cache.setdefault("shared", {}))
 
 
 def _grid_inputs(model, x, y, clean_pred, config: SuiteConfig, num_classes: int, device: torch.device):

@@ -170,11 +170,12 @@ def share(todo: Todo, unprobed: list[int], rank: int, world: int) -> Todo:
 
 def split_suite(suite: SuiteConfig | None, rank: int, world: int) -> SuiteConfig | None:
     """Rank ``rank``'s share of the explain stage: every ``world``-th of its units (each attribution method with its
-    metrics, each control, the reliability scores), or None when it has none."""
+    metrics, each control, the reliability scores, the bounds), or None when it has none."""
     if suite is None:
         return None
     units: list[tuple[str, str]] = [("method", m) for m in suite.methods] + [("control", c) for c in suite.controls]
     units += [("reliability", "")] if suite.reliability else []
+    units += [("bounds", "")] if suite.bounds and any(p[0].startswith("bound_") for p in suite.pairs()) else []
     mine = units[rank::world]
     if not mine:
         return None
@@ -183,6 +184,7 @@ def split_suite(suite: SuiteConfig | None, rank: int, world: int) -> SuiteConfig
         methods=tuple(name for kind, name in mine if kind == "method"),
         controls=tuple(name for kind, name in mine if kind == "control"),
         reliability=("reliability", "") in mine,
+        bounds=("bounds", "") in mine,
     )
 
 

@@ -259,7 +259,7 @@ def resolve_featurevis(config: RunConfig) -> FeatureVisConfig | None:
 def suite_settings(suite: SuiteConfig) -> dict[str, Any]:
     """The suite settings that change its numbers (method and metric lists excluded), in their JSON form."""
     settings = asdict(suite)
-    for key in ("methods", "metrics", "controls", "reliability", "batch_size"):
+    for key in ("methods", "metrics", "controls", "reliability", "bounds", "batch_size"):
         settings.pop(key)
     return json.loads(json.dumps(settings))
 

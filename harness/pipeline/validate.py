@@ -39,11 +39,14 @@ from harness.attack.registry import sub_attacks
 from harness.errors import HarnessError
 from harness.pipeline.metadata import metadata, text
 from harness.report.escape import terminal
+from metrics.bounds import BOUNDS
 from metrics.featurevis.pipeline import FeatureVisConfig
+from metrics.featurevis.seeds import Seeds
 from metrics.functional.degenerate import DEGENERATE_KINDS
 from metrics.registry import METRICS
 from metrics.suite import SuiteConfig
 from metrics.suite_reliability import METHOD as RELIABILITY_METHOD
+from metrics.suite_reliability import stored_verdict, verdict_details
 
 CONTRACT_FLAGS = frozenset({"randomised"})
 CELLS = 4  # GridPG composites are 2x2
@@ -141,8 +144,11 @@ class AttackSchema:
         x_adv = _floats(m["x_adv"], (n, *self.shape), "adversarial examples", finite=True).astype(np.float32)
         accuracy = m["accuracy_after"]
         allowed = self.logged
-        if not isinstance(accuracy, dict) or len(accuracy) > len(allowed) or not set(accuracy) <= allowed:
+        if not isinstance(accuracy, dict) or len(accuracy) > len(allowed):
             raise _reject("a malformed AutoAttack log (accuracy_after)")
+        if not set(accuracy) <= allowed:
+            unasked = ", ".join(sorted(terminal(k, 40) for k in set(accuracy) - allowed))
+            raise _reject(f"an AutoAttack log for attacks that were not requested ({unasked})")
         after = {k: _reported(v, f"an accuracy after {k} of", 0.0, 1.0) for k, v in accuracy.items()}
         warnings = m["warnings"]
         if (
@@ -185,9 +191,11 @@ class ExplainSchema:
         self.todo = [pair for pair in suite.pairs() if pair not in done]
         self.missing = set(self.todo)
         self.methods = {method for method, _ in self.todo}
-        # the reliability pseudo-method explains inside its perturbations and sends no attributions of its own
-        self.needs = self.methods - set(cached) - {RELIABILITY_METHOD}
-        self.have = (set(cached) & self.methods) | (self.methods & {RELIABILITY_METHOD})
+        # the reliability pseudo-method explains inside its perturbations, and the bounds (a model's floor and ceiling
+        # of the curve metrics) use no attributions: neither sends attributions of its own
+        no_maps = {RELIABILITY_METHOD, *BOUNDS}
+        self.needs = self.methods - set(cached) - no_maps
+        self.have = (set(cached) & self.methods) | (self.methods & no_maps)
         self.n, self.shape, self.suite = suite.n_explain, tuple(shape), suite
 
     def message(self, m: dict[str, Any]) -> dict[str, Any]:
@@ -273,8 +281,11 @@ def _reliability_details(out: dict[str, Any], pair: tuple[str, str]) -> dict[str
     """A reliability score's details: the four criteria are required; NR, AR and the verdict are the parent's."""
     if not RELIABILITY_KEYS <= set(out):
         raise _reject(f"a reliability score of {pair[1]} without its criteria ({', '.join(sorted(RELIABILITY_KEYS))})")
-    nr, ar = (out["iac_nr"] + out["iec_nr"]) / 2, (out["iac_ar"] + out["iec_ar"]) / 2
-    out.update(noise_resilience=nr, adversary_reactivity=ar, reliable=bool(nr > 0.5 and ar > 0.5))
+    try:
+        verdict = stored_verdict(pair[1], out)  # recomputed from the criteria and kept counts alone
+    except ValueError as exc:
+        raise _reject(f"malformed reliability details of {pair[1]}: {exc}") from None
+    out.update(verdict_details(verdict))
     return {"family": "reliability", "higher_is_better": True, **out}
 
 
@@ -366,9 +377,37 @@ def _settings(value: Any, *_: Any) -> dict[str, Any]:
     return {terminal(k, 40): v if _int(v) else _short_text(v) for k, v in value.items()}
 
 
+def _kept_counts(value: Any, *_: Any) -> dict[str, dict[str, list[list[int]]]]:
+    """Per test ("model", "input"), the kept-image counts of each criterion ("nr", "ar"): iterations x perturbations
+    lists of counts, from which the parent recomputes the reliability verdict."""
+    if not isinstance(value, dict) or not value or not set(value) <= {"model", "input"}:
+        raise ValueError
+    out = {}
+    for test, criteria in value.items():
+        if not isinstance(criteria, dict) or set(criteria) != {"nr", "ar"}:
+            raise ValueError
+        out[test] = {}
+        for name, rows in criteria.items():
+            if not isinstance(rows, list) or not 0 < len(rows) <= 64:
+                raise ValueError
+            if not all(isinstance(r, list) and 0 < len(r) <= 64 for r in rows):
+                raise ValueError
+            out[test][name] = [[_count(c) for c in r] for r in rows]
+    return out
+
+
+def _ignored(value: Any, *_: Any) -> None:
+    """A detail the parent computes itself (the reliability verdict): what the worker sent is discarded."""
+    return None
+
+
 RELIABILITY_KEYS = frozenset({"iac_nr", "iac_ar", "iec_nr", "iec_ar"})
 DETAIL_KEYS.update(
-    {key: _criterion for key in (*RELIABILITY_KEYS, "mc", "noise_resilience", "adversary_reactivity")},
+    {
+        **{key: _criterion for key in (*RELIABILITY_KEYS, "mc", "noise_resilience", "adversary_reactivity")},
+        **{key: _ignored for key in ("status", "thresholds", "p_values", "null_draws", "alpha", "reason")},
+    },
+    kept_counts=_kept_counts,
     reliable=_flag,
     by_test=_by_test,
     methods=_method_names,
@@ -403,9 +442,9 @@ def max_line_explain(suite: SuiteConfig, shape: tuple[int, ...]) -> int:
 # --- feature visualisation, re-classification ------------------------------------------------------------------
 
 
-def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
-    """A ``visualised`` reply, checked for structure here and for shapes, range and classes by
-    ``metrics.featurevis.scoring.validate``."""
+def visualised(out: dict[str, Any], x: Any, num_classes: int, seeds: Seeds) -> dict[str, Any]:
+    """A ``visualised`` reply, checked for structure here and for shapes, range, steps, classes and the generation
+    ball around the parent's own ``seeds`` by ``metrics.featurevis.scoring.validate``."""
     from metrics.featurevis import scoring
 
     _keys(out, {"op", "inversion", "generation"}, "visualised")
@@ -422,7 +461,9 @@ def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
         if not isinstance(inv["kinds"], dict) or not all(isinstance(k, dict) for k in inv["kinds"].values()):
             raise _reject("malformed inversions")
         for kind, entry in inv["kinds"].items():
-            wanted = {"images", "loss_seed", "loss_final"} | ({"seed_index"} if kind == "other image" else set())
+            wanted = {"images", "loss_seed", "loss_final", "steps"} | (
+                {"seed_index"} if kind == "other image" else set()
+            )
             _keys(entry, wanted, f"inversion ({terminal(kind, 20)})")
             if not all(isinstance(entry[k], np.ndarray) and entry[k].dtype.kind in "fiu" for k in wanted):
                 raise _reject("inversions that are not numeric arrays")
@@ -440,7 +481,7 @@ def visualised(out: dict[str, Any], x: Any, num_classes: int) -> dict[str, Any]:
         if gen["seeds"].shape != gen["images"].shape:
             raise _reject("generation seeds of another shape than the images")
     try:
-        scoring.validate(out, x, num_classes)
+        scoring.validate(out, seeds, num_classes)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise _reject(str(exc) if isinstance(exc, ValueError) else "malformed feature visualisations") from None
     return out

@@ -7,20 +7,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.report.comparisons import Comparison, versus_standard
-from harness.report.controls import ControlCheck, beats_controls, control_checks
+from harness.report import rules
+from harness.report.comparisons import Comparison, uncompared, versus_standard
+from harness.report.controls import BarCheck, Gates, bar_checks, beats_bar_on, noop_checks
 from harness.report.correlations import Correlation, correlations
 from harness.report.dose import DoseResponse, dose_response
 from harness.report.entries import Entry
-from harness.report.recipes import Recipe, recipes, unmatched_recipes
+from harness.report.recipes import Recipe, recipes
 from harness.report.reliability import RELIABILITY_METHOD, Reliability, reliability, reliable
 from harness.report.scores import Pair
+from harness.report.values import SENSITIVITY
 from harness.store.robustbench import rank_key
 
 
 @dataclass
 class Board:
-    """One leaderboard section: a data set, threat model and eps."""
+    """One leaderboard section: a data set, threat model and eps, with its entries and every analysis of them.
+
+    ``comparisons``, ``correlations`` and ``dose_response`` are the primary analysis (the declared rules of
+    harness.report.rules on the primary basis of harness.report.values); ``sensitivity`` holds the comparisons
+    again with one rule or basis changed at a time (raw scores, all images, the other output, the default standard
+    baseline)."""
 
     dataset: str
     threat_model: str
@@ -29,13 +36,15 @@ class Board:
     reported_only: list[dict[str, Any]] = field(default_factory=list)  # reported here, not measured
     reported: list[dict[str, Any]] = field(default_factory=list)  # every reported entry of this setting
     recipes: list[Recipe] = field(default_factory=list)
-    controls: list[ControlCheck] = field(default_factory=list)
+    inclusion: dict[str, rules.Inclusion] = field(default_factory=dict)
+    controls: list[BarCheck] = field(default_factory=list)
+    gates: Gates | None = None
     correlations: list[Correlation] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
+    sensitivity: dict[str, list[Comparison]] = field(default_factory=dict)
     dose_response: list[DoseResponse] = field(default_factory=list)
     reliability: list[Reliability] = field(default_factory=list)
-    uncompared: list[str] = field(default_factory=list)  # robust recipes without one standard baseline, and why
-    standard_model: str | None = None  # the standard baseline's label (one baseline), or what each row is compared with
+    uncompared: list[str] = field(default_factory=list)  # robust recipes without a standard baseline, and why
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -47,9 +56,14 @@ class Board:
         """Every (method, metric) some entry has, sorted (reliability and controls have their own sections)."""
         return sorted({key for e in self.entries for key in e.scores if key[0] != RELIABILITY_METHOD})
 
+    @property
+    def excluded(self) -> list[rules.Inclusion]:
+        """The models the accuracy rule leaves out of the tests, with why."""
+        return [i for i in self.inclusion.values() if not i.included]
+
     def informative(self, model: str, method: str, metric: str) -> bool:
-        """Whether ``model``'s score beats every control the metric must beat (True when none was scored)."""
-        return beats_controls(self.controls, model, method, metric)
+        """Whether ``model``'s score beats its bar on that model (True when it has none); descriptive (†)."""
+        return beats_bar_on(self.controls, model, method, metric)
 
     def reliable(self, metric: str) -> bool | None:
         """Reliable on every model that measured it (None when none did)."""
@@ -64,10 +78,15 @@ def analysed_board(key: tuple[str, str, str], entries: list[Entry], reported: li
     others = sorted((r for r in mine.values() if r["model_id"] not in measured), key=rank_key)
     board = Board(*key, entries, others)
     board.recipes = recipes(entries)
-    board.controls = control_checks(entries)
+    board.inclusion = rules.inclusion(board.recipes)
+    included = rules.included_recipes(board.recipes, board.inclusion)
+    board.controls = bar_checks(entries) + noop_checks(entries)
+    board.gates = gates = Gates(included, board.controls)
     board.reliability = reliability(entries)
-    board.correlations = correlations(entries, board.informative)
-    board.standard_model, board.comparisons = versus_standard(board.recipes, board.informative)
-    board.uncompared = unmatched_recipes(board.recipes)
-    board.dose_response = dose_response(entries, board.informative)
+    board.correlations = correlations(included, gates)
+    board.comparisons = versus_standard(included, gates)
+    board.sensitivity = {name: versus_standard(included, gates, basis=basis) for name, basis in SENSITIVITY.items()}
+    board.sensitivity["default baseline"] = versus_standard(included, gates, default_baseline=True)
+    board.uncompared = uncompared(included)
+    board.dose_response = dose_response(included, gates)
     return board

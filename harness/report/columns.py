@@ -17,6 +17,7 @@ from harness.report.cells import Code, Figures, FlagMark, Link, Missing, NoteMar
 from harness.report.entries import Entry
 from harness.report.notes import CONTROL_NOTE, SHARED_NAME_NOTE, na_note, reported_notes
 from harness.report.scores import Pair, Score
+from harness.report.values import own_normalised
 from harness.store.robustbench import (
     CORRUPTION_COLUMNS,
     best_known,
@@ -115,12 +116,31 @@ def _reported_value(rep: dict[str, Any] | None) -> Value:
 
 
 def _headline(pair: Pair) -> Column[Ranked[Entry]]:
+    """A headline score's column; a curve metric's is its normalised score (between the model's own floor and
+    ceiling, scored on the output its methods explain), or its raw score marked as such when no bounds are stored."""
+    normalise = bool(getattr(METRICS.get(pair[1]), "normalisable", False))
+
     def value(r: Ranked[Entry], table: Table) -> Value:
+        if normalise:
+            score = own_normalised(r.row, pair[1])
+            if score is not None:
+                return score_value(score, interval=False)
+            raw = score_value(r.row.scores.get(pair), interval=False)
+            if isinstance(raw, Number):
+                return Number(raw.shown, raw.sort, (NoteMark(RAW_NOTE, "raw"),), raw.tooltip)
+            return raw
         score = r.row.scores.get(pair)
         scored = score is not None and score.mean is not None
         return score_value(score, interval=False, informative=not scored or table.board.informative(r.row.model, *pair))
 
-    return Column(label(pair[1]), value)
+    header = f"{METRICS.get(pair[1]).short} norm. ↑" if normalise else label(pair[1])
+    return Column(header, value)
+
+
+RAW_NOTE = (
+    "raw: the run stores no floor and ceiling for this score (it predates them: `robint-bench run --rescore` adds "
+    "them); shown raw, scored on the probability, not comparable with the normalised scores",
+)
 
 
 def _model_marks(e: Entry) -> tuple[FlagMark | NoteMark, ...]:

@@ -1,38 +1,44 @@
-"""The seed paper's comparison: each adversarially trained recipe minus the standard recipe of its architecture on
-every headline score, paired on the same images (GridPG: on the composite cells both recognise).
+"""The seed paper's comparison: each adversarially trained recipe minus a standard recipe of its architecture on
+every headline score, on the same images (GridPG: on the composite cells both recognise), under the board's declared
+rules (harness.report.rules) and on a declared basis of values (harness.report.values).
 
-One comparison is a selection (:func:`harness.report.scores.common_matrix`: the per-example values every model of
-both recipes has) and a test chosen by the design: one seed each, a paired bootstrap interval and sign-flip test;
-seeds on both sides, a mixed-model t interval over seeds and images; set-level scores (FID, one value per run),
-Welch's t over seeds, or with a single seed the stored intervals compared. p-values are Holm-adjusted over the
-board's comparisons; a comparison in which a model's score does not beat its controls gets no verdict.
+A recipe verdict needs :data:`~harness.report.rules.MIN_SEEDS` seeds on both sides: the difference is then a
+mixed-model t interval and test over seeds and images (``metrics.stats.recipe_difference``; set-level scores such as
+FID: Welch's t over seeds). A recipe with fewer seeds is shown with its checkpoints' paired difference over images
+(sign-flip test), which says nothing about the recipe's seed-to-seed spread and gets no verdict. p-values of the
+recipe verdicts of one basis and baseline are Holm-adjusted together; a score whose method does not beat its bar
+(harness.report.controls.gate) gets no verdict.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.report.controls import Informative
-from harness.report.recipes import Match, Recipe, matches
-from harness.report.scores import Pair, Score, common_matrix
+from harness.report.recipes import Recipe
+from harness.report.rules import MIN_SEEDS, baselines
+from harness.report.scores import Pair, Score
+from harness.report.values import PRIMARY, Basis, scored_metric, select
 from harness.report.verdicts import adjusted_verdict, verdict
 from metrics.registry import HEADLINE, METRICS
 from metrics.stats import holm, paired_comparison, recipe_difference
 
-NOT_INFORMATIVE = "a model's score does not beat its controls"
-SEVERAL_BASELINES = "standard training of the same architecture"
+Gate = Callable[[str, str], bool]  # (method, stored metric) -> it beats its bar on the board: it may get verdicts
+NO_BAR = "the method does not beat its model-free bar on this board"
+FEW_SEEDS = "checkpoints, not recipes: fewer than {k} seeds on a side, so no recipe verdict"
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """An adversarially trained recipe minus the standard one on one score (paired on the same images).
+    """An adversarially trained recipe minus a standard one on one score, on one basis.
 
-    ``kind``: "paired" (one seed each: paired bootstrap interval, sign-flip test), "recipes" (seeds x images:
-    mixed-model t interval and test), "intervals" (set-level scores such as FID with one seed: stored intervals
-    compared, no p-value). ``informative`` is False when a model's score does not beat its controls.
+    ``kind``: "recipes" (>= MIN_SEEDS seeds on both sides: mixed-model t over seeds and images, or Welch's t over
+    seeds for set-level scores), "checkpoints" (fewer seeds: paired over images, no verdict), "intervals" (set-level
+    scores with fewer seeds: the stored intervals side by side, no verdict). ``informative`` is False when the score
+    may not carry a verdict (its method does not beat its bar, or too few seeds).
     """
 
     model: str  # the adversarially trained recipe's label (its model's name when it has one seed)
@@ -42,7 +48,7 @@ class Comparison:
     low: float
     high: float
     verdict: str
-    kind: str = "paired"
+    kind: str = "recipes"
     p_value: float = math.nan
     p_adjusted: float = math.nan
     n: int = 0
@@ -50,82 +56,148 @@ class Comparison:
     informative: bool = True
     intervals: tuple[tuple[float | None, float | None], tuple[float | None, float | None]] | None = None
     note: str = ""
-    baseline: str = ""  # the standard recipe it is compared with (same architecture)
+    baseline: str = ""  # the standard recipe it is compared with
+    basis: Basis = PRIMARY
+    normalised: bool = False  # the values were placed between each model's floor and ceiling
+    matched: bool = True  # the baseline was trained for as many epochs
 
     @property
     def per_example(self) -> bool:
         return self.kind != "intervals"
 
+    @property
+    def higher_is_better(self) -> bool:
+        """The direction of ``diff``: normalised scores are higher-is-better whatever the raw metric's direction."""
+        return True if self.normalised else METRICS.get(self.metric).higher_is_better
 
-def versus_standard(all_recipes: list[Recipe], informative: Informative) -> tuple[str | None, list[Comparison]]:
-    """Each adversarially trained recipe minus the standard recipe of the same architecture on every headline score,
-    with verdicts from p-values Holm-adjusted over the board's family. A recipe whose architecture has no standard
-    recipe, or several (e.g. different epochs), is not compared (:func:`harness.report.recipes.unmatched_recipes`).
-    The label returned names the one baseline, or says that each row has its own."""
-    matched = matches(all_recipes)
-    if not matched:
-        return None, []
-    out = [c for m in matched for pair in HEADLINE if (c := compare(m, pair, informative)) is not None]
-    adjusted = holm([c.p_value if c.informative else math.nan for c in out]) if out else []
+
+def versus_standard(
+    recipes: list[Recipe], gate: Gate, *, basis: Basis = PRIMARY, default_baseline: bool = False
+) -> list[Comparison]:
+    """Each adversarially trained recipe (of the included ``recipes``) minus its primary standard baseline (the
+    epochs-matched one; with ``default_baseline`` the architecture's default standard recipe) on every headline
+    score, with verdicts from p-values Holm-adjusted over the recipe verdicts of this call."""
+    out = []
+    for recipe in (r for r in recipes if r.robust):
+        found = baselines(recipes, recipe)
+        base = found.default if default_baseline else found.primary
+        if base is None:
+            continue
+        matched = base is found.matched
+        out += [c for pair in HEADLINE if (c := compare(recipe, base, pair, gate, basis, matched)) is not None]
+    decided = [c.p_value if c.informative and c.kind == "recipes" else math.nan for c in out]
+    adjusted = holm(decided) if out else []
     final = []
     for c, p_adj in zip(out, adjusted, strict=True):
-        if c.kind == "intervals" or not c.informative:
+        if not (c.informative and c.kind == "recipes"):
             final.append(c)
             continue
-        text = adjusted_verdict(c.diff, p_adj, METRICS.get(c.metric).higher_is_better)
-        final.append(replace(c, p_adjusted=float(p_adj), verdict=text))
-    used = {id(m.baseline): m.baseline for m in matched}
-    if len(used) == 1:
-        (base,) = used.values()
-        return base.name, final
-    return SEVERAL_BASELINES, final
+        final.append(replace(c, p_adjusted=float(p_adj), verdict=adjusted_verdict(c.diff, p_adj, c.higher_is_better)))
+    return final
 
 
-def compare(match: Match, pair: Pair, informative: Informative) -> Comparison | None:
-    """One recipe against its baseline on one score, before the Holm adjustment (None when a model lacks it)."""
-    models = [*match.robust.entries, *match.baseline.entries]
-    scores = [e.scores.get(pair) for e in models]
+def gate_verdict(gate: Gate, method: str, metric: str) -> str:
+    """The verdict cell of a score its gate keeps from a verdict: "descriptive" for a metric without a null, else
+    that the method does not beat its bar (or no-op)."""
+    spec = METRICS.get(metric)
+    if spec.no_verdict:
+        return "descriptive (no null, no verdict)"
+    found = getattr(gate, "of", None)
+    reason = found((method, metric)).reason if found is not None else ""
+    return "no verdict (does not beat its bar" + (f": {reason})" if reason else ")")
+
+
+def uncompared(recipes: list[Recipe]) -> list[str]:
+    """The adversarially trained recipes without a standard recipe of their architecture on the board, with why."""
+    return [
+        f"{r.name}: no standard recipe of architecture {r.architecture or 'unrecorded'}"
+        for r in recipes
+        if r.robust and baselines(recipes, r).primary is None
+    ]
+
+
+def compare(
+    robust: Recipe, base: Recipe, pair: Pair, gate: Gate, basis: Basis = PRIMARY, matched: bool = True
+) -> Comparison | None:
+    """One recipe against one baseline on one score (``pair``: a headline name), before the Holm adjustment (None
+    when a model lacks it)."""
+    models = [*robust.entries, *base.entries]
+    stored = scored_metric(models, pair[1], basis)
+    if stored is None:
+        return None
+    scores = [e.scores.get((pair[0], stored)) for e in models]
     if any(s is None or s.mean is None for s in scores):
         return None
-    seeds = (len(match.robust.entries), len(match.baseline.entries))
-    ok = all(informative(e.model, *pair) for e in models)
+    seeds = (len(robust.entries), len(base.entries))
+    enough = min(seeds) >= MIN_SEEDS
+    ok = gate(pair[0], stored)
+    notes = [] if ok or METRICS.get(stored).no_verdict else [NO_BAR]
+    if not enough:
+        notes.append(FEW_SEEDS.format(k=MIN_SEEDS))
     start = Comparison(
-        match.robust.name,
+        robust.name,
         *pair,
         math.nan,
         math.nan,
         math.nan,
         "",
         seeds=seeds,
-        baseline=match.baseline.name,
-        informative=ok,
-        note="" if ok else NOT_INFORMATIVE,
+        baseline=base.name,
+        informative=ok and enough,
+        note="; ".join(notes),
+        basis=basis,
+        matched=matched,
     )
     present = [s for s in scores if s is not None]
     if all(s.n <= 1 for s in present):  # set-level (FID): one value per run
         return _set_level(start, present[: seeds[0]], present[seeds[0] :])
-    positional = METRICS.get(pair[1]).paired_by == "image"
-    return _per_example(start, common_matrix(present, positional=positional))
+    selection = select(models, pair, basis)
+    if selection is None:
+        return replace(
+            start,
+            verdict="n/a (no examples scored by all)",
+            informative=False,
+            note="the models share fewer than 2 scored examples",
+        )
+    note = "; ".join(p for p in (start.note, selection.note) if p)
+    start = replace(start, normalised=selection.normalised, note=note)
+    a, b = selection.matrix[: seeds[0]], selection.matrix[seeds[0] :]
+    if enough:
+        r = recipe_difference(a, b)
+        text = "" if ok else gate_verdict(gate, pair[0], stored)
+        return replace(start, diff=r.diff, low=r.lo, high=r.hi, verdict=text, p_value=r.p_value, n=a.shape[1])
+    res = paired_comparison(a.mean(0), b.mean(0))
+    return replace(
+        start,
+        diff=res.diff,
+        low=res.lo,
+        high=res.hi,
+        verdict=f"no recipe verdict ({seeds[0]} vs {seeds[1]} seeds)",
+        kind="checkpoints",
+        p_value=res.p_value,
+        n=a.shape[1],
+    )
 
 
 def _set_level(start: Comparison, mine: list[Score], theirs: list[Score]) -> Comparison:
-    """One value per run: Welch's t test over seeds with two or more seeds on both sides; else each recipe's span of
-    its seeds' stored intervals, apart or not."""
-    if len(mine) >= 2 and len(theirs) >= 2:
+    """One value per run: Welch's t test over seeds with enough seeds on both sides (a recipe verdict); else each
+    recipe's span of its seeds' stored intervals, side by side (no verdict)."""
+    if min(start.seeds) >= MIN_SEEDS:
         from scipy.stats import ttest_ind
 
         a, b = [s.values[0] for s in mine], [s.values[0] for s in theirs]
         test = ttest_ind(a, b, equal_var=False)
         lo, hi = test.confidence_interval(0.95)
         diff = float(np.mean(a) - np.mean(b))
-        return replace(start, diff=diff, low=float(lo), high=float(hi), kind="recipes", p_value=float(test.pvalue), n=1)
+        text = "" if start.informative else "no verdict (does not beat its bar)"
+        return replace(start, diff=diff, low=float(lo), high=float(hi), verdict=text, p_value=float(test.pvalue), n=1)
     spans = _span(mine), _span(theirs)
     diff = float(np.mean([s.mean for s in mine]) - np.mean([s.mean for s in theirs]))
     apart = None not in spans and (spans[0][1] < spans[1][0] or spans[0][0] > spans[1][1])
     direction = (1 if diff > 0 else -1) if apart else 0
-    text = verdict(direction, METRICS.get(start.metric).higher_is_better, "inconclusive (intervals overlap)")
+    shown = verdict(direction, METRICS.get(start.metric).higher_is_better, "intervals overlap")
     intervals = (spans[0] or (None, None), spans[1] or (None, None))
-    return replace(start, diff=diff, verdict=text, kind="intervals", intervals=intervals)
+    return replace(start, diff=diff, verdict=f"no recipe verdict ({shown})", kind="intervals", intervals=intervals)
 
 
 def _span(scores: list[Score]) -> tuple[float, float] | None:
@@ -133,26 +205,3 @@ def _span(scores: list[Score]) -> tuple[float, float] | None:
     if any(s.low is None or s.high is None for s in scores):
         return None
     return min(s.low for s in scores), max(s.high for s in scores)
-
-
-def _per_example(start: Comparison, matrix: np.ndarray | None) -> Comparison:
-    """``matrix``: ``(models, examples)`` values, the robust recipe's seeds first (None: not pairable)."""
-    if matrix is None or matrix.shape[1] < 2:
-        return replace(
-            start,
-            verdict="n/a (no examples scored by both)",
-            informative=False,
-            note="the models were scored on different examples",
-        )
-    seeds, note = start.seeds, start.note
-    a, b = matrix[: seeds[0]], matrix[seeds[0] :]
-    if seeds[0] >= 2 and seeds[1] >= 2:
-        r = recipe_difference(a, b)
-        diff, lo, hi, p, kind = r.diff, r.lo, r.hi, r.p_value, "recipes"
-    else:
-        res = paired_comparison(a.mean(0), b.mean(0))
-        diff, lo, hi, p, kind = res.diff, res.lo, res.hi, res.p_value, "paired"
-        if max(seeds) > 1:
-            note = (note + "; " if note else "") + "one recipe has a single seed: seed-to-seed spread not included"
-    text = "" if start.informative else "not informative (does not beat its controls)"
-    return replace(start, diff=diff, low=lo, high=hi, verdict=text, kind=kind, p_value=p, n=matrix.shape[1], note=note)

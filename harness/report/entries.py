@@ -44,6 +44,8 @@ class Entry:
     epochs: int | None = None
     imported: str | None = None  # the archive file the run was imported from (None: measured in this database)
     shared_name: bool = False  # another model (other files or weights) has runs under the same name
+    clean_correct: frozenset[int] | None = None  # the test images (indices) it classifies correctly
+    explained_output: str = "logit"  # what its attribution methods explain (the suite's ``output``)
 
     @property
     def robust_interval(self) -> tuple[float, float]:
@@ -120,6 +122,8 @@ def runs_frame(s: Session) -> pd.DataFrame:
                 "architecture": str(info.get("architecture") or ""),
                 "threat_trained": str(training.get("threat_model") or "") if method != "standard" else "",
                 "epochs": training.get("epochs") if isinstance(training.get("epochs"), int) else None,
+                "clean_correct": _clean_correct(run),
+                "explained_output": _explained_output(run.details),
                 "created_at": run.created_at,
                 "scores": scores,
                 "flags": tuple(f for f in (run.flags or []) if isinstance(f, dict)),
@@ -135,6 +139,22 @@ def runs_frame(s: Session) -> pd.DataFrame:
 def _imported(details: Any) -> str | None:
     imported = details.get("imported") if isinstance(details, dict) else None
     return str(imported.get("file") or "an archive file") if isinstance(imported, dict) else None
+
+
+def _clean_correct(run: store.RunRecord) -> frozenset[int] | None:
+    """The indices of the test images the run's model classifies correctly (None without per-example rows)."""
+    rows = run.examples
+    if not rows:
+        return None
+    return frozenset(int(r.idx) for r in rows if r.clean_correct is True)
+
+
+def _explained_output(details: Any) -> str:
+    """The model output the run's attribution methods explain (stored suite settings; "logit" when unrecorded)."""
+    node = details
+    for key in ("interpretability", "settings", "output"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if node in ("logit", "probability") else "logit"
 
 
 def _eps(value: Any) -> float | None:
@@ -193,6 +213,8 @@ def to_entries(table: pd.DataFrame, reported: dict[str, dict[str, Any]]) -> list
             epochs=row.epochs,
             imported=imported if isinstance(imported := getattr(row, "imported", None), str) else None,
             shared_name=bool(getattr(row, "shared_name", False)),
+            clean_correct=row.clean_correct,
+            explained_output=row.explained_output,
         )
         for row in table.itertuples(index=False)
     ]

@@ -164,9 +164,7 @@ def _board_section(board: Board, out_dir: Path, runs_root: Path | None) -> str:
             parts.append(_versus_table(board))
         if getattr(board, "uncompared", None):
             reasons = "; ".join(esc(u) for u in board.uncompared)
-            parts.append(
-                f'<p class="note">Not compared (no single standard recipe of their architecture): {reasons}.</p>'
-            )
+            parts.append(f'<p class="note">Not compared: {reasons}.</p>')
         if any(board.detail_pairs) and (plot := scatter_plot(board, out_dir / "plots")) is not None:
             src = plot.relative_to(out_dir).as_posix()
             parts.append(
@@ -241,7 +239,7 @@ def _correlation_table(board: Board) -> str:
             [
                 text(c.method),
                 text(label(c.metric)),
-                number(str(c.n_models), c.n_models),
+                number(f"{c.n_units} ({c.n_models})", c.n_units),
                 number(shown, None if _nan(rho) else rho),
                 number("—" if p_value is None or _nan(p_value) else f"{p_value:.3f}", p_value),
                 text(c.verdict),
@@ -250,16 +248,15 @@ def _correlation_table(board: Board) -> str:
     header = [
         "Method",
         "Metric",
-        "Models",
+        "Recipes (models)",
         "Spearman ρ (robust acc, metric)",
         "p (adjusted)",
         "Robust → more interpretable?",
     ]
-    return _table(header, rows, sortable=True, caption="Robustness vs interpretability")
+    return _table(header, rows, sortable=True, caption="Robustness vs interpretability across recipes")
 
 
 def _versus_table(board: Board) -> str:
-    several = len({getattr(c, "baseline", "") for c in board.comparisons}) > 1  # one baseline per architecture
     rows = []
     for c in board.comparisons:
         shown = f"{c.diff:+.3f}"
@@ -268,16 +265,27 @@ def _versus_table(board: Board) -> str:
         elif getattr(c, "intervals", None):
             (a_lo, a_hi), (b_lo, b_hi) = c.intervals
             shown += f" (intervals {_interval(a_lo, a_hi)} vs {_interval(b_lo, b_hi)})"
-        baseline = [text(getattr(c, "baseline", ""))] if several else []
+        baseline = c.baseline + ("" if c.matched else " (not epochs-matched)")
         rows.append(
-            [text(c.model), *baseline, text(c.method), text(label(c.metric)), number(shown, c.diff), text(c.verdict)]
+            [
+                text(c.model),
+                text(baseline),
+                text(c.method),
+                text(label(c.metric)),
+                number(shown, c.diff),
+                text("normalised" if c.normalised else "raw"),
+                text(f"{c.seeds[0]} vs {c.seeds[1]} seeds"),
+                text(c.verdict),
+            ]
         )
     header = [
-        "Model",
-        *(["Standard baseline"] if several else []),
+        "Recipe",
+        "Standard baseline",
         "Method",
         "Score",
-        f"Model − {board.standard_model} [95% interval]",
+        "Recipe − baseline [95% interval]",
+        "Values",
+        "Seeds",
         "Robust → more interpretable?",
     ]
     caption = "Adversarially trained vs standard training (the seed paper's comparison)"
@@ -292,13 +300,13 @@ def _controls_table(board: Board) -> str:
                 text(c.model),
                 text(c.method),
                 text(label(c.metric)),
-                text(c.control),
+                text(f"{c.bar} ({c.bar_mean:.3f})"),
                 number(f"{c.diff:+.3f} [{c.low:+.3f}, {c.high:+.3f}]", c.diff),
-                text("yes" if c.beats else "matches it" if getattr(c, "matches", False) else "no"),
+                text("yes" if c.beats else "no"),
             ]
         )
-    header = ["Model", "Method", "Score", "Control", "Method − control [95% paired]", "Beats it?"]
-    return _table(header, rows, sortable=True, caption="Controls: each score against random and input-only maps")
+    header = ["Model", "Method", "Score", "Bar (best model-free control)", "Method − bar [95% paired]", "Beats it?"]
+    return _table(header, rows, sortable=True, caption="Controls: each score against its best model-free control")
 
 
 def _nan(value: Any) -> bool:

@@ -29,9 +29,9 @@ class Stored:
 Note = tuple[str | Stored, ...]
 
 CONTROL_NOTE: Note = (
-    "† does not beat its controls: the paired 95% interval of its difference from the score of random attributions "
-    "or of the input times noise (same images) does not clear a tenth of the gap between the two controls in the "
-    "better direction; see Controls",
+    "† does not beat its bar on this model: the one-sided paired test of its improvement over the best model-free "
+    "control (random maps, the input times noise, 1 − x, a blurred x, edges; same images) is not significant at 5%; "
+    "see Controls and the bar",
 )
 
 

@@ -154,7 +154,7 @@ def generate(
         model: returns logits ``(B, K)``; eval mode; on the seeds' device.
         seeds: float ``(N, C, H, W)`` in [0, 1] (e.g. :func:`class_seeds`).
         target: int64 ``(N,)``.
-        steps, eps, step_size: see above (defaults: module docstring).
+        steps, eps, step_size: see above (defaults: module docstring); ``steps=0`` returns the seeds.
         batch_size: examples per chunk (None: all at once).
         validate_args: skip the checks when False.
 
@@ -165,7 +165,7 @@ def generate(
         check_images(seeds, "seeds")
         check_unit_range(seeds, "seeds")
         target = check_target(target, len(seeds), seeds.device)
-        check_positive_int(steps, "steps")
+        check_positive_int(steps, "steps", minimum=0)
         check_positive(eps, "eps")
         check_positive(step_size, "step_size")
         if batch_size is not None:

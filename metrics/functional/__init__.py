@@ -16,6 +16,7 @@ from metrics.functional.faithfulness import (
     deletion_auc_relative,
     insertion_auc,
     perturbation_curve,
+    perturbation_curve_scores,
 )
 from metrics.functional.faithfulness_correlation import faithfulness_correlation
 from metrics.functional.infidelity import infidelity, infidelity_gaussian
@@ -26,6 +27,7 @@ from metrics.functional.localisation import (
     relevance_mass_ratio,
     relevance_rank_accuracy,
 )
+from metrics.functional.occlusion import OcclusionMaps, pixel_occlusion
 from metrics.functional.randomisation import (
     discrete_entropy,
     efficient_model_parameter_randomisation,
@@ -34,11 +36,12 @@ from metrics.functional.randomisation import (
     randomisable_layers,
     smooth_model_parameter_randomisation,
 )
-from metrics.functional.road import noisy_linear_imputation, road_curve
+from metrics.functional.road import noisy_linear_imputation, road_curve, single_pixel_imputation
 from metrics.functional.robustness import max_sensitivity
 
 __all__ = [
     "Degenerate",
+    "OcclusionMaps",
     "abpc",
     "count_degenerate",
     "curve_auc",
@@ -57,12 +60,15 @@ __all__ = [
     "model_parameter_randomisation_score",
     "noisy_linear_imputation",
     "perturbation_curve",
+    "pixel_occlusion",
+    "perturbation_curve_scores",
     "pointing_game",
     "randomisable_layers",
     "relevance_mass_accuracy",
     "relevance_mass_ratio",
     "relevance_rank_accuracy",
     "road_curve",
+    "single_pixel_imputation",
     "smooth_model_parameter_randomisation",
     "sparseness",
     "spearman",

@@ -107,17 +107,16 @@ def chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(start + size, total)
 
 
-def model_scores(
+def model_outputs(
     model: nn.Module,
     batches: Iterator[tuple[Tensor, Tensor]],
     *,
-    softmax: bool,
     dtype: torch.dtype | None = torch.float32,
-) -> Tensor:
-    """Target scores of the model over ``(images, target)`` batches, concatenated: the softmax probability of
-    the target class (``softmax=True``) or its logit, as ``dtype`` (``None``: the model's output dtype). Raises
+) -> tuple[Tensor, Tensor]:
+    """Target-class softmax probabilities and logits of the model over ``(images, target)`` batches, from the same
+    forward passes, concatenated: ``((B,), (B,))`` as ``dtype`` (``None``: the model's output dtype). Raises
     ``ValueError`` if the model returns NaN/inf."""
-    out, finite = [], []
+    probs, logits_out, finite = [], [], []
     with torch.inference_mode():
         for images, target in batches:
             logits = model(images)
@@ -129,12 +128,26 @@ def model_scores(
             if bool((target >= logits.shape[1]).any()):
                 raise ValueError(f"target holds class indices >= the model's {logits.shape[1]} outputs")
             finite.append(torch.isfinite(logits).all())
-            values = logits.softmax(dim=-1) if softmax else logits
-            out.append(values.gather(1, target[:, None]).squeeze(1))
+            probs.append(logits.softmax(dim=-1).gather(1, target[:, None]).squeeze(1))
+            logits_out.append(logits.gather(1, target[:, None]).squeeze(1))
     if not bool(torch.stack(finite).all()):
         raise ValueError("model returned NaN or infinite logits; the metric is undefined for such inputs")
-    scores = torch.cat(out)
-    return scores if dtype is None else scores.to(dtype)
+    p, z = torch.cat(probs), torch.cat(logits_out)
+    return (p, z) if dtype is None else (p.to(dtype), z.to(dtype))
+
+
+def model_scores(
+    model: nn.Module,
+    batches: Iterator[tuple[Tensor, Tensor]],
+    *,
+    softmax: bool,
+    dtype: torch.dtype | None = torch.float32,
+) -> Tensor:
+    """Target scores of the model over ``(images, target)`` batches, concatenated: the softmax probability of
+    the target class (``softmax=True``) or its logit, as ``dtype`` (``None``: the model's output dtype). Raises
+    ``ValueError`` if the model returns NaN/inf."""
+    probs, logits = model_outputs(model, batches, dtype=dtype)
+    return probs if softmax else logits
 
 
 def curves(
@@ -152,7 +165,39 @@ def curves(
     rank_index: Tensor | None = None,
     impute: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """Scores ``(R, S)`` along perturbation curves, one row per baseline row ``r`` of ``base`` ``(R, C, H, W)``.
+    """Scores ``(R, S)`` of :func:`curve_pair`: the target's softmax probability (``softmax=True``) or its logit."""
+    probs, logits = curve_pair(
+        model,
+        x,
+        base,
+        ranks,
+        counts,
+        target,
+        mode=mode,
+        batch_size=batch_size,
+        x_index=x_index,
+        rank_index=rank_index,
+        impute=impute,
+    )
+    return probs if softmax else logits
+
+
+def curve_pair(
+    model: nn.Module,
+    x: Tensor,
+    base: Tensor,
+    ranks: Tensor,
+    counts: Tensor,
+    target: Tensor,
+    *,
+    mode: str,
+    batch_size: int,
+    x_index: Tensor | None = None,
+    rank_index: Tensor | None = None,
+    impute: Callable[[Tensor, Tensor], Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Target probabilities and target logits ``(R, S)`` each, from the same forward passes, along perturbation
+    curves, one row per baseline row ``r`` of ``base`` ``(R, C, H, W)``.
 
     Step k of row r shows ``x[x_index[r]]`` with the pixels of rank ``< counts[k]`` (``ranks[rank_index[r]]``,
     ``(H, W)`` each) replaced by ``base[r]`` ("deletion"), or ``base[r]`` with those pixels taken from x
@@ -194,7 +239,10 @@ def curves(
             images = torch.where(mask, base[r], xs) if deletion else torch.where(mask, xs, base[r])
         return images, target[x_index[r]]
 
-    scores = model_scores(model, (make(a, b) for a, b in chunks(pairs.shape[0], batch_size)), softmax=softmax)
-    table = torch.zeros(n_rows, n_steps, device=x.device)
-    table[pairs[:, 0], pairs[:, 1]] = scores.to(x.device)
-    return table.gather(1, source)
+    outputs = model_outputs(model, (make(a, b) for a, b in chunks(pairs.shape[0], batch_size)))
+    tables = []
+    for scores in outputs:
+        table = torch.zeros(n_rows, n_steps, device=x.device)
+        table[pairs[:, 0], pairs[:, 1]] = scores.to(x.device)
+        tables.append(table.gather(1, source))
+    return tables[0], tables[1]

@@ -211,6 +211,50 @@ def noisy_linear_imputation(
     return torch.where(removed, filled + z, x)
 
 
+def single_pixel_imputation(
+    x: Tensor,
+    *,
+    noise_std: float = DEFAULT_NOISE_STD,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """For every pixel, the value ROAD's fill gives it when that pixel alone is removed, ``(N, C, H, W)``.
+
+    With one removed pixel every neighbour is known, and :func:`noisy_linear_imputation`'s system has the closed
+    form ``v_ij = sum_k w_k x_k / sum_k w_k + noise_std * z_ij`` over the pixel's in-image 8 neighbours k (weights
+    1/6 direct, 1/12 diagonal): one stencil pass, no solve. Replacing pixel (i, j) of x by this value gives
+    exactly ``noisy_linear_imputation(x, removed={(i, j)}, noise=z)`` (up to that solver's tolerance); the images of
+    a single-pixel occlusion under ROAD's fill.
+
+    Args:
+        x: float ``(N, C, H, W)``, H and W at least 2.
+        noise_std: standard deviation of the added Gaussian noise (0 = plain linear imputation).
+        noise: explicit standard-normal draws ``z`` ``(N, C, H, W)`` instead of drawing from ``generator``.
+        generator: draws z, ``torch.randn((N, C, H, W))``; ``None`` = torch's global RNG.
+
+    Returns:
+        ``(N, C, H, W)``, dtype of x.
+
+    Raises:
+        ValueError: bad argument (named).
+
+    Example:
+        >>> x = torch.tensor([[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]])
+        >>> single_pixel_imputation(x, noise_std=0.0)[0, 0, 1, 1]
+        tensor(5.)
+    """
+    check_images(x)
+    n, c, h, w = x.shape
+    if h < 2 or w < 2:
+        raise ValueError(f"x must be at least 2x2 pixels (a pixel needs a neighbour), got {h}x{w}")
+    check_generator(generator)
+    z = road_noise(x, noise_std, noise, generator, tuple(x.shape))
+    dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    v = x.to(dtype).reshape(n * c, 1, h, w)
+    degree = _neighbour_sum(torch.ones(1, 1, h, w, dtype=dtype, device=x.device))
+    return (_neighbour_sum(v) / degree).reshape(n, c, h, w).to(x.dtype) + z
+
+
 def _removal_counts(percentages: Sequence[float], n_pixels: int) -> list[int]:
     if isinstance(percentages, str | Tensor) or not isinstance(percentages, Sequence) or len(percentages) == 0:
         raise ValueError(f"percentages must be a non-empty sequence of numbers in [0, 100], got {percentages!r}")

@@ -255,6 +255,11 @@ def dose_response_test(
     """Dose-response across the training eps: Spearman's rho between eps and per-model scores, with seeds as
     replicates, and its exact (up to 8 models) or Monte Carlo permutation p-value.
 
+    Superseded by ``metrics.stats.units.dose_response`` (eps levels as the units): permuting checkpoints is exact
+    only when the models of one eps are as different from each other as from those of another eps, i.e. when eps
+    levels (recipes) have no effect of their own. With level effects and no trend its type I is 0.28-0.29 at a
+    nominal 5% (issue 24; ``tests/metrics/stats/test_units.py``). Kept for the board until it moves to the levels.
+
     One entry per trained model: its recipe's ``eps`` (0 for standard training; seeds of a recipe share eps, i.e.
     ties, handled by average ranks) and its ``score`` (e.g. the model's mean over the shared images). Under the
     null (score unrelated to eps) the models' scores are exchangeable, so permuting scores across models gives an

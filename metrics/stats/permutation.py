@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -29,6 +30,14 @@ def _centred_double_ranks(v: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata  # on first use: a run's parent imports this package but never calls this
 
     return 2 * rankdata(v) - (v.size + 1)
+
+
+@lru_cache(maxsize=MAX_EXACT + 3)
+def _orderings(n: int) -> np.ndarray:
+    """Every ordering of ``range(n)``, ``(n!, n)`` intp, read-only (cached: the board runs many tests of few units)."""
+    perms = np.array(list(itertools.permutations(range(n))), dtype=np.intp).reshape(-1, n)
+    perms.setflags(write=False)
+    return perms
 
 
 def spearman_permutation_test(
@@ -85,7 +94,7 @@ def spearman_permutation_test(
     rho = min(1.0, max(-1.0, observed / scale))
     n = a.size
     if n <= max_exact:
-        perms = np.array(list(itertools.permutations(range(n))), dtype=np.intp)
+        perms = _orderings(n)
         count = tail_count(s[perms] @ r, observed, alternative, 0.5)
         return (rho, count / perms.shape[0])
     rng = np.random.default_rng(seed)

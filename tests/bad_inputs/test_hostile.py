@@ -78,6 +78,16 @@ def test_a_patched_harness_can_neither_change_the_configuration_nor_forge_scores
     assert run_rows(case.path, "existing0001") == case.existing_before
 
 
+def test_a_worker_that_swaps_the_attack_is_refused_before_any_robust_accuracy_is_stored(case):
+    proc = case.run("--model", str(case.dir / "swaps_attack.py"), *FAST, "--no-featurevis")
+    assert_clean_failure(case, proc, "AutoAttack log for attacks that were not requested (apgd-dlr)", whole_db=False)
+    run = _stored(case.path)
+    assert (run["attack"], run["status"], run["robust_acc"]) == ("apgd-ce", "failed", None)
+    with sqlite3.connect(case.path) as con:
+        assert con.execute("SELECT count(*) FROM examples WHERE run_id = ?", (run["id"],)).fetchone()[0] == 0
+    assert run_rows(case.path, "existing0001") == case.existing_before
+
+
 # 3 and 4. nothing outlives the run or its parent ------------------------------------------------------------
 
 

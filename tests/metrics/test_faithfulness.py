@@ -15,6 +15,7 @@ from metrics.functional import (
     deletion_auc_relative,
     insertion_auc,
     perturbation_curve,
+    perturbation_curve_scores,
 )
 from metrics.functional._perturb import resolve_baseline
 from tests.metrics.conftest import ConstantLogits, LinearScore, run_quantus
@@ -58,6 +59,33 @@ def test_pixel_flipping_matches_quantus(which, request, images):
     tol = 2 * probability_error_bound(logit_error_bound(model, (1, 28, 28))) + metric_score_roundoff()
     assert tol < 1e-5
     np.testing.assert_allclose(ours[:, 1:].numpy(), q, atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("which", ["standard", "robust"])
+def test_logit_pixel_flipping_matches_quantus(which, request, images):
+    """score="logit" against Quantus's PixelFlipping with softmax=False (its target logit), on the same float64
+    model: each logit is within the bound's error of the exact one on either side, and ours is stored in float32."""
+    model = request.getfixturevalue(f"{which}_model")
+    x, y, a = images[0][:4], images[1][:4], _distinct(request.getfixturevalue(f"{which}_saliency")[:4])
+    metric = quantus.PixelFlipping(features_in_step=56, perturb_baseline=0.0, disable_warnings=True)
+    q = run_quantus(metric, Float64(model), x, y, a, softmax=False)
+    kwargs = {"order": "morf", "mode": "deletion", "baseline": "black", "n_steps": 14}
+    ours = perturbation_curve(Float64(model), x.double(), a, y, score="logit", **kwargs)
+    assert ours.shape == (4, 15)
+    # both sides within the bound's error of the exact logit; ours rounded once more to float32 (relative u_s)
+    error = 2 * float(logit_error_bound(model, (1, 28, 28)).error.max())
+    assert error < 1e-4
+    tol = error + 2 * metric_score_roundoff() * np.abs(q)
+    assert bool((np.abs(ours[:, 1:].numpy() - q) <= tol).all())
+    # one call scores both outputs from the same forward passes: equal to the separate calls
+    both = perturbation_curve_scores(Float64(model), x.double(), a, y, **kwargs)
+    assert torch.equal(both.logit, ours)
+    assert torch.equal(both.probability, perturbation_curve(Float64(model), x.double(), a, y, **kwargs))
+    for fn in (deletion_auc, insertion_auc, abpc, deletion_auc_relative):
+        by_logit = fn(Float64(model), x.double(), a, y, baseline="black", n_steps=14, score="logit")
+        assert by_logit.shape == (4,) and not torch.equal(by_logit, fn(Float64(model), x.double(), a, y, n_steps=14))
+    with pytest.raises(ValueError, match="score"):
+        perturbation_curve(model, x, a, y, score="log-probability", **kwargs)
 
 
 @pytest.mark.parametrize("order", ["morf", "lerf"])

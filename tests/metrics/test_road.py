@@ -21,6 +21,7 @@ from metrics.functional import (
     noisy_linear_imputation,
     perturbation_curve,
     road_curve,
+    single_pixel_imputation,
 )
 from tests.metrics.conftest import ConstantLogits, record_numpy_random, run_quantus
 
@@ -110,6 +111,36 @@ def test_hand_computed_imputations():
     np.testing.assert_allclose(
         noisy_linear_imputation(row, pair, noise_std=0.0, rtol=1e-12)[0, 0, 0].numpy(), [1.0, 2.0, 3.0, 4.0], atol=1e-12
     )
+
+
+def test_single_pixel_closed_form_equals_the_imputation_of_that_pixel_alone(images):
+    """Every pixel of two real images (float64, with noise, two channels, corners, borders and the interior): the
+    closed form equals noisy_linear_imputation with that one pixel removed, Quantus's spsolve on a few, and the
+    hand-computed corner of the 3x3 example."""
+    x = torch.cat([images[0][:2], images[0][2:4].flip(-1)], dim=1).double()  # (2, 2, 28, 28)
+    z = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    closed = single_pixel_imputation(x, noise_std=0.05, noise=z)
+    n, c, h, w = x.shape
+    removed = torch.eye(h * w, dtype=torch.bool).reshape(h * w, 1, h, w)  # one mask per pixel
+    for i in range(n):
+        solved = noisy_linear_imputation(
+            x[i : i + 1].expand(h * w, c, h, w), removed, noise_std=0.05, noise=z[i : i + 1].expand(h * w, c, h, w)
+        )
+        at_pixel = solved[removed.expand(-1, c, -1, -1)].reshape(h * w, c).T.reshape(c, h, w)
+        np.testing.assert_allclose(closed[i].numpy(), at_pixel.numpy(), atol=ATOL64, rtol=0)
+    for r, col in ((0, 0), (0, 13), (27, 27), (14, 9)):
+        q = quantus_imputation(x[0, :1].numpy(), np.array([r * w + col]), noise=0.0)
+        assert closed[0, 0, r, col].item() - 0.05 * z[0, 0, r, col].item() == pytest.approx(q[0, r, col], abs=1e-12)
+    grid = torch.arange(1.0, 10.0, dtype=torch.float64).reshape(1, 1, 3, 3)
+    corner = single_pixel_imputation(grid, noise_std=0.0)[0, 0, 0, 0].item()
+    assert corner == pytest.approx((2 / 6 + 4 / 6 + 5 / 12) / (5 / 12), abs=1e-12)
+    drawn = single_pixel_imputation(x, generator=torch.Generator().manual_seed(3))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert torch.equal(drawn, single_pixel_imputation(x, noise=noise))
+    with pytest.raises(ValueError, match="at least 2x2"):
+        single_pixel_imputation(torch.zeros(1, 1, 1, 5))
+    with pytest.raises(ValueError, match="noise must be"):
+        single_pixel_imputation(x, noise=torch.zeros(1, 1, 28, 28))
 
 
 def test_everything_removed_gives_the_noise():

@@ -22,8 +22,8 @@ import pytest
 import torch
 from torch import nn
 
+import metrics.curves
 import metrics.functional
-import metrics.registry as registry
 import metrics.suite as suite
 from metrics.registry import METRICS, attribution_metrics
 from metrics.suite import Attributions, MetricScore, SuiteConfig, iter_suite
@@ -193,7 +193,7 @@ def test_suite_at_224x224(monkeypatch):
         "infidelity_gaussian",
         functools.partial(metrics.functional.infidelity_gaussian, n_samples=4),
     )
-    monkeypatch.setattr(registry, "CURVE_STEPS", 8)  # curves (both fills) with 8 steps: sizes, not values, are tested
+    monkeypatch.setattr(metrics.curves, "CURVE_STEPS", 8)  # curves (both fills) with 8 steps: sizes, not values
     config = dataclasses.replace(CONFIG, n_explain=2, n_sanity=1, n_composites=1, controls=())
     attributions, scores = run(make_model("gap", 224), 224, config)
     check_scores(scores, config)

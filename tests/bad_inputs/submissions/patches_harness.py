@@ -1,5 +1,5 @@
-"""Bad input: patches the harness inside its own worker process: its attack runs at eps 1e-6 under L2 with
-AutoAttack's apgd-dlr whatever the parent resolved, and its explain step sends a score for a (method, metric) pair
+"""Bad input: patches the harness inside its own worker process: its attack runs at eps 1e-6 under L2 whatever
+the parent resolved (the attack it swaps is ``swaps_attack``'s case), and its explain step sends a score for a (method, metric) pair
 that was never requested, with markdown and HTML in its details (the parent's configuration must be what is
 stored, and the forged score must end the run)"""
 from torch import nn
@@ -25,7 +25,7 @@ def load_model():
     original = WorkerSession._check
 
     def check(self, message):
-        message["run"].update(eps=1e-6, threat_model="L2", attack="apgd-dlr")
+        message["run"].update(eps=1e-6, threat_model="L2")
         return original(self, message)
 
     def explain(self, message):

@@ -158,7 +158,7 @@ def test_feature_visualisation_shows_progress(standard_model, fmnist_test, capfd
         standard_model, x[:8], y[:8], x, y, config=config, num_classes=10, device=torch.device("cpu"), progress=True
     )
     err = capfd.readouterr().err
-    total = 2 * 1 * (3 + 1) + 2 * 2  # 2 seed kinds x 1 chunk x (target + 3 steps) + 2 chunks of 8 x 2 steps
+    total = 2 * 1 * (3 + 2) + 2 * 2  # 2 seed kinds x 1 chunk x (target + seed + 3 steps) + 2 chunks of 8 x 2 steps
     assert "feature visualisation" in err and f"/{total} " in err
     assert out["generation"]["images"].shape == (10, 1, 28, 28)
 

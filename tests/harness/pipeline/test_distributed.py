@@ -18,8 +18,8 @@ from tests.conftest import ROOT, SUBMISSIONS, run_cli
 from tests.harness.store.postgres import count, new_database, rows, server
 
 MODEL = str(SUBMISSIONS / "fmnist_pgd_linf.py")
-# 4 chunks of 4; saliency and integrated gradients (randomised: uniform baselines) plus the two controls: two
-# explain units per rank
+# 4 chunks of 4; saliency and integrated gradients (randomised: uniform baselines) plus the five controls and the
+# bounds: four explain units per rank
 CONFIG = [
     "--model",
     MODEL,
@@ -66,7 +66,8 @@ def test_two_ranks_store_the_rows_of_a_single_process_run(single_process, tmp_pa
     assert done.stdout.count("stored run") == 1  # rank 0 reports; rank 1's summary is not printed again
     examples, scores = rows(url)
     assert (examples, scores) == single_process
-    assert len(examples) == 16 and len(scores) == 8  # 2 methods x 2 metrics + 2 controls x 2 headline metrics
+    # 2 methods x 2 metrics + 5 controls x 2 headline metrics + ABPC's floor and ceiling
+    assert len(examples) == 16 and len(scores) == 16
     listing = run_cli("runs", "--db", url).stdout
     assert " complete " in listing and "examples 16/16" in listing
     assert count(url, "SELECT COUNT(*) FROM artifacts") == 0

@@ -6,6 +6,8 @@ import sqlite3
 import pytest
 
 from harness.data import DEBIAN_FASHION_MNIST
+from metrics.bounds import BOUNDS
+from metrics.controls import CONTROLS
 from tests.conftest import SUBMISSIONS, run_cli
 
 SMALL_SUITE = ["--methods", "saliency", "--metrics", "sparseness,abpc"]
@@ -56,15 +58,19 @@ def test_small_standard_run_end_to_end(tmp_path, data_dir):
     assert (record["dataset"], record["threat_model"], record["eps_text"]) == ("fashion-mnist", "Linf", "0.1")
     assert record["attack"] == "standard" and record["seed"] == 0 and record["n_examples"] == 12
     assert record["status"] == "complete"
-    # controls in every run; --reliability adds MetaQuantus reliability of both headline metrics (no attributions)
-    assert set(record["metrics"]) == {"saliency", "control_random", "control_input", "reliability"}
+    # controls in every run; --reliability adds MetaQuantus reliability of both headline metrics (no attributions);
+    # ABPC, a perturbation-curve metric, has the model's floor and ceiling (the bounds, no attributions either)
+    assert set(record["metrics"]) == {"saliency", *CONTROLS, *BOUNDS, "reliability"}
     for method in record["metrics"]:  # both are headline metrics, so the controls are scored with them too
-        assert set(record["metrics"][method]) == {"sparseness", "abpc"}
+        assert set(record["metrics"][method]) == ({"abpc"} if method in BOUNDS else {"sparseness", "abpc"})
     for score in record["metrics"]["reliability"].values():
         d = score["details"]
-        assert 0 <= score["mean"] <= 1 and d["reliable"] == (
-            d["noise_resilience"] > 0.5 and d["adversary_reactivity"] > 0.5
-        )
+        # the verdict is the parent's, recomputed from the criteria against the noise metric's null
+        assert 0 <= score["mean"] <= 1 and d["reliable"] == (d["status"] == "reliable")
+        assert d["status"] in ("reliable", "not reliable") and set(d["thresholds"]) == {
+            "noise_resilience",
+            "adversary_reactivity",
+        }
     gini = record["metrics"]["saliency"]["sparseness"]
     assert gini["n"] == 4 and 0 < gini["mean"] < 1 and gini["ci_low"] <= gini["mean"] <= gini["ci_high"]
     assert record["versions"]["pyautoattack"] == "0.2.0" and record["versions"]["torch"]

@@ -15,7 +15,8 @@ from harness.pipeline.resolve import resolve_featurevis
 from harness.reference import HERE, load_reference, reference_spec
 from metrics.featurevis import scoring
 from metrics.featurevis.pipeline import FeatureVisConfig, visualise
-from metrics.registry import METRICS
+from metrics.featurevis.seeds import derive_seeds
+from metrics.registry import FEATUREVIS_METHOD, FEATUREVIS_NOOP_METHOD, METRICS
 from tests.conftest import SUBMISSIONS, run_cli
 
 QUICK = [
@@ -75,35 +76,40 @@ def small_output(robust_model, data_dir):
     x, y = load_examples("fashion-mnist", n=6, data_dir=data_dir)
     x_train, y_train = load_examples("fashion-mnist", split="train", n=2000, data_dir=data_dir)
     config = FeatureVisConfig(n_inversion=4, inversion_steps=20, per_class=2, generation_steps=5)
-    return visualise(
+    out = visualise(
         robust_model.eval(), x, y, x_train, y_train, config=config, num_classes=10, device=torch.device("cpu")
-    ), x
+    )
+    return out, derive_seeds(x, y, x_train, y_train, config=config, num_classes=10)
 
 
 def test_worker_output_is_validated(small_output):
-    out, x = small_output
-    scoring.validate(out, x, 10)
+    out, seeds = small_output
+    scoring.validate(out, seeds, 10)
     bad = {"inversion": out["inversion"], "generation": dict(out["generation"])}
     bad["generation"]["images"] = out["generation"]["images"] * 2.0  # outside [0, 1]
     with pytest.raises(ValueError, match="outside"):
-        scoring.validate(bad, x, 10)
+        scoring.validate(bad, seeds, 10)
     bad["generation"]["images"] = out["generation"]["images"][:, :, :10]
     with pytest.raises(ValueError, match="shape"):
-        scoring.validate(bad, x, 10)
+        scoring.validate(bad, seeds, 10)
     bad = {
         "inversion": out["inversion"],
         "generation": {**out["generation"], "classes": out["generation"]["classes"] + 20},
     }
     with pytest.raises(ValueError, match="classes"):
-        scoring.validate(bad, x, 10)
+        scoring.validate(bad, seeds, 10)
 
 
 def test_scores_compare_with_the_harness_images(small_output, data_dir):
-    out, x = small_output
+    out, seeds = small_output
+    x = seeds.inversion.targets
     reference = scoring.Reference(load_reference("fashion-mnist"))
     real, labels, train = real_images("fashion-mnist", data_dir, 20, 0)
-    scores = {s.metric: s for s in scoring.score(out, x, real, labels, train, reference, seed=0)}
+    scored = scoring.score(out, seeds, real, labels, train, reference, seed=0, n_bootstrap=50).scores
+    scores = {s.metric: s for s in scored if s.method == FEATUREVIS_METHOD}
     assert set(scores) == {n for n, spec in METRICS.items() if spec.stage == "featurevis"}
+    controls = {s.metric for s in scored if s.method == FEATUREVIS_NOOP_METHOD}
+    assert controls == set(scores) - {"inversion_loss"}  # the no-op of every score the parent can compute
     n = 4 * 2  # 4 targets x 2 seed kinds
     assert len(scores["inversion_ssim"].values) == n and len(scores["generation_judge_accuracy"].values) == 20
     # a perfect inversion (the target itself) scores SSIM 1 and distance 0: the parent compares with its own x
@@ -114,9 +120,11 @@ def test_scores_compare_with_the_harness_images(small_output, data_dir):
         },
         "generation": {"skipped": "not needed"},
     }
-    exact = {s.metric: s for s in scoring.score(perfect, x, real, labels, train, reference, seed=0)}
+    scored = scoring.score(perfect, seeds, real, labels, train, reference, seed=0, n_bootstrap=50).scores
+    exact = {s.metric: s for s in scored if s.method == FEATUREVIS_METHOD}
     assert min(exact["inversion_ssim"].values) > 0.999
     assert max(exact["inversion_distance"].values) < 1e-4
+    assert exact["inversion_ssim"].details["noop"]["gain"] > 0.999  # all the way from the seeds to the targets
     assert exact["generation_fid"].details["not_applicable"] == "not needed"
     fid = scores["generation_fid"]
     low, high = fid.details["interval"]
@@ -155,6 +163,11 @@ def test_run_stores_featurevis_scores_figures_and_leaderboard(tmp_path, data_dir
     assert set(fv) == {n for n, spec in METRICS.items() if spec.stage == "featurevis"}
     assert 0 < fv["inversion_ssim"]["mean"] < 1 and fv["inversion_ssim"]["n"] == 8
     assert fv["generation_fid"]["mean"] > 0 and fv["generation_judge_accuracy"]["n"] == 30
+    noop = record["metrics"]["featurevis_noop"]  # the control, recomputed by the parent from its own seeds
+    assert set(noop) == set(fv) - {"inversion_loss"} and noop["inversion_ssim"]["n"] == 8
+    assert fv["inversion_ssim"]["details"]["noop"]["mean"] == pytest.approx(noop["inversion_ssim"]["mean"])
+    steps = fv["inversion_loss"]["details"]["convergence"]
+    assert steps["cap"] == 30 and 0 < steps["steps_mean"] <= steps["steps_max"] <= 30
     folder = db.parent / "runs" / record["run_id"]
     for name in ("attributions", "adversarial", "inversions", "generated"):
         image = imread(folder / f"{name}.png")

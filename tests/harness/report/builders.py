@@ -54,6 +54,10 @@ def entry(
     threat="",
     epochs=3,
     recipe=None,
+    clean=0.9,
+    correct=None,
+    output="logit",
+    seed=None,
 ):
     """One model's entry; its recipe label is ``training threat eps architecture`` unless given."""
     label = " ".join(str(p) for p in (training, threat, eps if eps is not None else "", architecture) if p)
@@ -62,7 +66,7 @@ def entry(
         model=model,
         n=100,
         attack="standard",
-        clean_acc=0.9,
+        clean_acc=clean,
         robust_acc=robust,
         training=training,
         created_at=datetime(2026, 1, 1),
@@ -73,4 +77,7 @@ def entry(
         architecture=architecture,
         threat_trained=threat,
         epochs=epochs,
+        clean_correct=None if correct is None else frozenset(correct),
+        explained_output=output,
+        seed=seed,
     )

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from harness.report import columns, html, markdown
 from harness.report.board import Board
 from harness.report.cells import Link, Missing, NoteMark, Number, Text
 from harness.report.columns import MAIN, Table, layout, reported_columns, reported_rows, score_value
-from harness.report.controls import ControlCheck
+from harness.report.controls import BarCheck
 from harness.report.notes import CONTROL_NOTE, na_note
 from harness.report.scores import Score
-from metrics.registry import HEADLINE
+from metrics.registry import HEADLINE, METRICS
 from tests.harness.report.builders import entry, score
 
 EG = "expected_gradients"
-HEADLINE_LABELS = [columns.label(metric) for _, metric in HEADLINE]
+HEADLINE_LABELS = [  # curve metrics show their normalised score
+    f"{METRICS.get(metric).short} norm. ↑" if METRICS.get(metric).normalisable else columns.label(metric)
+    for _, metric in HEADLINE
+]
 
 
 def _board(*entries, reported=()):
@@ -42,7 +47,15 @@ def test_the_main_table_has_the_reported_and_figures_columns_only_when_they_appl
 
 
 def test_main_cells_from_an_entry():
-    e = entry("a", {(EG, "abpc"): score([0.25, 0.5], [0, 1])}, robust=0.7)
+    scores = {
+        (EG, "abpc"): score([0.25, 0.5], [0, 1]),
+        (EG, "abpc_logit"): score([0.3, 0.5], [0, 1]),
+        ("bound_floor", "abpc_logit"): score([0.0, 0.1], [0, 1]),
+        ("bound_ceiling", "abpc_logit"): score([0.6, 0.9], [0, 1]),
+        (EG, "abpc_road"): score([0.2, 0.4], [0, 1]),
+        (EG, "gridpg"): score([0.25, 0.5], [0, 1]),
+    }
+    e = entry("a", scores, robust=0.7)
     reported = {"model_id": "a", "clean_acc": "91.5", "autoattack_acc": "60.25"}
     e = replace(e, flags=({"code": "c", "message": "m"},), reported=reported)
     board = _board(e, reported=[e.reported])
@@ -52,18 +65,25 @@ def test_main_cells_from_an_entry():
     assert cells["Model"].value == "a" and cells["Model"].sort == "a" and cells["Model"].marks[0].code == "c"
     assert cells["AA robust acc (%) [95% CI]"] == Number("70.0 [60.4, 78.1]", 70.0)  # Wilson, 70 of 100
     assert cells["Reported clean / robust (%)"] == Number("91.50 / 60.25", 60.25)
-    assert cells["ABPC ↑"] == Number("0.375", 0.375, (), "95% interval [0.250, 0.500], n=2")
-    assert cells["GridPG ↑"] == Missing()
+    # a curve metric's column: its normalised score, (0.3 + 0.4) / 2 / ((0.6 + 0.8) / 2), on the logit it explains
+    assert cells["ABPC norm. ↑"].shown == "0.500" and cells["ABPC norm. ↑"].sort == pytest.approx(0.5)
+    # no floor or ceiling stored (a run before them): the raw probability-scored score, marked raw
+    raw = cells["ABPC (ROAD) norm. ↑"]
+    assert raw.shown == "0.300" and raw.marks == (NoteMark(columns.RAW_NOTE, "raw"),)
+    assert cells["GridPG ↑"] == Number("0.375", 0.375, (), "95% interval [0.250, 0.500], n=2")
+    assert cells["Random. ρ ↓"] == Missing()
     assert cells["Date"] == Text("2026-01-01") and cells["Run"].value == "run-a"
 
 
 def test_a_headline_score_that_does_not_beat_its_controls_is_marked():
-    e = entry("a", {(EG, "abpc"): score([0.2, 0.4], [0, 1]), (EG, "sparseness"): Score(None, None, None, 0, na="why")})
+    e = entry(
+        "a", {(EG, "gridpg"): score([0.2, 0.4], [0, 1]), (EG, "sparseness"): Score(None, None, None, 0, na="why")}
+    )
     board = _board(e)
-    board.controls = [ControlCheck("a", EG, "abpc", "control_random", 0.0, -0.1, 0.1, beats=False, matches=True)]
+    board.controls = [BarCheck("a", EG, "gridpg", "control_input", 0.3, 0.0, -0.1, 0.1, 0.5, beats=False)]
     shown, (row,) = layout(MAIN, columns.main_rows(board), Table(board))
     cells = dict(zip([c.header for c in shown], row, strict=True))
-    assert cells["ABPC ↑"].marks == (NoteMark(CONTROL_NOTE, "†"),)
+    assert cells["GridPG ↑"].marks == (NoteMark(CONTROL_NOTE, "†"),)
     assert cells["Gini ↑"] == Text("n/a", sort="", marks=(NoteMark(na_note("why")),))
 
 

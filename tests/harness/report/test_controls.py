@@ -1,138 +1,93 @@
-"""Controls (harness/report/controls.py). On real Fashion-MNIST images: methods whose localisation score the
-input-structured control matches are flagged trivial (gradient x input, IG from black: zero attribution wherever the
-image is black), saliency is not. On hand-built scores: the margin, the direction, and the controls a metric is held
-to."""
+"""Each headline score against its bar, the best model-free control on the same model and images, and the board's
+gate over recipes (harness/report/controls.py), on hand-built scores; p-values against scipy."""
 
+from __future__ import annotations
+
+import math
+
+import numpy as np
 import pytest
-import torch
+from scipy.stats import ttest_1samp
 
-from harness.report.controls import ControlCheck, beats_controls, control_checks, shortfall
-from harness.report.entries import Entry
-from harness.report.scores import Score
-from metrics.controls import CONTROLS
-from metrics.suite import SuiteConfig, run_suite
+from harness.report.controls import Gates, bar_checks, beats_bar_on, gate, noop_checks
+from harness.report.recipes import recipes
+from metrics.bar import beats_bar
 from tests.harness.report.builders import entry, score
 
-METHODS = ("saliency", "input_x_gradient", "integrated_gradients")
+EG = "expected_gradients"
+WIGGLE = [0.0, 0.02, -0.02, 0.01, -0.01, 0.0, 0.03, -0.03, 0.0, 0.0, 0.01, -0.01]
 
 
-@pytest.fixture(scope="module")
-def checks(standard_model, fmnist_test):
-    x, y = fmnist_test
-    with torch.no_grad():
-        pred = standard_model(x).argmax(1)
-    config = SuiteConfig(
-        methods=METHODS,
-        metrics=("relevance_mass_ratio",),
-        n_explain=60,
-        batch_size=64,
-        method_options=(("integrated_gradients", "baseline", "black"), ("integrated_gradients", "n_steps", 16)),
+def _scored(model, method_value, controls, metric="randomisation", **kw):
+    """``model`` with ``method_value + wiggle`` on 12 images and each control at its constant + wiggle."""
+    keys = range(len(WIGGLE))
+    scores = {(EG, metric): score([method_value + w for w in WIGGLE], keys)}
+    for name, value in controls.items():
+        scores[(name, metric)] = score([value + w / 2 for w in WIGGLE], keys)
+    return entry(model, scores, **kw)
+
+
+def test_the_bar_is_the_best_control_the_metric_is_held_to():
+    """Randomisation (lower is better) is held to the input-structured controls only: the random maps' 0.0 (which
+    random maps reach by construction) is not its bar; the input control's 0.9 and 1 - x's 0.7 are, and 0.7 wins."""
+    e = _scored("a", 0.3, {"control_random": 0.0, "control_input": 0.9, "control_inverse": 0.7})
+    (check,) = bar_checks([e])
+    assert (check.model, check.method, check.metric, check.bar) == ("a", EG, "randomisation", "control_inverse")
+    assert check.bar_mean == pytest.approx(0.7) and check.diff == pytest.approx(0.4) and check.beats
+    reference = beats_bar(
+        "randomisation",
+        np.asarray(e.scores[(EG, "randomisation")].values),
+        {c: np.asarray(e.scores[(c, "randomisation")].values) for c in ("control_input", "control_inverse")},
     )
-    scores = run_suite(
-        standard_model,
-        x,
-        y,
-        pred,
-        config=config,
-        num_classes=10,
-        has_object_masks=True,
-        background=None,
-        device=torch.device("cpu"),
-        progress=False,
-    )
-    as_scores = {
-        (s.method, s.metric): Score(
-            sum(s.values) / len(s.values),
-            None,
-            None,
-            len(s.values),
-            values=tuple(s.values),
-            keys=tuple(s.details["index"]),
-            details=s.details,
-        )
-        for s in scores
-    }
-    entry = Entry("run", "standard", 200, "apgd-ce", 0.9, 0.0, "standard", None, (), as_scores)
-    return {(c.method, c.control): c for c in control_checks([entry])}
+    assert (check.low, check.high, check.p_value) == pytest.approx((reference.lo, reference.hi, reference.p_value))
+    worse = _scored("b", 0.8, {"control_input": 0.9, "control_inverse": 0.7})
+    (check,) = bar_checks([worse])
+    assert not check.beats and check.diff == pytest.approx(-0.1)
+    assert beats_bar_on([check], "a", EG, "randomisation")  # not checked for a: nothing to fail
+    assert not beats_bar_on([check], "b", EG, "randomisation")
 
 
-@pytest.mark.parametrize("method", ["input_x_gradient", "integrated_gradients"])
-def test_zero_background_methods_are_matched_by_the_input_control(checks, method):
-    c = checks[(method, "control_input")]
-    assert c.matches and not c.beats, c  # trivial: equivalent to the input times noise
+def test_metrics_without_a_null_have_no_bar_and_no_gate():
+    e = entry("a", {(EG, "sparseness"): score([0.5, 0.6], [0, 1]), ("control_input", "sparseness"): score([0.6, 0.6])})
+    assert bar_checks([e]) == []
+    found = gate(recipes([e]), [], (EG, "sparseness"))
+    assert not found.passes and "complexity metric has no chance level" in found.reason
 
 
-def test_saliency_is_not_matched_by_the_input_control(checks):
-    c = checks[("saliency", "control_input")]
-    assert not c.matches, c
+def test_the_gate_is_a_one_sided_t_test_over_recipes_of_their_models_mean_improvement():
+    entries = [
+        _scored("s0", 0.50, {"control_input": 0.90}, recipe="std"),
+        _scored("s1", 0.60, {"control_input": 0.90}, recipe="std"),
+        _scored("r0", 0.70, {"control_input": 0.90}, recipe="rob"),
+        _scored("o0", 0.95, {"control_input": 0.90}, recipe="other"),
+    ]
+    checks = bar_checks(entries)
+    found = gate(recipes(entries), checks, (EG, "randomisation"))
+    units = [np.mean([0.40, 0.30]), 0.20, -0.05]  # each recipe's mean improvement over its bar
+    expected = ttest_1samp(units, 0.0, alternative="greater")
+    assert found.units == 3 and found.mean == pytest.approx(np.mean(units))
+    assert found.p_value == pytest.approx(expected.pvalue) and found.passes == (expected.pvalue < 0.05)
+    gates = Gates(recipes(entries), checks)
+    assert gates(EG, "randomisation") == found.passes and gates.of((EG, "randomisation")) == found
+    lonely = gate(recipes(entries[:1]), checks, (EG, "randomisation"))
+    assert not lonely.passes and lonely.units == 1 and "fewer than 2 recipes" in lonely.reason
 
 
-def test_trivial_methods_beat_random_attributions_and_saliency_does_not(checks):
-    # zero-background methods put every bit of mass on the object (ratio ~2.5 against chance 1); the standard
-    # model's saliency spreads over the background and falls below chance: it beats neither control
-    assert checks[("input_x_gradient", "control_random")].beats
-    assert not checks[("saliency", "control_random")].beats and checks[("saliency", "control_random")].diff < 0
+def test_feature_visualisation_is_held_to_its_no_op():
+    def fv(model, diff, interval, beats, metric="generation_fid", mean=600.0):
+        noop = {"mean": mean, "diff": diff, "interval": interval, "beats": beats, "p_value": None}
+        return entry(model, {("featurevis", metric): score([mean + diff], details={"noop": noop})})
 
-
-# --- hand-built scores ------------------------------------------------------------------------------------------
-
-VALUES = [0.3, 0.5, 0.4, 0.9, 0.7, 0.6]
-
-
-def _entry(metric, method_values, random_values, input_values):
-    scores = {
-        ("saliency", metric): score(method_values, range(6)),
-        ("control_random", metric): score(random_values, range(6)),
-        ("control_input", metric): score(input_values, range(6)),
-    }
-    return entry("m", scores)
-
-
-def test_a_control_check_is_the_paired_difference_against_a_tenth_of_the_controls_gap():
-    """Constant per-image differences: the paired interval is the difference itself. Against the random control
-    (1.0 worse) the method beats it; the input control is 0.05 worse, inside the margin 0.1 x 0.95: a match."""
-    e = _entry("sparseness", VALUES, [v - 1.0 for v in VALUES], [v - 0.05 for v in VALUES])
-    checks = {c.control: c for c in control_checks([e])}
-    random, inputs = checks["control_random"], checks["control_input"]
-    assert (random.diff, random.low, random.high) == pytest.approx((1.0, 1.0, 1.0))
-    assert random.beats and not random.matches
-    assert (inputs.diff, inputs.low, inputs.high) == pytest.approx((0.05, 0.05, 0.05))
-    assert inputs.matches and not inputs.beats
-    assert shortfall(inputs) == "≈"
-
-
-def test_a_lower_is_better_score_beats_a_control_by_being_lower():
-    e = _entry("randomisation", VALUES, [v + 1.0 for v in VALUES], [v - 0.5 for v in VALUES])
-    checks = {c.control: c for c in control_checks([e])}
-    assert checks["control_random"].beats
-    assert not checks["control_input"].beats and not checks["control_input"].matches
-    assert shortfall(checks["control_input"]) == "worse than"  # higher than the input control: worse
-
-
-def test_only_headline_scores_of_real_methods_are_checked_and_only_when_they_pair():
-    scores = {
-        ("saliency", "infidelity"): score(VALUES, range(6)),  # not a headline metric
-        ("control_random", "infidelity"): score(VALUES, range(6)),
-        ("saliency", "sparseness"): score(VALUES, range(6)),
-        ("control_random", "sparseness"): score(VALUES[:5]),  # keyless, another length: cannot pair
-        ("control_input", "sparseness"): score(VALUES[:1], [0]),  # one shared image: no interval
-    }
-    assert control_checks([entry("m", scores)]) == []
-
-
-def _check(metric, control, beats, low=0.1, high=0.3):
-    return ControlCheck("m", "saliency", metric, control, (low + high) / 2, low, high, beats, False)
-
-
-def test_a_score_is_held_to_the_controls_its_metric_names():
-    """The randomisation tests are held to the input control only (MetricSpec.controls)."""
-    checks = [_check(metric, c, c == "control_input") for metric in ("randomisation", "sparseness") for c in CONTROLS]
-    assert beats_controls(checks, "m", "saliency", "randomisation")
-    assert not beats_controls(checks, "m", "saliency", "sparseness")
-    assert beats_controls(checks, "other", "saliency", "sparseness")  # no control scored: nothing to beat
-
-
-def test_shortfall_says_how_a_score_misses_its_control():
-    assert shortfall(_check("sparseness", "control_random", False, -0.3, -0.1)) == "worse than"
-    assert shortfall(_check("sparseness", "control_random", False, -0.1, 0.3)) == "not clearly better than"
-    assert shortfall(_check("randomisation", "control_random", False, -0.1, 0.3)) == "not clearly better than"
+    better = fv("a", -400.0, [-450.0, -350.0], True)  # FID is lower-is-better: -400 is an improvement of 400
+    (check,) = noop_checks([better, entry("b")])
+    assert (check.bar, check.diff, check.low, check.high, check.beats) == ("featurevis_noop", 400.0, 350.0, 450.0, True)
+    assert math.isnan(check.p_value)
+    ssim = fv("c", 0.01, [-0.01, 0.03], False, metric="inversion_ssim", mean=0.06)
+    (check,) = noop_checks([ssim])
+    assert check.diff == pytest.approx(0.01) and not check.beats
+    assert noop_checks([fv("d", 1.0, "malformed", True)]) == []
+    fid = ("featurevis", "generation_fid")
+    no_noop = gate(recipes([entry("e", {fid: score([100.0])})]), [], fid)
+    assert not no_noop.passes and "no no-op stored" in no_noop.reason  # nothing to show it beats chance
+    no_control = gate(recipes([entry("e", {(EG, "randomisation"): score([0.5])})]), [], (EG, "randomisation"))
+    assert not no_control.passes and "no model-free control stored" in no_control.reason

@@ -129,9 +129,10 @@ def test_to_entries_keeps_the_order_and_attaches_each_models_reported_entry():
         "flags": (),
         "recipe": "",
         "seed": None,
+        "explained_output": "logit",
     }.items():
         frame[column] = [value] * len(frame)
-    for column in ("eps_trained", "malformed", "epochs"):
+    for column in ("eps_trained", "malformed", "epochs", "clean_correct"):
         frame[column] = [None] * len(frame)
     frame["architecture"] = frame["threat_trained"] = ""
     frame["scores"] = [{("m", "x"): Score(0.1, None, None, 1)}, {}]

@@ -44,7 +44,7 @@ def _model(s, name, method):
     )
 
 
-def _add_metric(s, run_id, method, metric, values, *, low=None, high=None):
+def _add_metric(s, run_id, method, metric, values, *, low=None, high=None, details=None):
     """One stored score: its per-example values, mean and interval (the values' range unless given)."""
     s.add(
         store.MetricRecord(
@@ -57,9 +57,13 @@ def _add_metric(s, run_id, method, metric, values, *, low=None, high=None):
             ci_low=min(values) if low is None else low,
             ci_high=max(values) if high is None else high,
             values=values,
-            details={},
+            details=details or {},
         )
     )
+
+
+BEATS_NOOP = {"noop": {"mean": 0.0, "diff": 1.0, "interval": [0.5, 1.5], "beats": True, "p_value": 0.001}}
+BEATS_NOOP_LOWER = {"noop": {"mean": 50.0, "diff": -30.0, "interval": [-35.0, -25.0], "beats": True, "p_value": 0.001}}
 
 
 def test_leaderboard_ranks_and_prefers_full_evaluations(tmp_path):
@@ -98,35 +102,40 @@ def test_empty_database_says_how_to_start(tmp_path):
 
 
 def test_adversarially_trained_vs_standard_section(tmp_path):
-    """Hand-built scores: a clear gain, a clear loss and a tie, with the verdict each must get."""
+    """Hand-built scores of three seeds a side: a clear loss, a tie and a descriptive score, with what each gets."""
     sessions = store.open_database(f"sqlite:///{tmp_path / 'vs.db'}")
+    wiggle = [0.0, 0.02, -0.02, 0.01, -0.01, 0.0, 0.03, -0.03, 0.0, 0.0]
     with sessions.begin() as s:
-        std, rob = _model(s, "std", "standard"), _model(s, "rob", "pgd-at")
-        _add_run(s, std, "std1", n=100, robust=0.0)
-        _add_run(s, rob, "rob1", n=100, robust=0.7)
-        # (metric, std values, rob values) on the same 10 images; Gini and SSIM higher is better, distance lower.
-        # Ten pairs, so an all-positive difference has an exact sign-flip p of 2/1024, significant after Holm.
-        wiggle = [0.0, 0.02, -0.02, 0.01, -0.01, 0.0, 0.03, -0.03, 0.0, 0.0]
-        scores = {
-            ("expected_gradients", "sparseness"): ([0.5 + w for w in wiggle], [0.7 + w for w in wiggle]),
-            ("featurevis", "inversion_distance"): ([10.0 + w for w in wiggle], [20.0 + w for w in wiggle]),
-            ("featurevis", "inversion_ssim"): ([0.1, 0.3] * 5, [0.3, 0.1] * 5),
-        }
-        for (method, metric), (a, b) in scores.items():
-            for run_id, values in (("std1", a), ("rob1", b)):
-                _add_metric(s, run_id, method, metric, values)
+        for seed in range(3):
+            for name, method in (("std", "standard"), ("rob", "pgd-at")):
+                model = store.get_or_create_model(
+                    s,
+                    name=f"{name}{seed}",
+                    source=f"{name}{seed}.py",
+                    file_sha256=f"{name}{seed}" * 2,
+                    weights_sha256=None,
+                    info={"training": {"method": method, "seed": seed}},
+                )
+                _add_run(s, model, f"{name}{seed}", n=100, robust=0.7 if method != "standard" else 0.0)
+                # inversion distance (lower is better): 10 for standard, 20 for robust models, seed spread 0.1
+                shift = 0.1 * seed
+                distance = [(20.0 if name == "rob" else 10.0) + shift + w for w in wiggle]
+                ssim = [0.1, 0.3] * 5 if name == "std" else [0.3, 0.1] * 5
+                _add_metric(s, f"{name}{seed}", "featurevis", "inversion_distance", distance, details=BEATS_NOOP_LOWER)
+                _add_metric(s, f"{name}{seed}", "featurevis", "inversion_ssim", ssim, details=BEATS_NOOP)
+                _add_metric(s, f"{name}{seed}", "expected_gradients", "sparseness", [0.5 + w for w in wiggle])
     with sessions.begin() as s:
         (board,) = analyse(s)
         text = build_leaderboard(s)
-    assert board.standard_model == "std"
     found = {c.metric: c for c in board.comparisons}
     assert set(found) == {"sparseness", "inversion_distance", "inversion_ssim"}
-    assert abs(found["sparseness"].diff - 0.2) < 1e-12 and found["sparseness"].low > 0
-    assert found["sparseness"].verdict == "yes"
-    assert abs(found["inversion_distance"].diff - 10.0) < 1e-12 and found["inversion_distance"].verdict.startswith("no")
-    assert abs(found["inversion_ssim"].diff) < 1e-12 and found["inversion_ssim"].verdict.startswith("inconclusive")
-    counts = "(both models beat their controls): 3. In favour of the adversarially trained recipe (the claim): 1; "
-    assert counts + "of the standard one: 1; inconclusive: 1." in text
+    distance, ssim, gini = found["inversion_distance"], found["inversion_ssim"], found["sparseness"]
+    assert (distance.kind, distance.seeds, distance.baseline) == ("recipes", (3, 3), "standard")
+    assert abs(distance.diff - 10.0) < 1e-12 and distance.verdict == "no (the opposite)"
+    assert abs(ssim.diff) < 1e-12 and ssim.verdict.startswith("inconclusive")
+    assert gini.verdict == "descriptive (no null, no verdict)" and not gini.informative
+    assert "Recipe verdicts (3+ seeds on both sides, the method beating its bar): 2; in favour" in text
+    assert "of the standard one: 1; inconclusive: 1." in text
 
 
 def test_a_set_level_score_with_unequal_seeds_uses_every_seeds_interval(tmp_path):
@@ -145,7 +154,8 @@ def test_a_set_level_score_with_unequal_seeds_uses_every_seeds_interval(tmp_path
     (fid,) = [c for c in board.comparisons if c.metric == "generation_fid"]
     assert fid.kind == "intervals" and fid.seeds == (1, 2)
     assert fid.intervals == ((120.0, 220.0), (170.0, 440.0))  # the standard recipe's span over its two seeds
-    assert fid.verdict.startswith("inconclusive")  # apart from std_b's interval, but not from std_a's
+    # apart from std_b's interval, but not from std_a's; and one seed is no recipe verdict anyway
+    assert fid.verdict == "no recipe verdict (intervals overlap)"
 
 
 def test_each_recipe_is_compared_with_the_standard_recipe_of_its_architecture(tmp_path):
@@ -176,7 +186,8 @@ def test_each_recipe_is_compared_with_the_standard_recipe_of_its_architecture(tm
                 info={"architecture": arch, "training": training},
             )
             _add_run(s, model, name, n=1000, robust=0.0 if method == "standard" else float(eps) / 2)
-            _add_metric(s, name, "featurevis", "inversion_ssim", [0.1 + offset + w for w in wiggle])
+            ssim = [0.1 + offset + w for w in wiggle]
+            _add_metric(s, name, "featurevis", "inversion_ssim", ssim, details=BEATS_NOOP)
     with sessions.begin() as s:
         (board,) = analyse(s)
         text = build_leaderboard(s)
@@ -187,15 +198,14 @@ def test_each_recipe_is_compared_with_the_standard_recipe_of_its_architecture(tm
         "rob_b10": "std_b",
         "l2_a": "std_a",
     }
-    # paired on the same images, the wiggle cancels: each difference is the offset gap exactly
-    assert abs(found["rob_b10"].diff - (0.3 - 0.5)) < 1e-12 and found["rob_b10"].verdict == "no (the opposite)"
-    assert abs(found["rob_a10"].diff - 0.2) < 1e-12 and found["rob_a10"].verdict == "yes"
-    assert board.standard_model == "standard training of the same architecture"
+    # paired on the same images, the wiggle cancels: each difference is the offset gap exactly; one seed a side is a
+    # comparison of checkpoints, not of recipes: no verdict
+    assert abs(found["rob_b10"].diff - (0.3 - 0.5)) < 1e-12 and found["rob_b10"].kind == "checkpoints"
+    assert abs(found["rob_a10"].diff - 0.2) < 1e-12 and found["rob_a10"].verdict == "no recipe verdict (1 vs 1 seeds)"
     assert "| Recipe | Standard baseline |" in text
     assert board.uncompared == ["rob_vit: no standard recipe of architecture vit"]
-    assert (
-        "Not compared (each recipe is compared with the one standard recipe of its own architecture): rob_vit" in text
-    )
+    assert "Not compared: rob_vit: no standard recipe of architecture vit." in text
     (dose,) = board.dose_response  # the Linf cnn family only: the L2 and resnet families have < 3 eps
     assert dose.method == "fgsm-rs Linf cnn 3ep (featurevis)"
     assert dose.eps_values == (0.0, 0.05, 0.1) and dose.n_models == 3 and dose.rho > 0.99
+    assert dose.p_value == dose.smallest_p == 2 / 6  # 3 levels: 6 orderings, no test can reject

@@ -25,6 +25,7 @@ from metrics.stats.hierarchical import (
     two_level_bootstrap,
     variance_components,
 )
+from tests.metrics.stats.simulate import mc_bound, zoo
 
 SIGMA_SEED, SIGMA_RES, SIGMA_IMAGE = 0.2, 1.0, 0.5
 SLACK = 0.02
@@ -103,6 +104,18 @@ def test_mixed_model_interval_covers_with_three_seeds():
     assert lo <= covered <= hi
     # the p-value's size under the null: rejections ~ Binomial(400, 0.05 -+ SLACK)
     assert stats.binom.ppf(0.0005, sims, 0.05 - SLACK) <= rejected_null <= stats.binom.isf(0.0005, sims, 0.05 + SLACK)
+
+
+def test_three_vs_three_is_calibrated_under_null_a_with_the_boards_components():
+    # null (a) of issue 24 in the shared simulated zoo (tests/metrics/stats/simulate.py: the board's ABPC variance
+    # components, recipe-specific image effects, 100 images): two 3-seed recipes that do not differ. Type I of the
+    # two-sided 5% test <= 0.05 + 2 Monte Carlo SE (0.047-0.051 over 3,000 data sets at seed SD 0.01-0.05)
+    rng = np.random.default_rng(8)
+    sims, rejected = 1000, 0
+    for _ in range(sims):
+        z = zoo(rng, [3, 3])
+        rejected += recipe_difference(z.of(0), z.of(1)).p_value <= 0.05
+    assert rejected / sims <= mc_bound(0.05, sims)
 
 
 def test_mixed_model_interval_covers_recipe_by_image_effects():

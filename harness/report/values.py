@@ -1,0 +1,170 @@
+"""The per-example values a test compares, taken on a declared :class:`Basis`: normalised between each model's own
+floor and ceiling (metrics.normalise; for the perturbation-curve metrics that have them) or raw, and on the images
+every compared model classifies correctly (harness.report.rules) or on all the images they share.
+
+A normalised value is ``n_i = (m_i - f_i) / mean_S(c - f)`` with S the selected images of that model, so a model
+whose output merely moves less under any perturbation (e.g. a less confident one) is not scored lower for it; raw
+values stay available as a sensitivity basis. Each model is normalised on the same image set S as the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.report.entries import Entry
+from harness.report.rules import correct_images
+from harness.report.scores import Pair, Score
+from metrics.bounds import BOUND_CEILING, BOUND_FLOOR
+from metrics.normalise import normalised_score
+from metrics.registry import HEADLINE_METHOD, METRICS, output_variant
+
+
+@dataclass(frozen=True)
+class Basis:
+    """How a test's values are taken: ``normalised`` between each model's floor and ceiling where the metric has
+    them, and ``correct_only`` on the images every compared model classifies correctly (image-paired metrics)."""
+
+    normalised: bool = True
+    correct_only: bool = True
+    explained_output: bool = True  # curves scored on the output the methods explain (else on the other one)
+
+    @property
+    def label(self) -> str:
+        return ", ".join(
+            (
+                "normalised" if self.normalised else "raw scores",
+                "correct images" if self.correct_only else "all images",
+                "explained output" if self.explained_output else "the other output",
+            )
+        )
+
+
+PRIMARY = Basis()
+SENSITIVITY: dict[str, Basis] = {
+    "raw scores": Basis(normalised=False),
+    "all images": Basis(correct_only=False),
+    "other output": Basis(explained_output=False),
+}
+
+
+def scored_metric(entries: list[Entry], metric: str, basis: Basis = PRIMARY) -> str | None:
+    """The stored metric a basis reads for ``metric`` (a headline name): the curve metrics' variant scored on the
+    output the entries' methods explain (or the other one); None when the entries explain different outputs."""
+    outputs = {e.explained_output for e in entries}
+    if len(outputs) > 1:
+        return None
+    (output,) = outputs or {"logit"}
+    if not basis.explained_output:
+        output = "probability" if output == "logit" else "logit"
+    return output_variant(metric, output)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """``matrix``: ``(models, examples)`` values in the models' order on the shared ``keys``; ``normalised``: whether
+    the values were normalised (False with ``note`` saying why when the basis asked for it but it was not possible)."""
+
+    matrix: np.ndarray
+    keys: tuple[object, ...]
+    normalised: bool
+    note: str = ""
+    higher_is_better: bool = True  # the values' direction (normalised values are higher-is-better)
+
+    @property
+    def means(self) -> np.ndarray:
+        """Each model's mean over the shared examples, ``(models,)``."""
+        return self.matrix.mean(axis=1)
+
+
+def normalisable(metric: str) -> bool:
+    """Whether the metric has a floor and a ceiling per image (the perturbation-curve metrics)."""
+    return bool(getattr(METRICS.get(metric), "normalisable", False))
+
+
+def select(entries: list[Entry], pair: Pair, basis: Basis = PRIMARY) -> Selection | None:
+    """The values of ``pair`` (a headline name; the stored variant is :func:`scored_metric`'s) for ``entries`` on the
+    examples all of them have (None when a model lacks the score, the values cannot be paired, the entries explain
+    different outputs, or fewer than 2 examples are shared)."""
+    method, name = pair
+    metric = scored_metric(entries, name, basis)
+    if metric is None:
+        return None
+    pair = (method, metric)
+    spec = METRICS.get(metric)
+    scores = [e.scores.get(pair) for e in entries]
+    if any(s is None or s.mean is None or not s.values for s in scores):
+        return None
+    keyed = [_keyed(s, positional=spec.paired_by == "image") for s in scores]
+    if any(k is None for k in keyed):
+        return None
+    common = set(keyed[0])
+    for k in keyed[1:]:
+        common &= set(k)
+    if basis.correct_only and spec.paired_by == "image":
+        correct = correct_images(entries)
+        if correct is not None:
+            common &= correct
+    keys = tuple(k for k in keyed[0] if k in common)
+    if len(keys) < 2:
+        return None
+    raw = np.asarray([[k[key] for key in keys] for k in keyed], dtype=float)
+    if not (basis.normalised and normalisable(metric)):
+        return Selection(raw, keys, False, higher_is_better=spec.higher_is_better)
+    rows, notes = [], []
+    for e, values in zip(entries, raw, strict=True):
+        bounds = [_keyed(e.scores.get((b, metric)), positional=True) for b in (BOUND_FLOOR, BOUND_CEILING)]
+        if any(b is None or any(key not in b for key in keys) for b in bounds):
+            notes.append(f"{e.model} has no floor and ceiling stored for {metric} (rescore it)")
+            continue
+        floor, ceiling = ([b[key] for key in keys] for b in bounds)
+        result = normalised_score(values, floor, ceiling, higher_is_better=spec.higher_is_better)
+        if result.reason:
+            notes.append(f"{e.model}: {result.reason}")
+            continue
+        rows.append(result.per_image)
+    if notes:
+        return Selection(raw, keys, False, "not normalised: " + "; ".join(notes), spec.higher_is_better)
+    matrix = np.asarray(rows)
+    complete = ~np.isnan(matrix).any(axis=0)
+    if complete.sum() < 2:
+        return None
+    return Selection(matrix[:, complete], tuple(k for k, ok in zip(keys, complete, strict=True) if ok), True)
+
+
+def own_normalised(entry: Entry, name: str) -> Score | None:
+    """``entry``'s normalised score of the headline curve metric ``name`` (the variant scored on the output its
+    methods explain) on all the images it scored, as a :class:`Score` (mean N, 95% bootstrap interval of the mean of
+    its per-image values; ``na`` with the reason when N is undefined); None when a floor or ceiling is not stored."""
+    from metrics.stats import bootstrap_interval
+
+    metric = output_variant(name, entry.explained_output)
+    method = METRICS.get(metric)
+    values = _keyed(entry.scores.get((HEADLINE_METHOD, metric)), positional=True)
+    bounds = [_keyed(entry.scores.get((b, metric)), positional=True) for b in (BOUND_FLOOR, BOUND_CEILING)]
+    if values is None or any(b is None for b in bounds):
+        return None
+    keys = [k for k in values if all(k in b for b in bounds)]
+    if len(keys) < 2:
+        return None
+    floor, ceiling = ([b[k] for k in keys] for b in bounds)
+    result = normalised_score([values[k] for k in keys], floor, ceiling, higher_is_better=method.higher_is_better)
+    if result.reason:
+        return Score(None, None, None, result.n, na=result.reason)
+    per_image = result.per_image[~np.isnan(result.per_image)]
+    low, high = bootstrap_interval(per_image)
+    return Score(result.value, low, high, int(per_image.size), values=tuple(per_image), keys=None)
+
+
+def _keyed(score: Score | None, *, positional: bool) -> dict[object, float] | None:
+    """A score's values by key (image index or composite cell); by position when it has no keys and ``positional``."""
+    if score is None or not score.values:
+        return None
+    if score.keys is None:
+        return dict(enumerate(score.values)) if positional else None
+    return {_hashable(k): v for k, v in zip(score.keys, score.values, strict=True)}
+
+
+def _hashable(key: object) -> object:
+    return tuple(key) if isinstance(key, list) else key
