@@ -210,7 +210,9 @@ def import_reported(sessions: sessionmaker[Session], root: Path) -> ImportReport
             report.errors.append((path, exc))
             continue
         except OSError as exc:
-            report.errors.append((path, HarnessError(f"{path} cannot be read: {exc.strerror or exc}", "check the file")))
+            report.errors.append(
+                (path, HarnessError(f"{path} cannot be read: {exc.strerror or exc}", "check the file"))
+            )
             continue
         except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a structure no model_info file has
             problem = f"{path} is not a RobustBench model_info file ({type(exc).__name__})"
