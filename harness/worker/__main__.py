@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness.worker.containment import UnreachablePath, supervise
 from harness.worker.protocol import decode, write
-from harness.worker.sandbox import SandboxPolicy, apply_sandbox, default_read_paths
+from harness.worker.sandbox import SandboxPolicy, apply_sandbox
 
 
 def main() -> int:
@@ -36,9 +36,8 @@ def main() -> int:
     protocol_out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # prints of the submission go to stderr
     sys.stderr = ProgressLines(sys.stderr)
-    forbidden = [Path(p) for p in spec.get("forbidden_paths", [])]
     policy = SandboxPolicy(
-        read_paths=default_read_paths(extra=[Path(p) for p in spec["read_paths"]], forbidden=forbidden),
+        read_paths=tuple(Path(p) for p in spec["read_paths"]),  # the parent's allow-list (default_read_paths)
         write_paths=write_paths,
         memory_bytes=spec["memory_bytes"],
         memory_limit_kind=spec["memory_limit_kind"],

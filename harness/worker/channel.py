@@ -42,6 +42,7 @@ from harness.worker.containment import (
     unprivileged_user,
 )
 from harness.worker.protocol import ALWAYS, REPLIES, TERMINAL, decode, encode
+from harness.worker.sandbox import default_read_paths
 
 OnMessage = Callable[[dict[str, Any]], None]
 
@@ -217,8 +218,8 @@ class SubprocessChannel:
         self._stderr_done = threading.Thread(target=self._read_stderr, daemon=True)
         self._stderr_done.start()
         spec = {
-            "read_paths": [str(p) for p in read_paths],
-            "forbidden_paths": [str(p) for p in (forbidden_paths or [])],
+            # the allow-list, carved here: the worker is never told the forbidden paths (the database's among them)
+            "read_paths": [str(p) for p in default_read_paths(extra=read_paths, forbidden=forbidden_paths or ())],
             "max_processes": max_processes,
             "cgroup": None if self.cgroup is None else str(self.cgroup),
             "cleanup": [str(self.model_root), *(str(p) for p in run_dirs or [])],

@@ -10,6 +10,7 @@ the sandbox plays no part: the fresh worker's comparison, the board, imports).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,7 +21,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.bad_inputs.conftest import FAST, assert_clean_failure, marked_processes, run_rows, wait_until, worker_dirs
+from tests.bad_inputs.conftest import (
+    FAST,
+    assert_clean_failure,
+    completed,
+    marked_processes,
+    rows,
+    run_rows,
+    wait_until,
+    worker_dirs,
+)
 from tests.bad_inputs.test_hostile import _stored
 from tests.conftest import ROOT, SUBMISSIONS
 
@@ -87,7 +97,8 @@ def test_4_a_model_that_answers_differently_on_the_grid_is_flagged_and_not_robus
         **{f"pgd.{k}": v for k, v in torch.load(SUBMISSIONS / "fmnist_pgd_linf.pt").items()},
     }
     torch.save(both, case.dir / "switches_off_grid.pt")
-    proc = case.run_here("--model", str(case.dir / "switches_off_grid.py"), *FAST, "--trusted")
+    sixteen = [*FAST[:1], "16", *FAST[2:3], "16", *FAST[4:]]  # 16 examples: enough flips for the flag's sign test
+    proc = case.run_here("--model", str(case.dir / "switches_off_grid.py"), *sixteen, "--trusted")
     assert proc.returncode == 0, proc.stderr
     run = _stored(case.path)
     # main stored the PGD-AT model's robustness (AutoAttack searches off the grid), unflagged
@@ -145,6 +156,7 @@ def test_6_forged_archives_are_refused_and_a_forged_row_is_never_reused(case, tm
 def test_7_a_name_another_model_holds_is_refused_and_never_replaces_its_row(case, tmp_path):
     db = f"sqlite:///{case.path}"
     assert case.cli("import", str(ARCHIVE / "fmnist_pgd_linf-7b056f54c9ff.json"), "--db", db).returncode == 0
+    case.before, case.completed_before = rows(case.path), completed(case.path)  # the imported run is the baseline
     before = rows_of(case.path)
     metadata = {"name": "fmnist_pgd_linf", "dataset": "fashion-mnist", "architecture": "linear"}
     case.submission("good_linear", METADATA=metadata)
@@ -194,7 +206,7 @@ def test_10_the_worker_gets_no_secret_of_the_environment_or_the_database(case, t
     db = tmp_path / token / "robint.db"
     db.parent.mkdir()
     shutil.copy(case.path, db)
-    case.submission("reads_secrets", TOKEN=token)
+    case.submission("reads_secrets", TOKEN_SHA256=hashlib.sha256(token.encode()).hexdigest())
     env = {"NVIDIA_API_KEY": "hunter2-SECRET-nv", "CUDA_API_TOKEN": "hunter2-SECRET-cu"}
     proc = case.run("--model", str(case.dir / "reads_secrets.py"), *FAST, env=env, db_url=f"sqlite:///{db}")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: "), proc.stderr
