@@ -169,7 +169,7 @@ def test_the_attack_log_may_name_only_the_runs_sub_attacks():
     attack = parse_attack("apgd-ce")
     schema = validate.AttackSchema([(0, 2)], 10, (1, 4, 4), attack.attacks)
     assert schema.chunk(_chunk()).accuracy_after == {"clean": 1.0, "apgd-ce": 0.5}
-    with pytest.raises(HarnessError, match="a malformed AutoAttack log"):
+    with pytest.raises(HarnessError, match=r"an AutoAttack log for attacks that were not requested \(square\)"):
         validate.AttackSchema([(0, 2)], 10, (1, 4, 4), attack.attacks).chunk(
             _chunk(accuracy_after={"clean": 1.0, "square": 0.5})
         )
