@@ -3,9 +3,10 @@
 One case per problem found against main, numbered as in the issue: each ran the real CLI and got a false number
 stored, shown or reused, a secret read, a resource escaped or the board broken. Each case checks the exit code, the
 one error line (or, where the run now completes, the true numbers and the flag), and that the completed runs are
-unchanged. Cases whose failure needs separate processes (a covert channel, the sandbox's files and limits, the
-worker's environment and output) run the CLI in a subprocess; the others call it in this process (``--trusted`` where
-the sandbox plays no part: the fresh worker's comparison, the board, imports).
+unchanged. Cases that attack (the fresh worker's comparison, a covert channel, the grid) or need the sandbox (its
+files and limits, the worker's environment and output) run the CLI in a subprocess, whose workers keep to one thread
+(on a busy 2-core machine an attack in the test process, with torch's two threads, took 4-9 minutes instead of under
+one); the others call it in this process (``--trusted`` where the sandbox plays no part: the board, imports, names).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _unchanged(case) -> None:
 
 def test_1_scaled_logits_cannot_turn_disagreements_into_ties(case):
     shutil.copy(SUBMISSIONS / "fmnist_standard.pt", case.dir / "scales_off_grid.pt")
-    proc = case.run_here("--model", str(case.dir / "scales_off_grid.py"), *FAST, "--trusted")
+    proc = case.run("--model", str(case.dir / "scales_off_grid.py"), *FAST)
     assert proc.returncode == 0, proc.stderr
     run = _stored(case.path)
     # the standard weights have 0% robust accuracy at Linf 0.1; main stored the cheat's answers, unflagged
@@ -98,7 +99,7 @@ def test_4_a_model_that_answers_differently_on_the_grid_is_flagged_and_not_robus
     }
     torch.save(both, case.dir / "switches_off_grid.pt")
     sixteen = [*FAST[:1], "16", *FAST[2:3], "16", *FAST[4:]]  # 16 examples: enough flips for the flag's sign test
-    proc = case.run_here("--model", str(case.dir / "switches_off_grid.py"), *sixteen, "--trusted")
+    proc = case.run("--model", str(case.dir / "switches_off_grid.py"), *sixteen)
     assert proc.returncode == 0, proc.stderr
     run = _stored(case.path)
     # main stored the PGD-AT model's robustness (AutoAttack searches off the grid), unflagged
