@@ -52,6 +52,9 @@ _NAME = re.compile(rf"^{PREFIX}(\d+)-(\d+)-[0-9a-f]+$")
 _LEGACY_AGE_S = 24 * 3600  # unnamed directories of older versions are removed after a day
 
 
+_REPARENT_S = 0.5  # how long a signalled supervisor waits to see whether its harness is gone (reparented)
+
+
 class _ParentGone(Exception):
     pass
 
@@ -187,6 +190,12 @@ def _supervisor_loop(
         kill_descendants()
     if cleanup is not None:
         remove_tree(cleanup)
+    if stopping and parent_pid is not None:
+        # stopped by a signal: the death signal of a harness killed with SIGKILL can come while its other threads
+        # are still exiting (this process is then the child of one of them: getppid() unchanged), so give it a moment
+        deadline = time.monotonic() + _REPARENT_S
+        while os.getppid() == parent_pid and time.monotonic() < deadline:
+            time.sleep(0.02)
     if parent_pid is not None and os.getppid() != parent_pid:  # the harness is gone: remove its run's files too
         for path in orphaned:
             remove_tree(path)
