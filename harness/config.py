@@ -49,6 +49,7 @@ class RunConfig:
     timeout: float | None = None  # None: derived from the run's size (harness.pipeline.budgets); inf: no limit
     memory_limit: str = "auto"
     cpu_limit: int | None = None
+    process_limit: str = "auto"  # processes and threads per worker: auto, none, or a number (README, Security model)
     robustbench: str | None = None
     model_dir: Path | None = None
     featurevis: bool | None = None  # None: with the default or full interpretability suite only

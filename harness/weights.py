@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, fix_for
 
 
 def sha256_file(path: Path) -> str:
@@ -27,7 +27,11 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Load a state dict safely: safetensors, or ``torch.load(weights_only=True)``; clear errors otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise HarnessError(f"weights file {path} not found", "place it next to the submission file")
+        raise HarnessError(
+            f"weights file {path.name} not found (FileNotFoundError): a worker holds only the submission and the "
+            "weights file its METADATA declares",
+            fix_for(FileNotFoundError(), ""),
+        )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

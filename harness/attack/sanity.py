@@ -12,6 +12,8 @@ GRADIENT_MASKING, ZERO_GRADIENTS, RANDOMISED, CLEAN_BELOW_STATED = (
     "clean-below-stated",
 )
 MASKING_SUSPECTED, DYNAMIC, STATEFUL = "gradient-masking-suspected", "dynamic-defence", "stateful-model"
+GRID = "grid-inconsistent"
+GRID_ALPHA = 0.01  # one-sided sign test: points the grid rounding turned wrong vs right, under "as likely" (p = 1/2)
 SQUARE_ALPHA = 0.002  # AutoAttack's own threshold for "Square beat the white-box attacks"
 # the gradient probe of the contract check (harness.worker.contract.gradient_probe): honest Fashion-MNIST models
 # reach logits of ~20 and input gradients of ~10; a saturated softmax gives exactly zero cross-entropy gradients
@@ -74,6 +76,7 @@ def run_flags(
             }
         )
     flags += stateful_flags(autoattack.get("chunks", {}))
+    flags += grid_flags(autoattack.get("chunks", {}))
     stated = metadata.get("clean_acc")
     if isinstance(stated, (int, float)) and 0 < stated <= 1:
         margin = max(0.03, 3 * math.sqrt(stated * (1 - stated) / max(n, 1)))
@@ -115,18 +118,56 @@ def masking_flags(probe: dict[str, float]) -> list[dict[str, str]]:
 
 
 def stateful_flags(chunks: dict[str, Any]) -> list[dict[str, str]]:
-    """A flag when a fresh worker, which never saw the clean images, classified adversarial examples differently
-    from the worker that attacked them (a model that remembers what it was shown)."""
+    """A flag when the fresh worker, started after the attacking worker had exited, classified clean images,
+    adversarial examples or random points of the eps-balls differently from the worker that attacked them (a model
+    that remembers what it was shown, or knows where it runs)."""
+    clean = sum(int(c.get("clean", {}).get("disagreements", 0)) for c in chunks.values())
     adversarial = sum(int(c.get("reclassified", {}).get("disagreements", 0)) for c in chunks.values())
     probes = sum(int(c.get("probe", {}).get("disagreements", 0)) for c in chunks.values())
-    if not adversarial and not probes:
+    if not clean and not adversarial and not probes:
         return []
     return [
         {
             "code": STATEFUL,
-            "message": f"a fresh worker that never saw the clean test images classified {adversarial} adversarial "
-            f"example(s) and {probes} random point(s) of the eps-balls differently from the worker that attacked "
-            "them: the model's answers depend on what it was shown before (a stateful model?); the fresh worker's "
-            "answers are the ones stored",
+            "message": f"a fresh worker, started after the attacking worker had exited, classified {clean} clean "
+            f"image(s), {adversarial} adversarial example(s) and {probes} random point(s) of the eps-balls "
+            "differently from the worker that attacked them: the model's answers depend on what it was shown "
+            "before, or on where it runs (a stateful model?); the fresh worker's answers are the ones stored",
         }
     ]
+
+
+def grid_flags(chunks: dict[str, Any]) -> list[dict[str, str]]:
+    """A flag when rounding the evaluated points of the eps-balls to the data's 1/255 grid (toward the clean image)
+    turned correct answers wrong significantly more often than wrong ones right (one-sided sign test at
+    :data:`GRID_ALPHA`): a model that answers differently on the grid, where the data lives, than off it, where
+    the attacks search.
+
+    >>> grid_flags({"0": {"grid": {"points": 90, "to_wrong": 3, "to_right": 1}}})
+    []
+    >>> [f["code"] for f in grid_flags({"0": {"grid": {"points": 90, "to_wrong": 40, "to_right": 1}}})]
+    ['grid-inconsistent']
+    """
+    wrong = sum(int(c.get("grid", {}).get("to_wrong", 0)) for c in chunks.values())
+    right = sum(int(c.get("grid", {}).get("to_right", 0)) for c in chunks.values())
+    points = sum(int(c.get("grid", {}).get("points", 0)) for c in chunks.values())
+    if not wrong or sign_test(wrong, right) >= GRID_ALPHA:
+        return []
+    return [
+        {
+            "code": GRID,
+            "message": f"rounded to the data's 1/255 grid (toward the clean image, inside the same eps-ball), {wrong} "
+            f"of {points} evaluated points became misclassified and {right} correctly classified: the model answers "
+            "differently on the grid than off it, where the attacks search; those examples are stored as not robust",
+        }
+    ]
+
+
+def sign_test(wrong: int, right: int) -> float:
+    """One-sided p-value of ``wrong`` or more of ``wrong + right`` flips under a fair coin.
+
+    >>> round(sign_test(7, 0), 4), sign_test(0, 3)
+    (0.0078, 1.0)
+    """
+    total = wrong + right
+    return sum(math.comb(total, k) for k in range(wrong, total + 1)) / 2**total

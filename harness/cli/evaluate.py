@@ -160,6 +160,12 @@ _PRESETS = "; ".join(f"{name}: {text}" for name, text in PRESETS.items())
     help="Worker memory limit: auto (min of 16G and 75% of RAM), none, or e.g. 8G.",
 )
 @click.option("--cpu-limit", default=None, type=int, help="Worker CPU-time limit in seconds.")
+@click.option(
+    "--process-limit",
+    default=_DEFAULTS.process_limit,
+    show_default=True,
+    help="Processes and threads per worker: auto (256 + 4 per CPU), none, or a number.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--verbose", is_flag=True, help="At the end, every stored score (default: the headline ones).")
 @click.pass_context

@@ -34,9 +34,21 @@ EMPTY_HINT = (
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def leaderboard(db: str, out: Path | None, html_dir: Path | None, quiet: bool) -> None:
-    """Regenerate leaderboard.md (and, with --html, a static HTML leaderboard) from the database."""
+    """Regenerate leaderboard.md (and, with --html, a static HTML leaderboard) from the database.
+
+    A completed run whose stored numbers are not those of its per-example rows is left off, with a warning line."""
+    from harness import store
+    from harness.report.entries import left_off
+    from harness.report.escape import terminal
     from harness.report.leaderboard import write_leaderboard
 
+    with store.transaction(store.open_database(db, create=False)) as s:
+        for run_id, model, reason in left_off(s):
+            click.echo(
+                f"warning: run {terminal(run_id, 40)} of {terminal(model, 80)} is left off the board: "
+                f"{terminal(reason, 400)} -- re-import it from a verified archive, or run the model again",
+                err=True,
+            )
     if out is None and html_dir is None:
         out = Path("leaderboard.md")
     if out is not None:
@@ -56,6 +68,7 @@ def leaderboard(db: str, out: Path | None, html_dir: Path | None, quiet: bool) -
 def results(db: str, as_json: bool) -> None:
     """List completed runs (and entries imported with import-robustbench, marked "reported")."""
     from harness import store
+    from harness.report.escape import terminal
     from harness.report.results import reported_record, result_record
     from harness.store.robustbench import reported_entries
 
@@ -63,7 +76,7 @@ def results(db: str, as_json: bool) -> None:
         records = [result_record(run) for run in store.completed_runs(s)]
         records += [reported_record(rep) for rep in reported_entries(s)]
     if as_json:
-        click.echo(json.dumps(records, indent=2))
+        click.echo(json.dumps(_finite(records), indent=2, default=str))
         return
     if not records:
         click.echo(f"no completed runs in {db} yet: {EMPTY_HINT}")
@@ -77,9 +90,29 @@ def results(db: str, as_json: bool) -> None:
             )
             continue
         click.echo(
-            f"{r['run_id']}  {r['model']:<28} {r['dataset']} {r['threat_model']} {r['eps_text']:<6} "
-            f"n={r['n_examples']:<5} clean {100 * r['clean_acc']:5.1f}%  robust {100 * r['robust_acc']:5.1f}%"
+            f"{r['run_id']}  {terminal(r['model'], 80):<28} {r['dataset']} {r['threat_model']} {r['eps_text']:<6} "
+            f"n={r['n_examples']!s:<5} clean {_percent(r['clean_acc'])}%  robust {_percent(r['robust_acc'])}%"
+            + ("  (imported)" if r["kind"] == "imported" else "")
         )
+
+
+def _percent(value) -> str:
+    """A stored accuracy as a percentage, or ``  ?  `` when the row holds something else."""
+    import math
+
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return f"{100 * value:5.1f}" if ok else "  ?  "
+
+
+def _finite(value):
+    """``value`` with non-finite floats as None (strict JSON: a damaged row cannot make the output unreadable)."""
+    import math
+
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 @click.command()

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from harness.cli.options import DB_OPTION
+from harness.report.escape import terminal
 
 
 @click.command()
@@ -78,7 +79,7 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
         for line in report.by_board():
             click.echo(f"  {line}")
     for _, exc in errors:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {terminal(str(exc))}", err=True)
     tail = f" ({known} already imported)" if known else ""
     if errors:
         tail += f"; {len(errors)} file{'s' if len(errors) != 1 else ''} could not be imported"
@@ -91,17 +92,26 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @DB_OPTION
 def import_(paths: tuple[Path, ...], db: str) -> None:
-    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped. Their
-    figures, found in runs/<run id>/ beside the archive's directory, are copied beside a SQLite database."""
+    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped.
+
+    Each file is verified (types, ranges, names, its accuracies against its per-example rows) and imported on its
+    own: a bad file is one error line naming it (exit status 2), the others land. The figures of imported runs,
+    found in runs/<run id>/ beside the archive's directory, are copied beside a SQLite database."""
     from harness import store
-    from harness.store.archive import copy_archived_figures, import_archives
+    from harness.pipeline.imports import import_archives
+    from harness.store.archive import copy_archived_figures
     from harness.store.files import files_root
 
-    added, files = import_archives(store.open_database(db), paths)
-    click.echo(f"imported {added} new run(s) from {files} file(s)")
+    report = import_archives(store.open_database(db), paths)
+    for exc in report.errors:
+        click.echo(f"error: {terminal(str(exc))}", err=True)
+    tail = f"; {len(report.errors)} file(s) could not be imported" if report.errors else ""
+    click.echo(f"imported {report.added} new run(s) from {report.files} file(s){tail}")
     root = files_root(db)
     if root is not None and (copied := copy_archived_figures(paths, root / "runs")):
         click.echo(f"copied the figures of {copied} run(s) into {root / 'runs'} (from runs/ beside the archive)")
+    if report.errors:
+        raise SystemExit(2)
 
 
 COMMANDS = (

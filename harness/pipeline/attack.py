@@ -1,28 +1,18 @@
 """The attack stage, parent side: validate each attacked chunk (harness.pipeline.validate), verify it against the
-parent's own data with the parent's own eps, commit it; then check that the model is stateless.
+parent's own data with the parent's own eps, and commit it; then have the attacking worker classify each chunk's
+random probe points.
 
-A model that remembers the clean images it was shown (and answers their label for anything near them) looks
-robust to any attack run in the process that showed them. So a **fresh worker** (:class:`Reclassifier`) loads the
-submission again in a new sandbox that cannot read the data directory and is never sent a clean image:
-
-- each chunk's adversarial examples that differ from their clean image are re-classified there (in a shuffled
-  order) as they arrive;
-- after the attack, :func:`probe_chunks` sends probe points of each example's eps-ball to the attacking worker and
-  to the fresh one: ``PROBES`` random ones (seeded: corners of the Linf ball, or points of the L2 sphere, clipped to
-  [0, 1]), and one step of a gradient attack that the fresh worker computes from the first of them, an image it
-  sees first (the step lands far enough from it that a model which remembers images does not recognise it).
-
-Where the two disagree the run is flagged (harness.attack.sanity.stateful_flags) and the fresh worker's answer is
-stored (an example whose probe it misclassifies is not robust). Predictions that differ only by float rounding (the
-two logits within ``TIE_TOLERANCE``) keep the attacking worker's, so a deterministic model's numbers are unchanged.
-A resumed run probes the chunks it has not probed yet.
+What the attacking worker reports is provisional: its clean and adversarial predictions are stored as it sends
+them, and its adversarial examples (those that moved) and its answers at the probe points are kept as artifacts,
+until the fresh worker, started after this worker has exited, has classified the same points and its answers are
+stored instead (harness.pipeline.fresh: a chunk is final once its details hold ``probe``). The probe points are
+``PROBES`` random points of each example's eps-ball (seeded: corners of the Linf ball, or points of the L2 sphere,
+clipped to [0, 1]).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+import io
 from typing import Any
 
 import numpy as np
@@ -31,106 +21,13 @@ import torch
 from harness import store
 from harness.attack.verify import verify_adversarial
 from harness.config import ResolvedConfig
-from harness.errors import HarnessError
 from harness.pipeline import validate
 from harness.pipeline.artifacts import FIGURE_ROWS, pack, unpack_all
 from harness.pipeline.budgets import PROBES, Budgets
-from harness.pipeline.channels import WorkerLimits, open_channel
-from harness.pipeline.plan import RunPlan
-from harness.worker.protocol import PointsRequest, WorkerConfig, load_request
+from harness.worker.protocol import PointsRequest
 
-TIE_TOLERANCE = 1e-4  # relative to 1 + the row's largest logit magnitude
-
-
-@dataclass
-class Reclassifier:
-    """A fresh worker that classifies points it is sent: opened on first use, closed by :meth:`close`. It is told
-    ``worker`` (how to load the model) and may read ``readable`` (the model's directory) only: never the data."""
-
-    worker: WorkerConfig
-    limits: WorkerLimits
-    readable: Path
-    metadata: Mapping[str, Any]  # what the attacking worker reported: the fresh one must report the same
-    budgets: Budgets
-    num_classes: int
-    seed: int
-    channel: Any = None
-
-    @classmethod
-    def of(cls, plan: RunPlan) -> Reclassifier:
-        return cls(
-            plan.worker(),
-            plan.limits,
-            plan.source.readable,
-            plan.metadata,
-            plan.budgets,
-            plan.dataset.num_classes,
-            plan.resolved.seed,
-        )
-
-    def logits(self, points: np.ndarray, key: int, batch_size: int) -> np.ndarray:
-        """The fresh worker's logits ``(n, K)`` for ``points`` ``(n, C, H, W)``, sent in a seeded shuffled order."""
-        self._open()
-        order = np.random.default_rng([self.seed, key]).permutation(len(points))
-        shuffled = classify(self.channel, points[order], batch_size, self.num_classes, self.budgets)
-        logits = np.empty_like(shuffled)
-        logits[order] = shuffled
-        return logits
-
-    def _open(self) -> None:
-        if self.channel is None:
-            self.channel = open_channel(self.limits, [self.readable])
-            reply = self.channel.request(load_request(self.worker), budget=self.budgets.load)
-            if validate.loaded(reply) != self.metadata:
-                raise HarnessError(
-                    "the submission reported different METADATA when loaded a second time",
-                    "METADATA must not depend on when or where the submission is loaded",
-                )
-
-    def signs(self, points: np.ndarray, key: int, batch_size: int) -> np.ndarray:
-        """The fresh worker's input-gradient signs at ``points`` (cross-entropy of its own prediction), shuffled."""
-        self._open()
-        order = np.random.default_rng([self.seed, key]).permutation(len(points))
-        reply = self.channel.request(
-            PointsRequest(op="signs", x=points[order], batch_size=batch_size),
-            budget=self.budgets.classify(len(points)),
-            max_line=validate.max_line_signs(points.shape),
-        )
-        shuffled = validate.signed(reply, points.shape)
-        signs = np.empty_like(shuffled)
-        signs[order] = shuffled
-        return signs
-
-    def close(self) -> None:
-        if self.channel is not None:
-            self.channel, channel = None, self.channel
-            channel.close()
-
-
-def classify(channel, points: np.ndarray, batch_size: int, num_classes: int, budgets: Budgets) -> np.ndarray:
-    """A worker's logits ``(n, K)`` for ``points``, validated."""
-    reply = channel.request(
-        PointsRequest(op="classify", x=points, batch_size=batch_size),
-        budget=budgets.classify(len(points)),
-        max_line=validate.max_line_classify(len(points), num_classes),
-    )
-    return validate.classified(reply, len(points), num_classes)
-
-
-def settle(ours: np.ndarray, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """The stored predictions from the attacking worker's predictions ``ours`` and the fresh worker's ``logits``:
-    the fresh worker's argmax, except where the attacking worker's class is within rounding of it (a tie).
-    Returns (predictions, disagreement mask, ties).
-
-    >>> settle(np.array([0, 1, 2]), np.array([[2.0, 1.0, 0.0], [1.0, 1.0 - 1e-7, 0.0], [5.0, 0.0, 0.0]]))
-    (array([0, 1, 0]), array([False, False,  True]), 1)
-    """
-    fresh = logits.argmax(1)
-    theirs = np.take_along_axis(logits, ours[:, None], 1)[:, 0]
-    tolerance = TIE_TOLERANCE * (1 + np.abs(logits).max(1))
-    differ = fresh != ours
-    tie = differ & (logits.max(1) - theirs <= tolerance)
-    return np.where(tie, ours, fresh), differ & ~tie, int(tie.sum())
+ADVERSARIAL = "adversarial:"  # artifact key prefix: a chunk's moved adversarial examples, until the fresh worker's
+CORNERS = "corners:"  # artifact key prefix: the attacking worker's classes at a chunk's probe points
 
 
 def store_chunk(
@@ -141,27 +38,20 @@ def store_chunk(
     y: torch.Tensor,
     resolved: ResolvedConfig,
     schema: validate.AttackSchema,
-    reclassifier: Reclassifier,
 ) -> validate.Chunk:
-    """Validate one attacked chunk against the parent's own data, re-classify it, then commit its rows; returns the
+    """Validate one attacked chunk against the parent's own data and commit its rows (the attacking worker's
+    answers, provisional until the fresh worker's replace them) and its moved adversarial examples; returns the
     validated chunk."""
     chunk = schema.chunk(m)
     start, end, clean_pred, adv_pred = chunk.start, chunk.end, chunk.clean_pred, chunk.adv_pred
     x_adv = torch.as_tensor(chunk.x_adv)
     norms = verify_adversarial(x[start:end], x_adv, threat_model=resolved.threat_model, eps=resolved.eps)
-    moved = (x_adv != x[start:end]).flatten(1).any(1).numpy()  # the fresh worker never sees a clean image
-    disagreements, ties = 0, 0
-    if moved.any():
-        logits = reclassifier.logits(chunk.x_adv[moved], start, resolved.batch_size)
-        settled, differ, ties = settle(adv_pred[moved], logits)
-        adv_pred, disagreements = adv_pred.copy(), int(differ.sum())
-        adv_pred[moved] = settled
+    moved = (x_adv != x[start:end]).flatten(1).any(1).numpy()
     labels = y[start:end].numpy()
     with store.transaction(sessions) as s:
         run = s.get(store.RunRecord, run_id)
         for i in range(end - start):
             clean_ok = bool(clean_pred[i] == labels[i])
-            robust_ok = clean_ok and bool(adv_pred[i] == labels[i])
             s.add(
                 store.ExampleRecord(
                     run_id=run_id,
@@ -170,22 +60,64 @@ def store_chunk(
                     clean_pred=int(clean_pred[i]),
                     adv_pred=int(adv_pred[i]),
                     clean_correct=clean_ok,
-                    robust_correct=robust_ok,
+                    robust_correct=clean_ok and bool(adv_pred[i] == labels[i]),
                     perturbation=float(norms[i]),
                 )
             )
-        _keep_for_figure(s, run_id, start, x_adv, clean_pred, adv_pred, labels)
+        s.merge(
+            store.ArtifactRecord(
+                run_id=run_id, key=f"{ADVERSARIAL}{start}", data=packed(moved=moved, x_adv=chunk.x_adv[moved])
+            )
+        )
+        keep_for_figure(s, run_id, start, x_adv, clean_pred, adv_pred, labels)
         details = dict(run.details)
         chunks = dict(details.get("autoattack", {}).get("chunks", {}))
-        chunks[str(start)] = {
-            "n": end - start,
-            "accuracy_after": chunk.accuracy_after,
-            "warnings": chunk.warnings,
-            "reclassified": {"points": int(moved.sum()), "disagreements": disagreements, "ties": ties},
-        }
+        chunks[str(start)] = {"n": end - start, "accuracy_after": chunk.accuracy_after, "warnings": chunk.warnings}
         details["autoattack"] = {**details.get("autoattack", {}), "chunks": chunks}
         run.details, run.heartbeat_at = details, store.utcnow()
     return chunk
+
+
+def unverified_chunks(sessions, run_id: str, only: list[int] | None = None) -> list[tuple[int, int]]:
+    """(start, n) of the run's committed chunks that the fresh worker has not classified yet (no ``probe``), of
+    ``only`` (start indices: a torchrun rank's share) when given."""
+    with store.transaction(sessions) as s:
+        chunks = s.get(store.RunRecord, run_id).details.get("autoattack", {}).get("chunks", {})
+        todo = sorted((int(start), int(c["n"])) for start, c in chunks.items() if "probe" not in c)
+    return [(start, n) for start, n in todo if only is None or start in only]
+
+
+def classify_probes(
+    sessions,
+    run_id: str,
+    channel,
+    x: torch.Tensor,
+    resolved: ResolvedConfig,
+    budgets: Budgets,
+    num_classes: int,
+    *,
+    only: list[int] | None = None,
+) -> None:
+    """The attacking worker's classes at the probe points of every chunk not yet verified, kept as an artifact for
+    the fresh worker's comparison (harness.pipeline.fresh)."""
+    for start, n in unverified_chunks(sessions, run_id, only):
+        points = probe_points(
+            x[start : start + n], threat_model=resolved.threat_model, eps=resolved.eps, seed=resolved.seed, key=start
+        )
+        ours = classify(channel, points, resolved.batch_size, num_classes, budgets).argmax(1)
+        with store.transaction(sessions) as s:
+            s.merge(store.ArtifactRecord(run_id=run_id, key=f"{CORNERS}{start}", data=packed(classes=ours)))
+            s.get(store.RunRecord, run_id).heartbeat_at = store.utcnow()
+
+
+def classify(channel, points: np.ndarray, batch_size: int, num_classes: int, budgets: Budgets) -> np.ndarray:
+    """A worker's logits ``(n, K)`` for ``points``, validated."""
+    reply = channel.request(
+        PointsRequest(op="classify", x=points, batch_size=batch_size),
+        budget=budgets.classify(len(points)),
+        max_line=validate.max_line_classify(len(points), num_classes),
+    )
+    return validate.classified(reply, len(points), num_classes)
 
 
 def probe_points(x: torch.Tensor, *, threat_model: str, eps: float, seed: int, key: int) -> np.ndarray:
@@ -201,74 +133,14 @@ def probe_points(x: torch.Tensor, *, threat_model: str, eps: float, seed: int, k
     return (base + step).clamp(0, 1).float().numpy()
 
 
-def gradient_step(x: np.ndarray, start: np.ndarray, signs: np.ndarray, *, threat_model: str, eps: float) -> np.ndarray:
-    """One full step of size eps from ``x`` along the gradient signs measured at ``start`` (a zero sign keeps the
-    start's direction): an FGSM point inside the eps-ball and [0, 1]."""
-    direction = np.where(signs != 0, signs, np.sign(start - x)).astype(np.float64)
-    if threat_model != "Linf":
-        norm = np.sqrt((direction.reshape(len(x), -1) ** 2).sum(1)).clip(min=1e-12)
-        direction /= norm.reshape(-1, *[1] * (x.ndim - 1))
-    return np.clip(x.astype(np.float64) + eps * direction, 0, 1).astype(np.float32)
+def packed(**arrays: np.ndarray) -> bytes:
+    """Arrays as compressed npz bytes (adversarial examples compress well: most pixels sit at +-eps)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
 
 
-def probe_chunks(
-    sessions,
-    run_id: str,
-    channel,
-    reclassifier: Reclassifier,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    resolved: ResolvedConfig,
-    budgets: Budgets,
-    *,
-    only: list[int] | None = None,
-) -> None:
-    """Classify every not yet probed chunk's probe points in the attacking and the fresh worker; where they
-    disagree and the fresh worker misclassifies a robust example's probe, the example is stored as not robust.
-    ``only``: the start indices of the chunks this process probes (a torchrun rank: harness.pipeline.distributed)."""
-    with store.transaction(sessions) as s:
-        chunks = s.get(store.RunRecord, run_id).details.get("autoattack", {}).get("chunks", {})
-        todo = sorted((int(start), int(c["n"])) for start, c in chunks.items() if "probe" not in c)
-        todo = [(start, n) for start, n in todo if only is None or start in only]
-    per = PROBES + 1
-    for start, n in todo:
-        xs = x[start : start + n]
-        corners = probe_points(xs, threat_model=resolved.threat_model, eps=resolved.eps, seed=resolved.seed, key=start)
-        first = corners[::PROBES]
-        signs = reclassifier.signs(first, 2_000_000_011 + start, resolved.batch_size)
-        step = gradient_step(xs.numpy(), first, signs, threat_model=resolved.threat_model, eps=resolved.eps)
-        points = np.concatenate([corners.reshape(n, PROBES, *xs.shape[1:]), step[:, None]], axis=1)
-        points = points.reshape(n * per, *xs.shape[1:])
-        verify_adversarial(
-            xs.repeat_interleave(per, dim=0),
-            torch.as_tensor(points),
-            threat_model=resolved.threat_model,
-            eps=resolved.eps,
-        )
-        ours = classify(channel, points, resolved.batch_size, reclassifier.num_classes, budgets).argmax(1)
-        stored, differ, ties = settle(ours, reclassifier.logits(points, 1_000_000_007 + start, resolved.batch_size))
-        labels = y[start : start + n].numpy()
-        caught = (differ & (stored != np.repeat(labels, per))).reshape(n, per)
-        norms = (torch.as_tensor(points).double() - xs.double().repeat_interleave(per, dim=0)).flatten(1)
-        norms = (norms.abs().amax(1) if resolved.threat_model == "Linf" else norms.norm(dim=1)).numpy()
-        with store.transaction(sessions) as s:
-            run = s.get(store.RunRecord, run_id)
-            for e in run.examples:
-                i = e.idx - start
-                if 0 <= i < n and e.robust_correct and caught[i].any():
-                    j = i * per + int(caught[i].argmax())
-                    e.robust_correct, e.adv_pred, e.perturbation = False, int(stored[j]), float(norms[j])
-            details = dict(run.details)
-            chunks = dict(details["autoattack"]["chunks"])
-            chunks[str(start)] = {
-                **chunks[str(start)],
-                "probe": {"points": len(points), "disagreements": int(differ.sum()), "ties": ties},
-            }
-            details["autoattack"] = {**details["autoattack"], "chunks": chunks}
-            run.details, run.heartbeat_at = details, store.utcnow()
-
-
-def _keep_for_figure(
+def keep_for_figure(
     s, run_id: str, start: int, x_adv: torch.Tensor, clean_pred: np.ndarray, adv_pred: np.ndarray, labels: np.ndarray
 ) -> None:
     """Keep FIGURE_ROWS examples for the adversarial-examples figure: successful attacks first, then by index."""

@@ -13,8 +13,9 @@ The budgets follow from the run's size (README, Security model):
   reliability work: 4 x iterations x perturbations x images x methods x metrics, sent at its end);
 - feature visualisation: 600 s + 0.02 s x s x (2 x n_inversion x inversion_steps + per_class x classes x
   generation_steps);
-- classifying ``m`` points (a chunk's adversarial examples in the fresh worker; its 8 x b probe points in either
-  worker): the stall timeout (a fresh worker's start) + 300 s + 0.5 s x s x m.
+- classifying ``m`` points, or their gradient signs (a chunk's 8 x b probe points in the attacking worker; in the
+  fresh worker the gradient steps' b start points, then up to (8 + 2) x 2 x b points of the eps-balls, then the b
+  clean images): the stall timeout (a fresh worker's start) + 300 s + 0.5 s x s x m.
 
 The default ``--timeout`` (wall-clock limit of the whole run) is the sum of all budgets, plus 600 s for the
 figures. ``--timeout S`` replaces it; ``--timeout none`` lifts it and every budget (only the stall timeout is
@@ -91,8 +92,13 @@ class Budgets:
         if self.unlimited:
             return None
         seconds = self.load + self.check + 600
+        seconds += self.load  # the fresh worker's start
         seconds += sum(
-            self.chunk(b - a) + self.classify(b - a) + 2 * self.classify(PROBES * (b - a)) for a, b in chunks
+            self.chunk(b - a)
+            + self.classify(PROBES * (b - a))
+            + 2 * self.classify(b - a)
+            + self.classify(2 * (PROBES + 2) * (b - a))
+            for a, b in chunks
         )
         if suite is not None:
             messages = len(suite.methods) + len(suite.controls) + len(suite.pairs())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,25 +24,36 @@ class WorkerLimits:
     progress: bool = True
     memory_limit: str = "auto"  # auto, none, or a size such as 8G (memory_bytes)
     cpu_limit: int | None = None  # CPU seconds
+    process_limit: int | None = None  # processes and threads of one worker (process_limit); None: unlimited
     stall_timeout: float = 600.0
     timeout: float | None = None  # the run's wall-clock limit: None derives it from the budgets, inf lifts it
 
 
-def open_channel(limits: WorkerLimits, read: list[Path], *, required: tuple[Path, ...] = ()):
-    """The channel to a new worker that may read the directories ``read`` (the submission's or the zoo's, and the
-    data directory for the worker that attacks); ``required`` must stay readable for it too (as root it runs as
-    ``nobody``). A sandboxed worker runs the parent's thread count (harness.threads)."""
+def open_channel(
+    limits: WorkerLimits,
+    model_files: Mapping[str, Path],
+    *,
+    forbidden: tuple[Path, ...] = (),
+    output=None,
+    run_dirs: tuple[Path, ...] = (),
+):
+    """The channel to a new worker that may read its private copy of the model's declared files (``model_files``:
+    the name inside the copy -> the parent's copy, harness.pipeline.source.ModelFiles.files; the channel's
+    ``model_root``) and the Python installation, never anything of ``forbidden`` (the data directories, the
+    database, the archive: :func:`secret_paths`). ``output``: the run's harness.worker.channel.OutputCap, shared by
+    its workers; ``run_dirs``: the run's directories its supervisor removes should the harness die. A sandboxed
+    worker runs the parent's thread count (harness.threads)."""
     from harness.threads import decide, thread_env
     from harness.worker.channel import InProcessChannel, SubprocessChannel
 
     if limits.trusted:
-        return InProcessChannel()
+        return InProcessChannel(model_files)
     memory = memory_bytes(limits.memory_limit)
     cuda = limits.device.startswith("cuda") or (limits.device == "auto" and torch.cuda.is_available())
     kind = "data" if cuda else "address_space"
     return SubprocessChannel(
-        read_paths=list(read),
-        required_paths=[*read, *required],
+        read_paths=[],
+        model_files=model_files,
         memory_bytes=memory,
         memory_limit_kind=kind,
         cpu_seconds=limits.cpu_limit,
@@ -49,8 +61,48 @@ def open_channel(limits: WorkerLimits, read: list[Path], *, required: tuple[Path
         timeout=None if limits.timeout is None or math.isinf(limits.timeout) else limits.timeout,
         progress=limits.progress,
         pid_namespace=not cuda,  # CUDA fails to initialise in a PID namespace (harness.worker.containment.supervise)
+        forbidden_paths=list(forbidden),
+        max_processes=limits.process_limit,
+        output=output,
+        run_dirs=list(run_dirs),
         env=thread_env(decide()),  # the parent's thread count (harness.threads): every worker gets the same
     )
+
+
+def process_limit(text: str | int | None) -> int | None:
+    """``--process-limit``: ``auto`` (256 + 4 per CPU: torch starts a thread pool per core), ``none``, or a number
+    of at least 8 (processes and threads of one worker: a cgroup's ``pids.max``, else ``RLIMIT_NPROC``).
+
+    >>> process_limit("64"), process_limit("none"), process_limit("auto") >= 260
+    (64, None, True)
+    """
+    value = str(text).strip().lower() if text is not None else "none"
+    if value == "none":
+        return None
+    if value == "auto":
+        return 256 + 4 * (os.cpu_count() or 1)
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 8:
+        raise HarnessError(f"--process-limit {text!r} is not auto, none or a number of at least 8", "e.g. 64")
+    return number
+
+
+def secret_paths(data_dir: Path, db: str) -> tuple[Path, ...]:
+    """What no worker may read, even where the Python installation lies beside it: the run's data directory, the
+    default one and the system's data sets (``/usr/share/datasets``), the results database (a SQLite file, with its
+    journal files) and the results directory (the archive, figures)."""
+    from harness.data import DEFAULT_DATA_DIR
+    from harness.data.fashion_mnist import DEBIAN_FASHION_MNIST
+
+    paths = [data_dir, DEFAULT_DATA_DIR, DEBIAN_FASHION_MNIST.parent, Path("results")]
+    url = db.split("?", 1)[0]
+    if url.lower().startswith("sqlite:///") and url[len("sqlite:///") :] not in ("", ":memory:"):
+        db_file = url[len("sqlite:///") :]
+        paths += [Path(db_file + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+    return tuple(dict.fromkeys(Path(os.path.realpath(p)) for p in paths))
 
 
 def memory_bytes(text: str) -> int | None:

@@ -1,9 +1,12 @@
 """One evaluation run, from the parent's side: the only process that writes to the database.
 
 ``evaluate(config)`` is the library entry point; the CLI only builds a :class:`RunConfig`. The submission's code
-runs in a sandboxed worker (harness/worker/) unless ``config.trusted``; the parent validates everything that
-comes back (adversarial examples are re-checked against its own copy of the data) and commits progress per
-attack chunk and per (method, metric) score, so an interrupted run resumes where it stopped.
+runs in sandboxed workers (harness/worker/) unless ``config.trusted``: the attacking worker (load, contract check,
+attack, interpretability, feature visualisation), then, after it has exited, a fresh worker whose answers are the
+stored ones (harness.pipeline.fresh). Each loads a private copy of the model's declared files, hashed once by the
+parent (harness.pipeline.source), and is sent the images it needs (it reads no data). The parent validates
+everything that comes back (adversarial examples are re-checked against its own copy of the data) and commits
+progress per attack chunk and per (method, metric) score, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -16,20 +19,23 @@ from harness.attack.sanity import masking_flags
 from harness.config import ResolvedConfig, RunConfig
 from harness.data import load_examples
 from harness.pipeline import batching, distributed, validate
-from harness.pipeline.attack import Reclassifier, probe_chunks, store_chunk
+from harness.pipeline.attack import classify_probes, store_chunk
 from harness.pipeline.budgets import Budgets
-from harness.pipeline.channels import open_channel
+from harness.pipeline.channels import open_channel, secret_paths
 from harness.pipeline.estimate import Estimate, estimate, measure_cost
 from harness.pipeline.explain import explain_and_score
 from harness.pipeline.featurevis import missing_featurevis, visualise_and_score
 from harness.pipeline.feedback import chunk_line, header
 from harness.pipeline.figures import write_run_figures
+from harness.pipeline.fresh import FreshWorker, verify_chunks
+from harness.pipeline.images import send_background, send_images
 from harness.pipeline.lifecycle import StageTimer, aggregate_autoattack, fail, finish, open_run, record_details
 from harness.pipeline.plan import Todo
 from harness.pipeline.resolve import check_options, resolve
-from harness.pipeline.source import data_directory, locate
+from harness.pipeline.source import ModelFiles, data_directory, locate
 from harness.report.wording import autoattack_log
 from harness.store.files import run_files_dir
+from harness.worker.channel import OutputCap
 from harness.worker.protocol import AttackRequest, check_request, load_request
 
 __all__ = ["RunConfig", "RunSummary", "evaluate"]
@@ -51,13 +57,13 @@ class RunSummary:
 
 
 def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> RunSummary:
-    """Evaluate one submission and store the run: load, check, attack, explain, visualise, draw, finish.
+    """Evaluate one submission and store the run: load, check, attack, explain, visualise, verify, draw, finish.
 
     The options are checked and parsed once (:func:`~harness.pipeline.resolve.check_options`) and, once the worker
     reported the submission's METADATA, resolved once into the run's plan (:func:`~harness.pipeline.resolve.resolve`),
-    whose parts every stage takes. An identical completed run (same model hashes and attack configuration) is reused
-    unless ``fresh``, and the interpretability scores it lacks are added to it; an interrupted identical run is
-    resumed. Under torchrun each rank computes its share of the run (harness.pipeline.distributed).
+    whose parts every stage takes. An identical completed run (same model hashes and attack configuration, rows that
+    verify) is reused unless ``fresh``, and the interpretability scores it lacks are added to it; an interrupted
+    identical run is resumed. Under torchrun each rank computes its share of the run (harness.pipeline.distributed).
 
     ``echo`` receives what the user sees as the run goes (rank 0 only; harness.pipeline.feedback): the header with
     the resolved settings, the time estimate (harness.pipeline.estimate) before the attack, AutoAttack's log per
@@ -81,17 +87,24 @@ def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> Ru
     data_dir = data_directory(request.data_dir)
     limits = request.limits
     timer = StageTimer()
-    channel = open_channel(limits, [source.readable, data_dir], required=source.required)
-    reclassifier = None
+    files = ModelFiles.of(source)
+    secret = secret_paths(data_dir, request.storage.db)
+    output = OutputCap()
+    fresh = channel = None
     run_id = None
     try:
+        channel = open_channel(limits, files.files(), forbidden=secret, output=output, run_dirs=(files.root,))
         with timer("load"):
             load_budget = Budgets.of(limits.stall_timeout, limits.timeout).load
-            metadata = validate.loaded(channel.request(load_request(request.worker(source)), budget=load_budget))
+            worker = request.worker(source, channel.model_root)
+            metadata = validate.loaded(channel.request(load_request(worker), budget=load_budget))
+            source.check_declared(metadata)
             plan = resolve(request, metadata, source=source, data_dir=data_dir)  # the parent resolves, not the worker
             resolved, info, budgets = plan.resolved, plan.dataset, plan.budgets
-            file_sha, weights_sha = source.hashes(metadata)
+            with store.transaction(sessions) as s:
+                store.claim_name(s, str(metadata["name"]), source.source, files.file_sha256, files.weights_sha256)
             x, y = load_examples(resolved.dataset, n=resolved.n_examples, data_dir=data_dir)
+            send_images(channel, "test", x, y, budgets.load)
         with timer("contract"):
             checked = validate.checked(channel.request(check_request(plan.worker_run()), budget=budgets.check))
             contract_flags = [*checked.flags, *masking_flags(checked.probe)]
@@ -105,8 +118,8 @@ def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> Ru
                 sessions,
                 name=str(metadata["name"]),
                 source=source.source,
-                file_sha256=file_sha,
-                weights_sha256=weights_sha,
+                file_sha256=files.file_sha256,
+                weights_sha256=files.weights_sha256,
                 info=metadata,
             )
             with store.transaction(sessions) as s:
@@ -115,6 +128,9 @@ def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> Ru
 
         todo = group.deal(sessions, opened)  # rank 0 opens the run; each rank gets its share
         run_id = todo.run_id
+        suite = plan.suite if todo.suite is not None else None
+        if suite is not None:
+            send_background(channel, suite, resolved.dataset, data_dir, budgets.load)
         chunk = min(resolved.batch_size, resolved.n_examples)
         todo = batching.fit(
             sessions, channel, todo, auto=plan.auto_batch, chunk=chunk, device=checked.device, budget=budgets.check
@@ -142,7 +158,6 @@ def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> Ru
             record_details(sessions, run_id, "estimate", {**predicted.to_json(), "cost": vars(cost)})
         if not todo.reused:
             with timer("attack"):
-                reclassifier = Reclassifier.of(plan)
                 if todo.chunks:
                     say(f"attack: AutoAttack {resolved.attack} on {len(todo.chunks)} chunk(s)")
                     schema = validate.AttackSchema(
@@ -150,7 +165,7 @@ def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> Ru
                     )
 
                     def stored(m) -> None:
-                        chunk = store_chunk(sessions, run_id, m, x, y, resolved, schema, reclassifier)
+                        chunk = store_chunk(sessions, run_id, m, x, y, resolved, schema)
                         say("  " + chunk_line(chunk.start, chunk.end, chunk.accuracy_after))
 
                     channel.request(
@@ -160,8 +175,7 @@ def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> Ru
                         max_line=validate.max_line_attack(resolved.batch_size, tuple(x.shape[1:])),
                     )
                     schema.finish()
-                probe_chunks(sessions, run_id, channel, reclassifier, x, y, resolved, budgets, only=todo.probes)
-                reclassifier.close()
+                classify_probes(sessions, run_id, channel, x, resolved, budgets, info.num_classes, only=todo.probes)
             if group.leads:
                 say(f"  AutoAttack over the run: {autoattack_log(aggregate_autoattack(sessions, run_id))}")
         group.barrier()  # every rank's chunks are in: the explain stage reads all clean predictions
@@ -173,7 +187,13 @@ def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> Ru
             say("feature visualisation: representation inversion and class-specific generation")
             with timer("featurevis"):
                 visualise_and_score(sessions, channel, run_id, featurevis, x, resolved, info, data_dir, budgets)
-        group.barrier()  # every rank's scores are in: rank 0 draws and finishes
+        channel.close()  # the attacking worker and everything it started are gone before the fresh worker starts
+        if not todo.reused:
+            with timer("verify"):
+                fresh = FreshWorker.of(plan, files, after=channel, forbidden=secret, output=output)
+                verify_chunks(sessions, run_id, fresh, x, y, resolved, only=todo.probes)
+                fresh.close()
+        group.barrier()  # every rank's scores and answers are in: rank 0 draws and finishes
         accuracies = None
         if group.leads:
             figures_dir = run_files_dir(plan.storage.db, run_id)
@@ -202,7 +222,9 @@ def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> Ru
             fail(sessions, run_id, exc)
         raise
     finally:
-        channel.close()
-        if reclassifier is not None:
-            reclassifier.close()
+        if channel is not None:
+            channel.close()
+        if fresh is not None:
+            fresh.close()
+        files.remove()
         group.close()

@@ -18,6 +18,7 @@ from harness.config import ResolvedConfig
 from harness.errors import HarnessError
 from harness.pipeline import validate
 from harness.pipeline.artifacts import FIGURE_ROWS, pack
+from harness.pipeline.images import send_images
 from harness.pipeline.scores import metric_record
 from harness.worker.protocol import VisualiseRequest
 from metrics.featurevis import scoring
@@ -94,6 +95,11 @@ def visualise_and_score(
     """Ask the worker for inversions and generations; score them here with the harness's own data (from
     ``data_dir``) and encoder."""
     featurevis = replace(featurevis, batch_size=resolved.batch_size)
+    from harness.data import load_examples
+
+    x_train, y_train = load_examples(resolved.dataset, split="train", data_dir=data_dir)
+    send_images(channel, "train", x_train, y_train, budgets.load)  # its class seeds are fitted on them
+    del x_train, y_train
     out = channel.request(
         VisualiseRequest(op="visualise", config=asdict(featurevis)),
         budget=budgets.visualise(featurevis, info.num_classes),

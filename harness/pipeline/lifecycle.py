@@ -21,6 +21,7 @@ from harness.pipeline.plan import RunPlan, Storage, Todo, attack_chunks
 from harness.pipeline.provenance import provenance
 from harness.pipeline.resolve import suite_settings
 from harness.store import liveness
+from harness.store.verify import run_problems
 from metrics.suite import SuiteConfig
 
 
@@ -42,12 +43,13 @@ class StageTimer:
 def open_run(s, model_row, plan: RunPlan, *, device: str, sandbox: dict[str, Any]) -> Todo:
     """Reuse a completed identical run, resume an interrupted one, or start a new run of ``model_row`` as ``plan``
     says, on the worker's ``device`` (the sandbox's report is recorded with a new run). Returns what is left to
-    compute. An identical run is one with the same model and ``plan.resolved`` (its key)."""
+    compute. An identical run is one with the same model and ``plan.resolved`` (its key); a completed one is reused
+    only when its stored numbers are those of its rows (harness.store.verify: a forged or damaged row is not)."""
     resolved, suite, storage = plan.resolved, plan.suite, plan.storage
     runs = [] if storage.fresh else store.find_runs(s, model_id=model_row.id, config_key=resolved.key())
     now = store.utcnow()
     for run in runs:
-        if run.status == store.COMPLETE:
+        if run.status == store.COMPLETE and not run_problems(run):
             if storage.rescore:
                 _clear_scores(s, run, device)
             todo = _missing_suite(run, suite)
@@ -177,6 +179,9 @@ def _complete(
     examples = run.examples
     if len(examples) != resolved.n_examples:
         raise HarnessError(f"run {run.id} has {len(examples)} of {resolved.n_examples} examples", "this is a bug")
+    unverified = [k for k, c in run.details.get("autoattack", {}).get("chunks", {}).items() if "probe" not in c]
+    if unverified:
+        raise HarnessError(f"run {run.id}: the fresh worker did not classify chunks {unverified}", "this is a bug")
     run.clean_acc = sum(e.clean_correct for e in examples) / len(examples)
     run.robust_acc = sum(e.robust_correct for e in examples) / len(examples)
     details = dict(run.details)

@@ -1,6 +1,7 @@
 """The schema of a submission's ``METADATA`` as its worker reports it (harness.pipeline.validate checks the rest of
 what a worker sends): known keys with types, ranges and lengths, text without control characters, and a safe
-character set for names, which also become file names (exports) and labels (reports)."""
+character set for names, which also become file names (exports) and labels (reports). The primitives (names, text,
+numbers) are harness.schema's, shared with the other schemas of untrusted data."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import math
 import re
 from typing import Any
 
+from harness import schema
 from harness.errors import HarnessError
 from harness.report.escape import terminal
+from harness.schema import CONTROL, NAME, NAME_RULE
 from harness.threat import parse_eps, parse_threat_model
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")  # model names: also file names in exports
-TRAINING_METHOD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,31}$")
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+__all__ = ["CONTROL", "NAME", "metadata", "text"]
+
+TRAINING_METHOD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,31}")
 _METADATA_FIX = "fix METADATA (see submissions/README.md)"
 
 _TEXT_LIMITS = {
@@ -29,14 +32,15 @@ _TEXT_LIMITS = {
     "source": 64,
     "robustbench_id": 100,
 }
-_EXTRA_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_EXTRA_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _MAX_EXTRA_KEYS = 32
 
 
 def metadata(raw: Any) -> dict[str, Any]:
     """A validated copy of the METADATA a worker reports; ``HarnessError`` naming the first problem.
 
-    Keys: ``name`` (1-64 characters of ``A-Z a-z 0-9 . _ + -``, starting with a letter or digit), ``dataset``,
+    Keys: ``name`` (harness.schema.NAME: 1-64 ASCII letters, digits, ``_`` or ``-``, starting with a letter or
+    digit: RobustBench's model-id alphabet), ``dataset``,
     ``architecture`` (text), optional ``threat_model`` (Linf or L2), ``eps`` (a positive number or text such as
     ``8/255``), ``clean_acc`` (a number in [0, 1]), ``weights``, ``authors``, ``paper`` and other short text,
     ``additional_data`` (bool), ``number_forward_passes`` (a positive integer) and ``training`` (a dict of short
@@ -47,12 +51,8 @@ def metadata(raw: Any) -> dict[str, Any]:
         raise HarnessError(f"METADATA is a {type(raw).__name__}, not a dict", _METADATA_FIX)
     out: dict[str, Any] = {}
     name = raw.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
-        raise HarnessError(
-            f"METADATA name {terminal(name, 80)!r} is not 1-64 characters of A-Z, a-z, 0-9, '.', '_', '+', '-' "
-            "starting with a letter or digit",
-            _METADATA_FIX,
-        )
+    if not schema.is_name(name):
+        raise HarnessError(f"METADATA name {terminal(name, 80)!r} is not {NAME_RULE}", _METADATA_FIX)
     out["name"] = name
     for key in ("dataset", "architecture"):
         out[key] = text(raw.get(key), f"METADATA {key}", _TEXT_LIMITS[key], required=True)
@@ -81,7 +81,7 @@ def metadata(raw: Any) -> dict[str, Any]:
             out[key] = None if value is None else text(value, where, _TEXT_LIMITS[key])
         else:
             extra += 1
-            if not isinstance(key, str) or not _EXTRA_KEY.match(key) or extra > _MAX_EXTRA_KEYS:
+            if not isinstance(key, str) or not _EXTRA_KEY.fullmatch(key) or extra > _MAX_EXTRA_KEYS:
                 raise HarnessError(
                     f"METADATA key {terminal(key, 40)!r} is not allowed (unknown keys: at most {_MAX_EXTRA_KEYS}, "
                     "identifiers of up to 64 characters)",
@@ -98,11 +98,11 @@ def _training(value: Any) -> dict[str, Any] | None:
         raise HarnessError("METADATA training must be a dict of at most 64 entries", _METADATA_FIX)
     out = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not _EXTRA_KEY.match(key):
+        if not isinstance(key, str) or not _EXTRA_KEY.fullmatch(key):
             raise HarnessError(f"METADATA training key {terminal(key, 40)!r} is not an identifier", _METADATA_FIX)
         out[key] = _scalar(item, f"METADATA training {key}", 1000)
     method = out.get("method")
-    if method is not None and (not isinstance(method, str) or not TRAINING_METHOD.match(method)):
+    if method is not None and (not isinstance(method, str) or not TRAINING_METHOD.fullmatch(method)):
         raise HarnessError(
             f"METADATA training method {terminal(method, 40)!r} is not a short name such as standard or pgd-at",
             _METADATA_FIX,
@@ -136,18 +136,14 @@ def _scalar(value: Any, where: str, limit: int) -> Any:
 def text(value: Any, where: str, limit: int, *, required: bool = False, fix: str = _METADATA_FIX) -> str:
     """``value`` if it is text of at most ``limit`` characters without control characters, else a HarnessError
     naming ``where``."""
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise HarnessError(f"{where} must be {'non-empty ' if required else ''}text", fix)
-    if len(value) > limit:
-        raise HarnessError(f"{where} is {len(value)} characters long (at most {limit})", fix)
-    if CONTROL.search(value):
-        raise HarnessError(f"{where} contains control characters", fix)
-    return value
+    try:
+        return schema.text(value, where, limit, required=required)
+    except schema.SchemaError as exc:
+        raise HarnessError(str(exc), fix) from None
 
 
 def _number(value: Any, where: str, low: float, high: float, fix: str = _METADATA_FIX) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise HarnessError(f"{where} must be a finite number", fix)
-    if not low <= value <= high:
-        raise HarnessError(f"{where} {value!r} is outside [{low:g}, {high:g}]", fix)
-    return value
+    try:
+        return schema.number(value, where, low, high)
+    except schema.SchemaError as exc:
+        raise HarnessError(str(exc), fix) from None

@@ -60,9 +60,10 @@ class Request:
     storage: Storage
     preset: str = "default"  # the preset the settings came from (harness.presets), shown in the run's header
 
-    def worker(self, source: ModelSource) -> WorkerConfig:
-        """What a worker loading the model from ``source`` is told (before the run is resolved)."""
-        return WorkerConfig(source.ref(), self.limits.device, self.limits.progress)
+    def worker(self, source: ModelSource, root: Path) -> WorkerConfig:
+        """What a worker loading the model from ``source`` is told (before the run is resolved), its private copy of
+        the model's files being ``root``."""
+        return WorkerConfig(source.ref(root), self.limits.device, self.limits.progress)
 
 
 @dataclass(frozen=True)
@@ -85,16 +86,17 @@ class RunPlan:
     auto_batch: bool
     storage: Storage
 
-    def worker(self) -> WorkerConfig:
-        """What each of the run's workers is told when it loads the model."""
-        return WorkerConfig(self.source.ref(), self.limits.device, self.limits.progress)
+    def worker(self, root: Path) -> WorkerConfig:
+        """What each of the run's workers is told when it loads the model, its private copy of the model's files
+        being ``root``."""
+        return WorkerConfig(self.source.ref(root), self.limits.device, self.limits.progress)
 
     def worker_run(self) -> WorkerRun:
-        """What the attacking worker is told about the run (the fresh worker that re-classifies gets nothing)."""
+        """What the attacking worker is told about the run (the fresh worker that re-classifies gets nothing); the
+        images come separately (harness.pipeline.images)."""
         r = self.resolved
         return WorkerRun(
             dataset=r.dataset,
-            data_dir=str(self.data_dir),
             n_examples=r.n_examples,
             threat_model=r.threat_model,
             eps=r.eps,

@@ -20,7 +20,7 @@ from harness.data import ensure_split, get_dataset
 from harness.errors import HarnessError
 from harness.pipeline.batching import AUTO, check_batch_sizes, chunk_size
 from harness.pipeline.budgets import Budgets
-from harness.pipeline.channels import WorkerLimits
+from harness.pipeline.channels import WorkerLimits, process_limit
 from harness.pipeline.plan import Request, RunPlan, Storage
 from harness.pipeline.source import ModelSource
 from harness.presets import check_preset
@@ -73,6 +73,7 @@ def check_options(config: RunConfig) -> Request:
             progress=config.progress,
             memory_limit=config.memory_limit,
             cpu_limit=config.cpu_limit,
+            process_limit=process_limit(config.process_limit),
             stall_timeout=config.stall_timeout,
             timeout=config.timeout,
         ),

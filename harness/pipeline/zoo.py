@@ -19,7 +19,8 @@ from harness import store
 from harness.config import DEFAULT_DB, RunConfig
 from harness.errors import HarnessError
 from harness.pipeline.evaluate import evaluate
-from harness.store.archive import archive_record, export_run, import_archives
+from harness.pipeline.imports import import_archives
+from harness.store.archive import archive_record, export_run
 from harness.train.zoo import ZooSpec
 
 DEFAULT_ARCHIVE = Path("results/archive")
@@ -72,7 +73,9 @@ def evaluate_zoo(
     (None: no export). A model whose evaluation fails is reported as failed and the others go on."""
     sessions = store.open_database(db)
     if archive_dir is not None and Path(archive_dir).is_dir():
-        import_archives(sessions, [Path(archive_dir)])
+        report = import_archives(sessions, [Path(archive_dir)])
+        if report.errors:
+            raise report.errors[0]
     common = {"db": db, "data_dir": data_dir, "device": device, "rescore": rescore, "trusted": trusted}
     results = []
     for entry in spec.select(only):

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from harness.report.board import Board
 from harness.report.cells import Code, Figures, FlagMark, Link, Missing, NoteMark, Number, Text, Value
 from harness.report.entries import Entry
-from harness.report.notes import CONTROL_NOTE, na_note, reported_notes
+from harness.report.notes import CONTROL_NOTE, SHARED_NAME_NOTE, na_note, reported_notes
 from harness.report.protocols import protocol_of, ranked_protocol, split
 from harness.report.scores import Pair, Score
 from harness.report.values import own_normalised
@@ -176,6 +176,15 @@ RAW_NOTE = (
 )
 
 
+def _model_marks(e: Entry) -> tuple[FlagMark | NoteMark, ...]:
+    """A run's flags, and a note when another model has runs under its name (an imported run says so in its cell:
+    ``(imported)``, README "Security model")."""
+    marks: list[FlagMark | NoteMark] = [FlagMark(f.get("code"), f.get("message")) for f in e.flags]
+    if e.shared_name:
+        marks.append(NoteMark(SHARED_NAME_NOTE))
+    return tuple(marks)
+
+
 def _percent_of(fraction: float) -> Number:
     return Number(f"{100 * fraction:.1f}", 100 * fraction)
 
@@ -197,7 +206,7 @@ MAIN: tuple[Column[Ranked[Entry]], ...] = (
     Column(
         "Model",
         lambda r, t: Text(
-            r.row.model, sort=r.row.model, marks=tuple(FlagMark(f.get("code"), f.get("message")) for f in r.row.flags)
+            f"{r.row.model} (imported)" if r.row.imported else r.row.model, sort=r.row.model, marks=_model_marks(r.row)
         ),
         description="The model's name (its submission's METADATA); ⚠ marks a flag of its run.",
     ),

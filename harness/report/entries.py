@@ -1,5 +1,6 @@
 """The leaderboard's rows: every completed run read from the database (a row that cannot be read completely is kept,
-with the reason), and the selection of one run per model and board (:func:`select_rows`), as :class:`Entry` values."""
+with the reason; a run whose stored numbers are not those of its per-example rows is left off: :func:`left_off`),
+and the selection of one run per model identity and board (:func:`select_rows`), as :class:`Entry` values."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from harness import store
 from harness.report.scores import Pair, Score, stored_score
+from harness.store.verify import run_problems
 from harness.threat import parse_eps
 from metrics.stats import wilson_interval
 
@@ -40,6 +42,8 @@ class Entry:
     architecture: str = ""
     threat_trained: str = ""  # the training threat model (adversarial training only)
     epochs: int | None = None
+    imported: str | None = None  # the archive file the run was imported from (None: measured in this database)
+    shared_name: bool = False  # another model (other files or weights) has runs under the same name
     clean_correct: frozenset[int] | None = None  # the test images (indices) it classifies correctly
     explained_output: str = "logit"  # what its attribution methods explain (the suite's ``output``)
 
@@ -56,11 +60,33 @@ class Entry:
         return {}
 
 
+def left_off(s: Session) -> list[tuple[str, str, str]]:
+    """The completed runs the board leaves off, as (run id, model, reason): their stored numbers are not those of
+    their per-example rows (harness.store.verify), e.g. a row written by hand or an older unverified import."""
+    out = []
+    for run in store.completed_runs(s):
+        problems = _problems(run)
+        if problems:
+            out.append((str(run.id), str(getattr(run.model, "name", "?")), "; ".join(problems)))
+    return out
+
+
+def _problems(run: store.RunRecord) -> list[str]:
+    try:
+        return run_problems(run)
+    except (TypeError, ValueError, AttributeError) as exc:
+        return [f"its row cannot be read ({type(exc).__name__})"]
+
+
 def runs_frame(s: Session) -> pd.DataFrame:
-    """One row per completed run with the columns the boards need (``scores``: {(method, metric): Score}); a row
-    that cannot be read completely is kept, with what could be read and the reason (``malformed``)."""
+    """One row per completed run whose numbers are those of its rows (:func:`left_off` lists the others) with the
+    columns the boards need (``scores``: {(method, metric): Score}; ``identity``: the model row, one per name and
+    hashes; ``shared_name``: another identity has runs under the same name); a row whose scores or METADATA cannot
+    be read completely is kept, with what could be read and the reason (``malformed``)."""
     rows = []
     for run in store.completed_runs(s):
+        if _problems(run):
+            continue
         info = run.model.info if isinstance(run.model.info, dict) else {}
         training = info.get("training")
         training = training if isinstance(training, dict) else {}
@@ -79,7 +105,8 @@ def runs_frame(s: Session) -> pd.DataFrame:
             {
                 "run_id": run.id,
                 "model": str(run.model.name),
-                "identity": run.model.weights_sha256 or run.model.file_sha256,
+                "identity": run.model_id,
+                "imported": _imported(run.details),
                 "dataset": run.dataset,
                 "threat_model": run.threat_model,
                 "eps_text": run.eps_text,
@@ -103,7 +130,15 @@ def runs_frame(s: Session) -> pd.DataFrame:
                 "malformed": "; ".join(problems) or None,
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["shared_name"] = frame.groupby("model")["identity"].transform("nunique") > 1
+    return frame
+
+
+def _imported(details: Any) -> str | None:
+    imported = details.get("imported") if isinstance(details, dict) else None
+    return str(imported.get("file") or "an archive file") if isinstance(imported, dict) else None
 
 
 def _clean_correct(run: store.RunRecord) -> frozenset[int] | None:
@@ -142,14 +177,12 @@ def recipe_label(method: str, training: dict[str, Any], info: dict[str, Any]) ->
 
 
 def select_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per table and model name: the newest model version, then its run with the largest n (latest wins); ranked by
-    robust accuracy, then clean accuracy."""
+    """Per table and model identity (its name and file and weights hashes: one model row): its run with the most
+    examples, then the newest; ranked by robust accuracy, then clean accuracy. A run of another model under the same
+    name is a row of its own (``shared_name``), never a replacement."""
     if frame.empty:
         return frame
-    keys = [*BOARD_KEYS, "model"]
-    newest = frame.groupby([*keys, "identity"])["created_at"].max().reset_index()
-    newest = newest.sort_values("created_at").groupby(keys).tail(1)[[*keys, "identity"]]
-    frame = frame.merge(newest, on=[*keys, "identity"])
+    keys = [*BOARD_KEYS, "identity"]
     frame = frame.sort_values(["n", "created_at"]).groupby(keys).tail(1)
     return frame.sort_values(
         ["dataset", "threat_model", "eps", "robust_acc", "clean_acc"], ascending=[True, True, True, False, False]
@@ -178,6 +211,8 @@ def to_entries(table: pd.DataFrame, reported: dict[str, dict[str, Any]]) -> list
             architecture=row.architecture,
             threat_trained=row.threat_trained,
             epochs=row.epochs,
+            imported=imported if isinstance(imported := getattr(row, "imported", None), str) else None,
+            shared_name=bool(getattr(row, "shared_name", False)),
             clean_correct=row.clean_correct,
             explained_output=row.explained_output,
         )

@@ -11,18 +11,12 @@ from __future__ import annotations
 import html
 import re
 
+from harness.schema import escape_controls
+
 __all__ = ["html_text", "markdown_cell", "markdown_text", "plot_text", "terminal", "truncate"]
 
-# C0 and C1 controls, DEL, and the Unicode format characters that reorder or hide text (bidi overrides and
-# isolates, zero-width joiners, the BOM, line and paragraph separators).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 # markdown punctuation that can start a construct (emphasis, code, math, strikethrough, links, images, HTML)
 _MARKDOWN = re.compile(r"[\\`*~$\[\]]|!(?=\[)|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
-
-
-def _escape_control(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def terminal(text: object, limit: int | None = 2000) -> str:
@@ -32,7 +26,7 @@ def terminal(text: object, limit: int | None = 2000) -> str:
     >>> terminal("stored run \\x1b[32m99%\\x1b[0m\\nnext")
     'stored run \\\\x1b[32m99%\\\\x1b[0m\\\\x0anext'
     """
-    return truncate(_CONTROL.sub(_escape_control, str(text)), limit)
+    return truncate(escape_controls(str(text)), limit)
 
 
 def truncate(text: str, limit: int | None) -> str:

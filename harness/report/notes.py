@@ -35,6 +35,11 @@ CONTROL_NOTE: Note = (
 )
 
 
+SHARED_NAME_NOTE: Note = (
+    "⚠ another model (other files or weights) has runs under this name in the database: each is a row of its own",
+)
+
+
 def flag_note(flag: Mapping[str, Any]) -> Note:
     """A measured run's flag: ``⚠ code: message``."""
     return ("⚠ ", Stored(flag.get("code"), 80), ": ", Stored(flag.get("message")))

@@ -1,8 +1,9 @@
 """``robint-bench results --json``: one completed run (or one imported reported entry) as a plain dict.
 
 Keep the shape stable: scripts and CI read it. Extend, never rename. ``kind`` tells a run measured here
-(``"measured"``) from a number imported with ``import-robustbench`` (``"reported"``, with the file's fields under
-``reported``).
+(``"measured"``) from a run imported from an archive file with ``import`` (``"imported"``: verified against its
+rows, not measured here) and from a number imported with ``import-robustbench`` (``"reported"``, with the file's
+fields under ``reported``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def result_record(run: store.RunRecord) -> dict[str, Any]:
         },
         "model_sha256": {"file": run.model.file_sha256, "weights": run.model.weights_sha256},
         "metrics": metric_summary(run),
-        "kind": "measured",
+        "kind": "imported" if isinstance((run.details or {}).get("imported"), dict) else "measured",
     }
 
 

@@ -24,7 +24,7 @@ from harness.store.schema import COMPLETE
 from harness.store.summary import iso
 
 ARCHIVE_FORMAT = "robint-bench-run/1"
-_EXAMPLE_COLUMNS = ("idx", "label", "clean_pred", "adv_pred", "clean_correct", "robust_correct", "perturbation")
+EXAMPLE_COLUMNS = ("idx", "label", "clean_pred", "adv_pred", "clean_correct", "robust_correct", "perturbation")
 _RUN_COLUMNS = (
     "id",
     "dataset",
@@ -66,15 +66,16 @@ def archive_record(run: store.RunRecord) -> dict[str, Any]:
             "finished_at": iso(run.finished_at),
         },
         "examples": {
-            "columns": list(_EXAMPLE_COLUMNS),
-            "rows": [[getattr(e, col) for col in _EXAMPLE_COLUMNS] for e in run.examples],
+            "columns": list(EXAMPLE_COLUMNS),
+            "rows": [[getattr(e, col) for col in EXAMPLE_COLUMNS] for e in run.examples],
         },
         "metrics": [{col: getattr(m, col) for col in _METRIC_COLUMNS} for m in run.metrics],
     }
 
 
 def import_archive_record(sessions: sessionmaker[Session], record: dict[str, Any]) -> bool:
-    """Insert an archived run unless its id is already present; return whether it was inserted.
+    """Insert an archived run unless its id is already present; return whether it was inserted. The record must
+    have passed harness.pipeline.imports.verified_record (``robint-bench import`` does that first).
 
     The model row is found or created in its own transaction (:func:`store.ensure_model`), and a run that another
     import inserts between our check and our insert counts as present: concurrent imports of one archive both
@@ -165,26 +166,6 @@ def safe_name(text: str) -> str:
     return "_" + name[1:] if name.startswith(".") else name or "_"
 
 
-def import_archives(sessions: sessionmaker[Session], paths: Iterable[Path]) -> tuple[int, int]:
-    """Import archive files (or directories of ``*.json``), each in its own transactions; returns (new runs, files).
-    A file that cannot be read or is malformed is one error naming it; the files before it stay imported."""
-    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.json")))
-    added = 0
-    for f in files:
-        try:
-            record = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise HarnessError(f"cannot read archived run {f}: {exc}", "restore the file from git") from None
-        try:
-            added += import_archive_record(sessions, record)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise HarnessError(
-                f"archived run {f} is malformed ({type(exc).__name__}: {exc})",
-                "restore the file from git, or re-export it with `robint-bench export`",
-            ) from None
-    return added, len(files)
-
-
 def copy_archived_figures(paths: Iterable[Path], runs_root: Path) -> int:
     """Copy the figures of the archived runs in ``paths`` (files, or directories of ``*.json``) into ``runs_root``
     (``runs/`` beside the database they were imported into), from ``runs/<run id>/`` beside the archive's directory
@@ -205,6 +186,7 @@ def copy_archived_figures(paths: Iterable[Path], runs_root: Path) -> int:
         target = runs_root / run_id
         if not source.is_dir() or source.resolve() == target.resolve() or target.is_dir():
             continue
-        shutil.copytree(source, target)
+        # an archive comes from elsewhere: links are not followed (a link could point at any file of this machine)
+        shutil.copytree(source, target, ignore=lambda d, names: [n for n in names if (Path(d) / n).is_symlink()])
         copied += 1
     return copied

@@ -40,10 +40,44 @@ def all_runs(s: Session) -> list[RunRecord]:
     return list(s.scalars(select(RunRecord).order_by(RunRecord.created_at.desc())))
 
 
+REPORTED_SOURCE = "robustbench-reported"  # the source of imported RobustBench entries (harness.store.robustbench)
+
+
+def name_holder(s: Session, name: str, source: str, file_sha256: str, weights_sha256: str | None) -> ModelRecord | None:
+    """The model row that holds ``name`` with another identity (other file or weights hashes), if any: one name is
+    one model. Imported RobustBench entries (reported numbers, shown beside the model of their name) hold no name,
+    and a RobustBench zoo id may hold several checkpoints (a later one is flagged ``weights-changed``)."""
+    rows = s.scalars(select(ModelRecord).where(ModelRecord.name == name, ModelRecord.source != REPORTED_SOURCE))
+    for row in rows:
+        if (row.file_sha256, row.weights_sha256) == (file_sha256, weights_sha256):
+            continue
+        if source.startswith("robustbench:") and row.source == source:
+            continue
+        return row
+    return None
+
+
+def claim_name(s: Session, name: str, source: str, file_sha256: str, weights_sha256: str | None) -> None:
+    """Refuse a model whose name another model holds (:func:`name_holder`), with one line.
+
+    Raises:
+        HarnessError: naming the model that holds the name.
+    """
+    holder = name_holder(s, name, source, file_sha256, weights_sha256)
+    if holder is not None:
+        raise HarnessError(
+            f"the name {name!r} belongs to another model in this database (file sha256 {holder.file_sha256[:12]}, "
+            f"weights sha256 {(holder.weights_sha256 or 'none')[:12]}, from {holder.source[-80:]}); this model's "
+            f"files hash to {file_sha256[:12]} and {(weights_sha256 or 'none')[:12]}",
+            f"give this model a name of its own in METADATA (e.g. {name[:56]}_v2): one name is one model",
+        )
+
+
 def get_or_create_model(
     s: Session, *, name: str, source: str, file_sha256: str, weights_sha256: str | None, info: dict[str, Any]
 ) -> ModelRecord:
-    """The model row with this name and these hashes, created if new."""
+    """The model row with this name and these hashes, created if new (and if no other model holds the name:
+    :func:`claim_name`)."""
     found = s.scalars(
         select(ModelRecord).where(
             ModelRecord.name == name,
@@ -55,6 +89,7 @@ def get_or_create_model(
     ).first()
     if found is not None:
         return found
+    claim_name(s, name, source, file_sha256, weights_sha256)
     model = ModelRecord(name=name, source=source, file_sha256=file_sha256, weights_sha256=weights_sha256, info=info)
     s.add(model)
     s.flush()

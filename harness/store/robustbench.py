@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from harness import store
+from harness import schema, store
 from harness.errors import HarnessError
 from harness.store.summary import metric_summary
 from harness.threat import parse_eps
@@ -46,11 +46,22 @@ from harness.threat import parse_eps
 if TYPE_CHECKING:
     from harness.data import DatasetInfo
 
-REPORTED_SOURCE = "robustbench-reported"
+REPORTED_SOURCE = store.queries.REPORTED_SOURCE
 THREAT_DIRS = ("Linf", "L2", "corruptions")
 CORRUPTIONS = "corruptions"
 # k/255 budgets a decimal eps may be a rounding of (RobustBench's 0.031 for 8/255), besides fractions in use.
 STANDARD_FRACTIONS = tuple(f"{k}/255" for k in (1, 2, 3, 4, 8, 16))
+# the percentage fields of a model_info file and the largest value each may hold (an mCE may exceed 100)
+PERCENT_RANGES = {
+    "clean_acc": 100,
+    "autoattack_acc": 100,
+    "external": 100,
+    "reported": 100,
+    "corruptions_acc": 100,
+    "corruptions_acc_3d": 100,
+    "corruptions_mce": 1000,
+    "corruptions_mce_3d": 1000,
+}
 # Corruption columns RobustBench shows, in order: (field, label).
 CORRUPTION_COLUMNS = (
     ("corruptions_acc", "Robust acc, common corruptions (%)"),
@@ -232,6 +243,15 @@ def import_reported(sessions: sessionmaker[Session], root: Path) -> ImportReport
         except HarnessError as exc:
             report.errors.append((path, exc))
             continue
+        except OSError as exc:
+            report.errors.append(
+                (path, HarnessError(f"{path} cannot be read: {exc.strerror or exc}", "check the file"))
+            )
+            continue
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a structure no model_info file has
+            problem = f"{path} is not a RobustBench model_info file ({type(exc).__name__})"
+            report.errors.append((path, HarnessError(problem, "pass files from RobustBench's model_info tree")))
+            continue
         with store.transaction(sessions) as s:
             if _already_imported(s, entry):
                 report.known += 1
@@ -260,9 +280,11 @@ def parse_model_info(path: Path, raw: bytes) -> dict[str, Any]:
     """
     fix = "pass files from RobustBench's model_info/<dataset>/<threat model>/<id>.json tree"
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HarnessError(f"{path} is not JSON ({exc})", fix) from None
+        data = schema.load_json(raw)
+    except schema.SchemaError as exc:
+        raise HarnessError(f"{path} is not usable JSON: {exc}", fix) from None
+    if not schema.is_name(path.stem):
+        raise HarnessError(f"{path}: its model id {schema.shown(path.stem)} is not {schema.NAME_RULE}", fix)
     if not isinstance(data, dict) or "clean_acc" not in data:
         raise HarnessError(f"{path} is not a RobustBench model_info file (needs dataset, eps, clean_acc)", fix)
     flags: list[dict[str, str]] = []
@@ -292,6 +314,10 @@ def parse_model_info(path: Path, raw: bytes) -> dict[str, Any]:
             f"cannot tell the threat model of {path}", "keep RobustBench's <dataset>/<threat model>/<id>.json layout"
         )
     accuracy = "corruptions_acc" if threat == CORRUPTIONS else "autoattack_acc"
+    for key, high in PERCENT_RANGES.items():
+        value = percent(data.get(key))
+        if value is not None and not 0 <= 100 * value <= high:
+            raise HarnessError(f"{path}: {key} {schema.shown(data[key], 40)} is not a percentage in [0, {high}]", fix)
     if percent(data["clean_acc"]) is None:
         raise HarnessError(f"{path}: clean_acc {data['clean_acc']!r} is not a percentage", fix)
     if threat != CORRUPTIONS:
@@ -389,6 +415,8 @@ def export_fields(run: store.RunRecord, overrides: Mapping[str, Any] | None = No
     for key in ("link", "paper", "authors", "venue", "architecture"):
         if not isinstance(info[key], str):
             bad.append(f"{key} must be a string, not {info[key]!r}")
+    if isinstance(info["link"], str) and paper_link({"link": info["link"]}) is None:
+        bad.append(f"link must be an http(s) URL, not {schema.shown(info['link'], 80)}")
     if bad:
         raise HarnessError(f"cannot export run {run.id} in RobustBench's format: {'; '.join(bad)}", "fix METADATA")
     return {rb: info[key] for rb, key in EXPORT_FIELDS.items()}

@@ -8,6 +8,7 @@ messages go to the real stdout; anything the submission prints goes to stderr.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,22 +18,31 @@ from pathlib import Path
 
 from harness.worker.containment import UnreachablePath, supervise
 from harness.worker.protocol import decode, write
-from harness.worker.sandbox import SandboxPolicy, apply_sandbox, default_read_paths
+from harness.worker.sandbox import SandboxPolicy, apply_sandbox
 
 
 def main() -> int:
     spec = json.loads(sys.stdin.readline(1 << 20))
     write_paths = tuple(Path(p) for p in spec["write_paths"])
     cleanup = write_paths[0] if write_paths else None
-    containment = supervise(spec.get("parent_pid"), cleanup, pid_namespace=spec.get("pid_namespace", True))
+    orphaned = [Path(p) for p in spec.get("cleanup", [])]
+    if spec.get("cgroup"):  # before the first fork: every process of the worker is in it (harness.worker.cgroups)
+        from harness.worker.cgroups import join
+
+        join(Path(spec["cgroup"]))
+    containment = supervise(
+        spec.get("parent_pid"), cleanup, pid_namespace=spec.get("pid_namespace", True), orphaned=orphaned
+    )
     protocol_out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # prints of the submission go to stderr
+    sys.stderr = ProgressLines(sys.stderr)
     policy = SandboxPolicy(
-        read_paths=default_read_paths(extra=[Path(p) for p in spec["read_paths"]]),
+        read_paths=tuple(Path(p) for p in spec["read_paths"]),  # the parent's allow-list (default_read_paths)
         write_paths=write_paths,
         memory_bytes=spec["memory_bytes"],
         memory_limit_kind=spec["memory_limit_kind"],
         cpu_seconds=spec["cpu_seconds"],
+        max_processes=spec.get("max_processes"),
         run_as=tuple(spec["run_as"]) if spec.get("run_as") else None,
         required_paths=tuple(Path(p) for p in spec.get("required_paths", [])),
         parent_death_signal=signal.SIGKILL,
@@ -67,6 +77,38 @@ def main() -> int:
     for stream in (protocol_out, sys.stdout, sys.stderr):  # the submission's prints go to stderr
         stream.flush()
     os._exit(0)  # skips the interpreter's teardown of torch (~0.4 s per worker); nothing is left to flush
+
+
+class ProgressLines(io.TextIOBase):
+    """The worker's ``sys.stderr``: a progress bar's redraw (``"\\r" + bar``) becomes a line of its own and a blank
+    redraw nothing, as the parent shows every line of worker output with ``\\r`` escaped (harness.worker.channel);
+    everything else passes unchanged. Bars update every 10 s in a worker (``TQDM_MININTERVAL``)."""
+
+    def __init__(self, stream) -> None:
+        super().__init__()
+        self.stream, self.at_start = stream, True
+
+    def write(self, text: str) -> int:
+        first, *redraws = text.split("\r")
+        out = [first]
+        if first:
+            self.at_start = first.endswith("\n")
+        for part in redraws:
+            part = part.rstrip(" ")
+            if part.strip():
+                out.append(("" if self.at_start else "\n") + part + ("" if part.endswith("\n") else "\n"))
+                self.at_start = True
+        self.stream.write("".join(out))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    def isatty(self) -> bool:
+        return False
 
 
 if __name__ == "__main__":

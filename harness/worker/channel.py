@@ -9,11 +9,15 @@ Nothing a worker writes can exhaust the parent or keep a worker alive past its l
   by the caller (harness.pipeline.validate);
 - three clocks stop it: the stall timeout (no message at all, heartbeats included), the request's ``budget``
   (no progress message: heartbeats, which a submission can fake, do not count) and the run's wall-clock deadline;
-- its stderr reaches the terminal (with progress on) without escape sequences or control characters.
+- its stderr reaches the terminal (with progress on) line by line, each line escaped as error lines are
+  (control, bidi and other format characters, ``\\r`` included, shown as ``\\xNN``/``\\uNNNN``), and at most
+  :data:`STDERR_CAP` bytes per run (:class:`OutputCap`, shared by the run's workers); the rest is counted and
+  reported in one line when the worker ends.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import queue
 import re
@@ -23,13 +27,22 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.worker.containment import make_worker_dir, remove_tree, sweep_stale_worker_dirs, unprivileged_user
+from harness.schema import escape_controls
+from harness.worker import cgroups
+from harness.worker.containment import (
+    make_worker_dir,
+    private_copy,
+    remove_tree,
+    sweep_stale_worker_dirs,
+    unprivileged_user,
+)
 from harness.worker.protocol import ALWAYS, REPLIES, TERMINAL, decode, encode
+from harness.worker.sandbox import default_read_paths
 
 OnMessage = Callable[[dict[str, Any]], None]
 
@@ -59,10 +72,28 @@ DEFAULT_MAX_LINE = 1 << 20  # the cap for requests that carry no arrays (load, c
 START_S = 300.0  # the worker's start (sandbox, torch import): before any submission code, so nothing can fake it
 _TEXT_LIMIT = 2000  # characters kept of a worker's error text
 _TOO_LONG = object()
-# escape sequences (CSI, OSC, two-character) and control characters other than \t, \n and \r
-_UNSAFE_OUTPUT = re.compile(
-    r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
-)
+STDERR_CAP = 1 << 20  # bytes of a run's worker output (stderr) shown on the terminal; the rest is only counted
+_LINE_CAP = 4096  # characters of one line of worker output held before it is shown (as a line of its own)
+
+
+class OutputCap:
+    """What is left of a run's budget of worker output on the terminal (:data:`STDERR_CAP` bytes, shared by every
+    worker of the run); what does not fit is counted, not shown."""
+
+    def __init__(self, limit: int = STDERR_CAP) -> None:
+        self.left, self.dropped = limit, 0
+        self._lock = threading.Lock()
+
+    def take(self, text: str) -> bool:
+        """Whether ``text`` may be shown (and charge it); if not, count it as dropped."""
+        size = len(text.encode("utf-8", "replace"))
+        with self._lock:
+            if size <= self.left:
+                self.left -= size
+                return True
+            self.left, self.dropped = 0, self.dropped + size
+            return False
+
 
 _SIGNALS = {
     signal.SIGKILL: "it was killed (SIGKILL: out of memory, or killed by the system)",
@@ -74,11 +105,13 @@ _SIGNALS = {
 
 
 class InProcessChannel:
-    """``--trusted``: the worker session runs in this process (for debugging your own code)."""
+    """``--trusted``: the worker session runs in this process (for debugging your own code). It still loads the
+    model from a private copy of its declared files (``model_files``; ``model_root``), as a sandboxed worker does."""
 
-    def __init__(self) -> None:
+    def __init__(self, model_files: Mapping[str, Path] | None = None) -> None:
         from harness.worker.session import WorkerSession
 
+        self.model_root = private_copy(model_files or {})
         self._messages: list[dict[str, Any]] = []
         self.session = WorkerSession(send=self._messages.append)
         self.sandbox_report: dict[str, Any] = {"trusted": True}
@@ -109,17 +142,25 @@ class InProcessChannel:
     def limit_total(self, seconds: float | None) -> None:
         pass
 
+    @property
+    def closed(self) -> bool:
+        return not self.model_root.exists()
+
     def close(self) -> None:
-        pass
+        remove_tree(self.model_root)
 
 
 class SubprocessChannel:
-    """A sandboxed worker process; stops it on stalls, exhausted budgets, timeouts and exit."""
+    """A sandboxed worker process; stops it on stalls, exhausted budgets, timeouts and exit. It may read its private
+    copy of the model's declared files (``model_files``, copied to ``model_root``), ``read_paths`` and the Python
+    installation (harness.worker.sandbox.default_read_paths), never ``forbidden_paths``. ``run_dirs`` (the run's
+    master copy of the model's files) are removed by the worker's supervisor should the harness die."""
 
     def __init__(
         self,
         *,
         read_paths: list[Path],
+        model_files: Mapping[str, Path] | None = None,
         memory_bytes: int | None,
         memory_limit_kind: str,
         cpu_seconds: int | None,
@@ -129,6 +170,10 @@ class SubprocessChannel:
         required_paths: list[Path] | None = None,
         pid_namespace: bool = True,
         env: dict[str, str] | None = None,
+        forbidden_paths: list[Path] | None = None,
+        max_processes: int | None = None,
+        output: OutputCap | None = None,
+        run_dirs: list[Path] | None = None,
     ) -> None:
         """``env``: variables set in the worker's environment after it is scrubbed (its thread count:
         harness.threads.thread_env)."""
@@ -137,7 +182,18 @@ class SubprocessChannel:
         sweep_stale_worker_dirs()
         user = unprivileged_user()
         self.tmp = make_worker_dir(user)
+        try:
+            self.model_root = private_copy(model_files or {}, user)
+        except BaseException:
+            remove_tree(self.tmp)
+            raise
+        read_paths = [*read_paths, self.model_root]
+        required_paths = [*(required_paths or []), *(self.model_root / name for name in (model_files or {}))]
+        self.cgroup = cgroups.create(memory_bytes, max_processes)
         self.stall_timeout, self.progress = stall_timeout, progress
+        self.output = output if output is not None else OutputCap()
+        self._shown_dropped = self.output.dropped
+        self._done = False
         self.started = time.monotonic()
         self.deadline = None if timeout is None else self.started + timeout
         self.max_line = DEFAULT_MAX_LINE
@@ -150,19 +206,29 @@ class SubprocessChannel:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=self.tmp,
-                env={**scrubbed_env(self.tmp), **(env or {})},
+                env={
+                    **scrubbed_env(self.tmp, user=None if user is None else f"robint-worker-{user[0]}"),
+                    **(env or {}),
+                },
                 start_new_session=True,
                 close_fds=True,
             )
         except BaseException:
             remove_tree(self.tmp)
+            remove_tree(self.model_root)
+            cgroups.remove(self.cgroup)
             raise
         self._lines: queue.Queue[Any] = queue.Queue(maxsize=2)
         self.stderr_tail: deque[str] = deque(maxlen=64)
         threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._stderr_done = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_done.start()
         spec = {
-            "read_paths": [str(p) for p in read_paths],
+            # the allow-list, carved here: the worker is never told the forbidden paths (the database's among them)
+            "read_paths": [str(p) for p in default_read_paths(extra=read_paths, forbidden=forbidden_paths or ())],
+            "max_processes": max_processes,
+            "cgroup": None if self.cgroup is None else str(self.cgroup),
+            "cleanup": [str(self.model_root), *(str(p) for p in run_dirs or [])],
             "write_paths": [str(self.tmp)],
             "memory_bytes": memory_bytes,
             "memory_limit_kind": memory_limit_kind,
@@ -223,7 +289,16 @@ class SubprocessChannel:
             if budget is not None:
                 progress_by = time.monotonic() + budget
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run: the worker and every process it started are gone."""
+        return self._done
+
     def close(self) -> None:
+        """Ask the worker to exit, wait for it (and, as the supervisor waits for them, for every process it started),
+        stop it if it does not, and remove its temporary directory. When this returns, nothing of the worker runs."""
+        if self._done:
+            return
         self._closed.set()
         if self.proc.poll() is None:
             try:
@@ -233,6 +308,14 @@ class SubprocessChannel:
                 pass
         self._kill()
         remove_tree(self.tmp)
+        remove_tree(self.model_root)
+        cgroups.remove(self.cgroup)
+        self._stderr_done.join(timeout=5)
+        dropped = self.output.dropped - self._shown_dropped
+        if dropped and self.progress:
+            sys.stderr.write(f"(the worker wrote {dropped} more bytes to its stderr; not shown)\n")
+            sys.stderr.flush()
+        self._done = True
 
     def _write(self, message: dict[str, Any], quiet: bool = False) -> None:
         try:
@@ -302,7 +385,8 @@ class SubprocessChannel:
             code = self.proc.returncode
         text = "".join(self.stderr_tail)
         tail = text.strip().splitlines()[-1:] or [""]
-        if re.search(r"cannot allocate memory|out of memory|MemoryError|bad_alloc", text, re.IGNORECASE):
+        oom = cgroups.oom_killed(self.cgroup)
+        if oom or re.search(r"cannot allocate memory|out of memory|MemoryError|bad_alloc", text, re.IGNORECASE):
             raise HarnessError(
                 "the evaluation worker ran out of memory (its memory limit) and stopped",
                 "raise --memory-limit, or reduce --batch-size",
@@ -359,12 +443,28 @@ class SubprocessChannel:
         self._put(None)
 
     def _read_stderr(self) -> None:
-        while raw := os.read(self.proc.stderr.fileno(), 4096):
-            chunk = raw.decode("utf-8", "replace")
-            self.stderr_tail.append(chunk)
-            if self.progress:
-                sys.stderr.write(_UNSAFE_OUTPUT.sub("", chunk))
-                sys.stderr.flush()
+        """Keep the tail of the worker's stderr (for a crash's diagnosis) and, with progress on, show it line by line,
+        escaped, within the run's :class:`OutputCap`."""
+        decoder, line = codecs.getincrementaldecoder("utf-8")("replace"), ""
+        while raw := os.read(self.proc.stderr.fileno(), 1 << 16):
+            chunk = decoder.decode(raw)
+            self.stderr_tail.append(chunk[-4096:])
+            if not self.progress:
+                continue
+            line += chunk
+            *complete, line = line.split("\n")
+            if len(line) > _LINE_CAP:
+                complete.append(line)
+                line = ""
+            self._show(complete)
+        if self.progress and (line := line + decoder.decode(b"", final=True)):
+            self._show([line])
+
+    def _show(self, lines: list[str]) -> None:
+        shown = [line for text in lines if self.output.take(line := escape_controls(text) + "\n")]
+        if shown:
+            sys.stderr.write("".join(shown))
+            sys.stderr.flush()
 
 
 def _check_allowed(reply: dict[str, Any], op: str, allowed: frozenset[str], kill: Callable[[], None] | None = None):

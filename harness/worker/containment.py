@@ -17,16 +17,19 @@ itself (harness.worker.sandbox) and runs the submission.
   a crash (harness.worker.channel) sees the worker's own.
 - **Temporary directories** are named after the harness process that made them (pid and start time); each new
   channel removes those whose harness process is gone (:func:`sweep_stale_worker_dirs`), e.g. after ``kill -9``.
-- **As root, the worker runs as an unprivileged user** (``nobody``; :func:`drop_privileges`), so files only root
-  may read are out of reach. Directories that user cannot traverse but the worker needs (a Python under
-  ``/root/.pyenv``, a submission under a 0700 directory) are covered, in the worker's own mount namespace, by an
-  empty tmpfs into which only the needed paths are bind-mounted; the needed paths themselves must be readable by
-  that user (world-readable), else the run stops with the path and the fix.
+- **As root, the worker runs as an unprivileged user of its own** (an unused uid, :func:`unprivileged_user`;
+  :func:`drop_privileges`), so files only root may read are out of reach, ``RLIMIT_NPROC`` counts this worker's
+  processes and threads alone, and no two workers share a user. Directories that user cannot traverse but the
+  worker needs (a Python under ``/root/.pyenv``) are covered, in the worker's own mount namespace, by an empty tmpfs
+  into which only the needed paths are bind-mounted; the needed paths themselves must be readable by that user,
+  else the run stops with the path and the fix. The model's files reach it as a private copy it owns
+  (:func:`private_copy`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
 import re
@@ -38,6 +41,7 @@ import signal
 import stat
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,9 @@ _NAME = re.compile(rf"^{PREFIX}(\d+)-(\d+)-[0-9a-f]+$")
 _LEGACY_AGE_S = 24 * 3600  # unnamed directories of older versions are removed after a day
 
 
+_REPARENT_S = 0.5  # how long a signalled supervisor waits to see whether its harness is gone (reparented)
+
+
 class _ParentGone(Exception):
     pass
 
@@ -55,7 +62,9 @@ class _ParentGone(Exception):
 # --- the supervisor --------------------------------------------------------------------------------------------
 
 
-def supervise(parent_pid: int | None, cleanup: Path | None, pid_namespace: bool = True) -> str:
+def supervise(
+    parent_pid: int | None, cleanup: Path | None, pid_namespace: bool = True, orphaned: list[Path] | None = None
+) -> str:
     """Fork the worker off this process, which stays behind as its supervisor and never returns; returns, in the
     worker, how its descendants are contained: ``"pid-namespace"`` or ``"subreaper"``.
 
@@ -63,13 +72,16 @@ def supervise(parent_pid: int | None, cleanup: Path | None, pid_namespace: bool 
     worker's exit), and the worker is init's child, so it keeps the ordinary signal semantics (a namespace's init
     ignores signals it has no handler for, SIGXCPU of ``--cpu-limit`` included). ``pid_namespace=False`` asks for
     the subreaper: a CUDA worker cannot initialise the driver in a PID namespace that shares the host's procfs
-    (``cudaGetDeviceCount`` error 304, seen on an H200 where the other sandbox layers initialised it)."""
+    (``cudaGetDeviceCount`` error 304, seen on an H200 where the other sandbox layers initialised it).
+
+    ``cleanup`` (the worker's directories) is removed when the worker ends; ``orphaned`` (what the harness keeps
+    for the run: the master copy of the model's files) only when the harness died first."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     with contextlib.suppress(OSError):
         linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGTERM)
     if parent_pid is not None and os.getppid() != parent_pid:  # the harness died before the signal was armed
-        if cleanup is not None:
-            remove_tree(cleanup)
+        for path in [*([cleanup] if cleanup is not None else []), *(orphaned or [])]:
+            remove_tree(path)
         os._exit(1)
     mode = "pid-namespace"
     try:
@@ -94,7 +106,7 @@ def supervise(parent_pid: int | None, cleanup: Path | None, pid_namespace: bool 
     os.close(alive_read)
     for fd in (0, 1):  # the protocol pipes belong to the worker alone
         os.close(fd)
-    _supervisor_loop(pid, parent_pid, cleanup, mode, status_read)
+    _supervisor_loop(pid, parent_pid, cleanup, mode, status_read, orphaned or [])
     raise AssertionError("unreachable")
 
 
@@ -141,7 +153,9 @@ def _new_pid_namespace() -> None:
         Path("/proc/self", file).write_text(text)
 
 
-def _supervisor_loop(pid: int, parent_pid: int | None, cleanup: Path | None, mode: str, status_read: int) -> None:
+def _supervisor_loop(
+    pid: int, parent_pid: int | None, cleanup: Path | None, mode: str, status_read: int, orphaned: list[Path]
+) -> None:
     stopping = False
 
     def parent_gone(*_: Any) -> None:
@@ -176,6 +190,15 @@ def _supervisor_loop(pid: int, parent_pid: int | None, cleanup: Path | None, mod
         kill_descendants()
     if cleanup is not None:
         remove_tree(cleanup)
+    if stopping and parent_pid is not None:
+        # stopped by a signal: the death signal of a harness killed with SIGKILL can come while its other threads
+        # are still exiting (this process is then the child of one of them: getppid() unchanged), so give it a moment
+        deadline = time.monotonic() + _REPARENT_S
+        while os.getppid() == parent_pid and time.monotonic() < deadline:
+            time.sleep(0.02)
+    if parent_pid is not None and os.getppid() != parent_pid:  # the harness is gone: remove its run's files too
+        for path in orphaned:
+            remove_tree(path)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP keep their default action anyway
@@ -238,15 +261,29 @@ def _descends_from(pid: int, ancestor: int, parents: dict[int, int]) -> bool:
 # --- the unprivileged user -------------------------------------------------------------------------------------
 
 
+WORKER_UIDS = (0x7E000000, 1 << 20)  # (first, count): the ids a worker started by root may run as
+
+
 def unprivileged_user() -> tuple[int, int] | None:
-    """(uid, gid) the worker runs as when the harness runs as root (``nobody``), else None (keep the user)."""
+    """(uid, gid) a new worker runs as when the harness runs as root, else None (it keeps the user, and its user
+    namespace counts its processes alone). As root: an unused id of its own from :data:`WORKER_UIDS`, with no
+    passwd or group entry and no files, so it reads only what everyone may read, ``RLIMIT_NPROC`` counts this
+    worker's processes only (not those of ``nobody`` elsewhere on the machine), and two workers never share a
+    user (the attacking worker and the fresh one cannot signal or trace each other, or share what they own)."""
     if os.geteuid() != 0:
         return None
-    try:
-        entry = pwd.getpwnam("nobody")
-        return entry.pw_uid, entry.pw_gid
-    except KeyError:
-        return 65534, 65534
+    first, count = WORKER_UIDS
+    while True:
+        uid = first + secrets.randbelow(count)
+        try:
+            pwd.getpwuid(uid)
+            continue
+        except KeyError:
+            pass
+        try:
+            grp.getgrgid(uid)
+        except KeyError:
+            return uid, uid
 
 
 class UnreachablePath(PermissionError):
@@ -345,6 +382,28 @@ def make_worker_dir(owner: tuple[int, int] | None = None) -> Path:
     if owner is not None:
         os.chown(path, *owner)
     return path
+
+
+def private_copy(files: Mapping[str, Path], owner: tuple[int, int] | None = None) -> Path:
+    """A new directory (named as :func:`make_worker_dir`'s) holding a copy of each of ``files`` (its name inside
+    the directory -> the file to copy): inodes of its own, owned by ``owner`` (the worker's user; None: this
+    process's), readable by that user and root alone (directories 0500, files 0400), writable by no one."""
+    root = make_worker_dir()
+    try:
+        for name, source in files.items():
+            target = root / name
+            if root not in target.resolve().parents:
+                raise ValueError(f"{name!r} would leave the copy's directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        for path in sorted(root.rglob("*"), key=lambda p: -len(p.parts)) + [root]:
+            if owner is not None:
+                os.chown(path, *owner)
+            os.chmod(path, 0o500 if path.is_dir() else 0o400)
+    except BaseException:
+        remove_tree(root)
+        raise
+    return root
 
 
 def sweep_stale_worker_dirs(root: Path | None = None) -> list[Path]:

@@ -42,6 +42,28 @@ _NR = {
     "io_uring_register": 427,
     "clone3": 435,
 }
+# changing a file's metadata (mode, owner, times, extended attributes): Landlock does not govern it, and a worker
+# could otherwise leave a message in the times or attributes of a file its user owns for a later worker to stat
+_METADATA_WRITES = {
+    "chmod": 90,
+    "fchmod": 91,
+    "chown": 92,
+    "fchown": 93,
+    "lchown": 94,
+    "utime": 132,
+    "setxattr": 188,
+    "lsetxattr": 189,
+    "fsetxattr": 190,
+    "removexattr": 197,
+    "lremovexattr": 198,
+    "fremovexattr": 199,
+    "utimes": 235,
+    "fchownat": 260,
+    "futimesat": 261,
+    "fchmodat": 268,
+    "utimensat": 280,
+    "fchmodat2": 452,
+}
 _RET_KILL_PROCESS, _RET_ERRNO, _RET_ALLOW = 0x80000000, 0x00050000, 0x7FFF0000
 _LD_W_ABS, _JEQ, _JGE, _JSET, _AND, _RET = 0x20, 0x15, 0x35, 0x45, 0x54, 0x06
 _CLONE_NS_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
@@ -112,6 +134,7 @@ def seccomp_program(block_network: bool, allow_unix: bool) -> list[tuple[int, in
     ]
     prog += [(_JEQ, "enosys", 0, _NR[n]) for n in ("io_uring_setup", "io_uring_enter", "io_uring_register", "clone3")]
     prog += [(_JEQ, "eperm", 0, _NR[n]) for n in ("unshare", "setns", "add_key", "request_key", "keyctl")]
+    prog += [(_JEQ, "eperm", 0, nr) for nr in _METADATA_WRITES.values()]
     prog += [(_RET, 0, 0, _RET_ALLOW)]
     if block_network:  # args[i] low 32 bits live at 16 + 8 * i (little endian); int arguments use only those
         prog += [

@@ -8,9 +8,12 @@ before it is decoded (harness.worker.channel), and checks each message against t
 
 What a worker is told about its run is narrow and typed: :class:`WorkerConfig` in the ``load`` request (where the
 model comes from, the device, progress) and, for the worker that attacks, :class:`WorkerRun` in the ``check``
-request (the data and the attack the parent resolved). Nothing else of the run reaches a worker: not the database
-URL, the sweep, other runs' paths, timeouts or limits (the parent enforces those). Every request and reply is a
-TypedDict below (its ``op`` names it; tests/harness/worker/test_protocol.py checks that each op has one).
+request (the data set's name and the attack the parent resolved). A worker reads no data: the images it needs come
+in ``images`` requests (:class:`ImagesRequest`: the run's test images, the explainers' background, the training
+split for feature visualisation). Nothing else of the run reaches a worker: not the data directory, the database
+URL, the sweep, other runs' paths, timeouts or limits (the parent enforces those). Requests and the replies the
+parent reads are TypedDicts below (its ``op`` names each; tests/harness/worker/test_protocol.py checks that each
+op has one).
 """
 
 from __future__ import annotations
@@ -23,13 +26,28 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import IO, Any, Literal, NotRequired, TypedDict
 
+from harness.schema import MAX_DEPTH, depth  # the deepest legitimate message (feature visualisations) nests 5 levels
+
 TERMINAL = frozenset(
-    {"loaded", "checked", "fitted", "attacked", "explained", "visualised", "classified", "signed", "error", "bye"}
+    {
+        "loaded",
+        "stored",
+        "checked",
+        "fitted",
+        "attacked",
+        "explained",
+        "visualised",
+        "classified",
+        "signed",
+        "error",
+        "bye",
+    }
 )
 ALWAYS = frozenset({"heartbeat", "error"})
 # what a worker may answer to each request: its terminal reply, the progress messages before it, and ALWAYS
 REPLIES: dict[str, frozenset[str]] = {
     "load": frozenset({"loaded"}),
+    "images": frozenset({"stored"}),
     "check": frozenset({"checked"}),
     "fit": frozenset({"fitted"}),
     "attack": frozenset({"chunk", "attacked"}),
@@ -39,7 +57,6 @@ REPLIES: dict[str, frozenset[str]] = {
     "signs": frozenset({"signed"}),
     "exit": frozenset({"bye"}),
 }
-MAX_DEPTH = 12  # the deepest legitimate message (feature visualisations) nests 5 levels
 
 
 # --- what a worker is told ----------------------------------------------------------------------------------------
@@ -76,12 +93,11 @@ class WorkerConfig:
 @dataclass(frozen=True)
 class WorkerRun:
     """What the attacking worker evaluates (the ``check`` request), resolved by the parent from the METADATA the
-    worker reported: the first ``n_examples`` test images of ``dataset`` (read from ``data_dir``), attacked with
-    ``attack`` (harness.attack.registry) in ``threat_model`` at ``eps``, in chunks of ``chunk`` images, seeded with
-    ``seed``. A fresh worker that only re-classifies never receives one (nor the data directory)."""
+    worker reported: the first ``n_examples`` test images of ``dataset`` (sent by the parent before: an ``images``
+    request), attacked with ``attack`` (harness.attack.registry) in ``threat_model`` at ``eps``, in chunks of
+    ``chunk`` images, seeded with ``seed``. A fresh worker that only re-classifies never receives one."""
 
     dataset: str
-    data_dir: str
     n_examples: int
     threat_model: str
     eps: float
@@ -103,6 +119,21 @@ class WorkerRun:
 class LoadRequest(TypedDict):
     op: Literal["load"]
     config: dict[str, Any]  # WorkerConfig.to_json()
+
+
+class ImagesRequest(TypedDict):
+    """A block of images the parent sends a worker (which reads no data itself): ``split`` ``test`` (the run's first
+    n test images), ``background`` (the explainers' training images) or ``train`` (the training split, for feature
+    visualisation); the block holds images ``start`` to ``start + len(x)`` of ``total``, as :func:`pack_images`
+    wrote them (``scale``), with their labels ``y`` ``(b,)`` int64. A block starting at 0 replaces the split."""
+
+    op: Literal["images"]
+    split: Literal["test", "background", "train"]
+    start: int
+    total: int
+    x: Any  # (b, C, H, W) uint8 (scale 255) or float32 (scale 1)
+    y: Any
+    scale: int
 
 
 class CheckRequest(TypedDict):
@@ -238,6 +269,12 @@ class Signed(TypedDict):
     signs: Any  # (n, C, H, W) input-gradient signs
 
 
+class Stored(TypedDict):
+    """A block of :class:`ImagesRequest` kept."""
+
+    op: Literal["stored"]
+
+
 class Bye(TypedDict):
     op: Literal["bye"]
 
@@ -256,6 +293,42 @@ def check_request(run: WorkerRun) -> CheckRequest:
     return {"op": "check", "run": run.to_json()}
 
 
+def pack_images(x: Any) -> tuple[Any, int]:
+    """Images in [0, 1] as they travel: uint8 steps of 1/255 (``scale`` 255) when that is exact (the 8-bit data
+    sets: :func:`unpack_images` gives back the same float32 bits), else float32 (``scale`` 1).
+
+    >>> import numpy as np
+    >>> x = np.arange(256, dtype=np.uint8).astype(np.float32) / np.float32(255)
+    >>> packed, scale = pack_images(x)
+    >>> packed.dtype.name, scale, bool((unpack_images(packed, scale) == x).all())
+    ('uint8', 255, True)
+    """
+    import numpy as np
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    steps = np.rint(x.astype(np.float64) * 255)
+    if np.all((steps >= 0) & (steps <= 255)):
+        packed = steps.astype(np.uint8)
+        if np.array_equal(unpack_images(packed, 255), x):
+            return packed, 255
+    return x, 1
+
+
+def unpack_images(x: Any, scale: int) -> Any:
+    """The float32 images of :func:`pack_images`' output (uint8 / 255 in float32, as the data loaders compute them).
+
+    Raises:
+        ValueError: an unknown ``scale`` or dtype.
+    """
+    import numpy as np
+
+    if scale == 255 and x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    if scale == 1 and x.dtype == np.float32:
+        return x
+    raise ValueError(f"images of dtype {x.dtype} with scale {scale!r}")
+
+
 def encode(message: Mapping[str, Any]) -> str:
     """One line of JSON (arrays and tensors encoded as .npy)."""
     return json.dumps(message, default=_default, separators=(",", ":"))
@@ -272,21 +345,6 @@ def decode(line: str | bytes) -> dict[str, Any]:
     if depth(message) > MAX_DEPTH:
         raise ValueError(f"not a protocol message (nested deeper than {MAX_DEPTH} levels)")
     return message
-
-
-def depth(value: Any) -> int:
-    """How deeply lists and dicts nest in ``value`` (iteratively: no recursion limit to hit)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        elif not isinstance(item, list):
-            continue
-        deepest = max(deepest, level)
-        if level <= MAX_DEPTH:
-            stack.extend((child, level + 1) for child in item)
-    return deepest
 
 
 def write(stream: IO[str], message: Mapping[str, Any]) -> None:

@@ -8,7 +8,9 @@ is acceptable (e.g. refuse to run when ``report.filesystem_isolated`` is false).
 
 Layers, in the order applied:
 
-1. rlimits: memory (``RLIMIT_AS`` or ``RLIMIT_DATA``), CPU seconds, open files, processes, no core dumps.
+1. rlimits: memory (``RLIMIT_AS`` or ``RLIMIT_DATA``), CPU seconds, open files, processes (``RLIMIT_NPROC``: the
+   worker's own user id as root, its own user namespace otherwise, so it counts this worker's tasks alone), no core
+   dumps.
 2. namespaces: a fresh network namespace (only a down loopback) and IPC namespace (no SysV IPC of the host); as
    non-root inside a new user namespace, when the kernel allows it; as root with ``run_as``, a mount namespace too.
 3. as root with ``run_as``: the unprivileged user (harness.worker.containment.drop_privileges), so that files only
@@ -17,7 +19,9 @@ Layers, in the order applied:
 5. seccomp-bpf: with ``block_network``, ``socket(2)`` only for ``AF_UNIX`` (see the policy) and ``AF_NETLINK`` with
    ``NETLINK_ROUTE``, else ``EACCES``, and ``socketpair(2)`` only for ``AF_UNIX`` (stream pairs unless unix sockets
    are allowed); always: io_uring, ``clone3`` and x32 calls give ``ENOSYS``; ``unshare``, ``setns``, namespace flags of
-   ``clone`` and the kernel keyring calls give ``EPERM``; a non-x86_64 syscall ABI (e.g. ``int 0x80``) kills.
+   ``clone``, the kernel keyring calls and every change of a file's mode, owner, times or extended attributes
+   (``chmod``, ``chown``, ``utimensat``, ``setxattr``... : Landlock does not govern them, and they could carry a
+   message to a later worker) give ``EPERM``; a non-x86_64 syscall ABI (e.g. ``int 0x80``) kills.
 6. Landlock: file access only beneath the policy's paths and the process's own ``/proc/<pid>`` (read, write);
    TCP bind/connect denied (ABI >= 4); signals and abstract unix sockets scoped to the sandbox (ABI >= 6).
 7. capabilities: bounding and ambient sets cleared, ``SECBIT_NOROOT`` locked, effective/permitted/inheritable zero.
@@ -25,7 +29,6 @@ Layers, in the order applied:
 
 from __future__ import annotations
 
-import fnmatch
 import glob
 import os
 import resource
@@ -44,6 +47,7 @@ __all__ = [
     "SandboxPolicy",
     "SandboxReport",
     "apply_sandbox",
+    "carve",
     "default_device_paths",
     "default_read_paths",
     "landlock_abi",
@@ -53,15 +57,54 @@ __all__ = [
 MemoryLimitKind = Literal["address_space", "data"]
 
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+# the environment variables a worker keeps, by exact name (no patterns: a wildcard such as NVIDIA_* once passed
+# NVIDIA_API_KEY): which GPUs and in which order, cuBLAS's deterministic workspace, the thread counts, the library
+# path, Python's hash seed
 DEFAULT_KEEP: tuple[str, ...] = (
     "CUDA_VISIBLE_DEVICES",
-    "CUDA_*",
-    "NVIDIA_*",
+    "CUDA_DEVICE_ORDER",
+    "CUBLAS_WORKSPACE_CONFIG",
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
     "LD_LIBRARY_PATH",
     "PYTHONHASHSEED",
 )
+# directories of shared libraries and executables (read-only; no data lives there) and /sys
+SYSTEM: tuple[str, ...] = (
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/usr/lib",
+    "/usr/lib32",
+    "/usr/lib64",
+    "/usr/libx32",
+    "/usr/local/lib",
+    "/usr/local/lib64",
+    "/bin",
+    "/sbin",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/local/bin",
+    "/sys",
+)
+# the files of /etc that the dynamic loader, the C library and Python read (not the rest of /etc)
+ETC: tuple[str, ...] = (
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/etc/nsswitch.conf",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/host.conf",
+    "/etc/hosts",
+    "/etc/os-release",
+)
+_SYSTEM_PREFIXES = frozenset(Path(p) for p in ("/", "/usr", "/usr/local"))
+TQDM_MININTERVAL_S = "10"  # a worker's progress bars update at most this often (each update is a line: channel)
 _CACHE_VARS = (
     "HOME",
     "TMPDIR",
@@ -156,19 +199,34 @@ class SandboxReport:
     containment: str = "none"
 
 
-def default_read_paths(extra: Iterable[Path] = ()) -> tuple[Path, ...]:
-    """Read-only paths a Python + torch worker needs, plus ``extra``.
+def default_read_paths(extra: Iterable[Path] = (), forbidden: Iterable[Path] = ()) -> tuple[Path, ...]:
+    """Read-only paths a Python + torch worker needs, plus ``extra``, with nothing of ``forbidden`` inside them.
 
-    The interpreter prefixes, existing ``sys.path`` entries (a source checkout of this project is narrowed to its
-    ``harness`` and ``metrics`` packages; ``/``, ``$HOME``, ``/tmp``, ``/var/tmp``, ``/dev/shm``, ``/run`` and their
-    ancestors are dropped), system directories (``/usr``, ``/lib``, ``/lib64``, ``/bin``, ``/sbin``, ``/etc``,
-    ``/sys``) and global procfs files (``cpuinfo``, ``meminfo``, ``stat``, ``sys``, ``driver``, ``filesystems``,
-    ``loadavg``). ``/proc/self`` is not listed: :func:`apply_sandbox` always allows it, resolved in the calling
-    process, so the parent's ``/proc/<pid>`` is never exposed. Devices are :attr:`SandboxPolicy.device_paths`.
+    An allow-list: the interpreter's prefixes (a system prefix such as ``/usr`` contributes only its library
+    directories), existing ``sys.path`` entries (a source checkout of this project is narrowed to its ``harness``
+    and ``metrics`` packages; ``/``, ``$HOME``, ``/tmp``, ``/var/tmp``, ``/dev/shm``, ``/run`` and their ancestors
+    are dropped), ``LD_LIBRARY_PATH``'s directories, the shared-library and executable directories (:data:`SYSTEM`:
+    ``/lib*``, ``/usr/lib*``, ``/usr/local/lib*``, ``/usr/local/cuda*``, the ``bin`` directories) and ``/sys``,
+    the few files of ``/etc`` the dynamic loader and the C library read (:data:`ETC`), and global procfs files
+    (``cpuinfo``, ``meminfo``, ``stat``, ``sys``, ``driver``, ``filesystems``, ``loadavg``). Not ``/usr/share``
+    (data sets live there: ``/usr/share/datasets``), not the rest of ``/etc``, ``/home``, ``/opt``, ``/srv``,
+    ``/var``, ``/mnt``, ``/media``.
+
+    ``forbidden`` (the data directories, the results database, the archive) and the user's home are then carved
+    out: an allowed directory that holds one of them is replaced by its entries except the one on the way to it
+    (:func:`carve`), and an allowed path inside a forbidden one is dropped (inside the home directory it is kept:
+    an interpreter under ``~/.pyenv`` is needed, the rest of the home is not). ``/proc/self`` is not listed:
+    :func:`apply_sandbox` always allows it, resolved in the calling process, so the parent's ``/proc/<pid>`` is
+    never exposed. Devices are :attr:`SandboxPolicy.device_paths`.
     """
     root = _source_root()
-    broad = {Path(p) for p in ("/", "/tmp", "/var/tmp", "/dev/shm", "/run")} | {Path.home().resolve()}
-    paths: list[Path] = [Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)]
+    home = Path.home().resolve()
+    broad = {Path(p) for p in ("/", "/tmp", "/var/tmp", "/dev/shm", "/run")} | {home}
+    paths: list[Path] = []
+    for prefix in {Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}:
+        if prefix in _SYSTEM_PREFIXES:  # its libraries are in SYSTEM; its bin/python too
+            continue
+        paths.append(prefix)
     for entry in sys.path:
         p = Path(entry or os.getcwd()).resolve()
         if not p.exists():
@@ -179,39 +237,85 @@ def default_read_paths(extra: Iterable[Path] = ()) -> tuple[Path, ...]:
             paths.append(p)
     if root is not None:
         paths += [root / "harness", root / "metrics"]  # the editable install's finder maps the packages here
-    paths += [Path(p) for p in ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/sys")]
+    paths += [Path(p).resolve() for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p.startswith("/")]
+    paths += [Path(p) for p in SYSTEM] + [Path(p) for p in sorted(glob.glob("/usr/local/cuda*"))]
+    paths += [Path(p) for p in ETC]
+    paths += [Path(p) for p in (sys.executable, os.path.realpath(sys.executable))]
     paths += [Path("/proc", n) for n in ("cpuinfo", "meminfo", "stat", "sys", "driver", "filesystems", "loadavg")]
     paths += [Path(p) for p in extra]
-    unique = dict.fromkeys(p for p in paths if p.exists())
-    return tuple(unique)
+    unique = list(dict.fromkeys(p for p in paths if p.exists()))
+    secret = [Path(os.path.realpath(p)) for p in forbidden]
+    return tuple(dict.fromkeys(carve(unique, secret, [home])))
 
 
-def scrubbed_env(tmpdir: Path, keep: Iterable[str] = DEFAULT_KEEP) -> dict[str, str]:
-    """A minimal environment for a worker.
+def carve(allowed: Iterable[Path], secret: Iterable[Path], private: Iterable[Path] = ()) -> list[Path]:
+    """``allowed`` with nothing of ``secret`` or ``private`` beneath any of its paths: a path that holds (or is) one
+    of them is replaced by its entries except the one on the way to it (recursively); a path inside ``secret`` is
+    dropped, one inside ``private`` kept (it was asked for by name).
 
-    Kept from ``os.environ``: the variables whose names match a pattern in ``keep`` (fnmatch; by default
-    ``CUDA_VISIBLE_DEVICES``, ``CUDA_*``, ``NVIDIA_*``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``,
-    ``LD_LIBRARY_PATH``, ``PYTHONHASHSEED``). Set: ``PATH`` (the interpreter's directory, then
-    ``/usr/local/bin:/usr/bin:/bin``), ``LANG=LC_ALL=C.UTF-8``, ``PYTHONNOUSERSITE=1``,
-    ``PYTHONDONTWRITEBYTECODE=1``, and ``HOME``, ``TMPDIR``, ``MPLCONFIGDIR``, ``NUMBA_CACHE_DIR``,
-    ``TORCHINDUCTOR_CACHE_DIR``, ``TRITON_CACHE_DIR``, ``XDG_CACHE_HOME`` = ``tmpdir``. Everything else is dropped.
+    >>> import tempfile
+    >>> top = Path(tempfile.mkdtemp())
+    >>> for d in ("a/data", "a/lib", "b"):
+    ...     (top / d).mkdir(parents=True)
+    >>> sorted(str(p.relative_to(top)) for p in carve([top], [top / "a" / "data"]))
+    ['a/lib', 'b']
+    >>> carve([top / "a" / "data" / "x"], [top / "a" / "data"]), carve([top / "b"], [], [top])
+    ([], [PosixPath('...b')])
+    """
+    secret, private = [Path(p) for p in secret], [Path(p) for p in private]
+    out: list[Path] = []
+    stack = [Path(p) for p in allowed]
+    while stack:
+        path = stack.pop(0)
+        if any(path == s or s in path.parents for s in secret):
+            continue
+        holds = [f for f in (*secret, *private) if f == path or path in f.parents]
+        if not holds:
+            out.append(path)
+            continue
+        if any(f == path for f in holds) or not path.is_dir() or path.is_symlink():
+            continue  # the forbidden path itself (or a file that is one): nothing of it
+        try:
+            entries = sorted(path.iterdir())
+        except OSError:
+            continue
+        stack[0:0] = [e for e in entries if not any(f == e for f in holds)]
+    return out
+
+
+def scrubbed_env(tmpdir: Path, keep: Iterable[str] = DEFAULT_KEEP, user: str | None = None) -> dict[str, str]:
+    """A minimal environment for a worker: an allow-list of variable names.
+
+    Kept from ``os.environ``: the variables named in ``keep`` (exact names; by default :data:`DEFAULT_KEEP`:
+    ``CUDA_VISIBLE_DEVICES``, ``CUDA_DEVICE_ORDER``, ``CUBLAS_WORKSPACE_CONFIG``, ``OMP_NUM_THREADS``,
+    ``MKL_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``LD_LIBRARY_PATH``, ``PYTHONHASHSEED``). Set: ``PATH`` (the
+    interpreter's directory, then ``/usr/local/bin:/usr/bin:/bin``), ``LANG=LC_ALL=C.UTF-8``,
+    ``PYTHONNOUSERSITE=1``, ``PYTHONDONTWRITEBYTECODE=1``, ``TQDM_MININTERVAL`` (progress bars update every 10 s),
+    ``HOME``, ``TMPDIR``, ``MPLCONFIGDIR``, ``NUMBA_CACHE_DIR``, ``TORCHINDUCTOR_CACHE_DIR``, ``TRITON_CACHE_DIR``,
+    ``XDG_CACHE_HOME`` = ``tmpdir``, and with ``user`` ``USER``/``LOGNAME`` (a worker's own uid has no passwd
+    entry). Everything else is dropped.
 
     Raises:
-        ValueError: if ``tmpdir`` is not absolute.
+        ValueError: if ``tmpdir`` is not absolute, or ``keep`` holds a pattern instead of a name.
     """
     tmpdir = Path(tmpdir)
     if not tmpdir.is_absolute():
         raise ValueError(f"tmpdir must be an absolute path, got {str(tmpdir)!r}")
-    patterns = tuple(keep)
-    env = {k: v for k, v in os.environ.items() if any(fnmatch.fnmatchcase(k, pat) for pat in patterns)}
+    names = tuple(keep)
+    if any(not isinstance(n, str) or not n or any(c in n for c in "*?[]") for n in names):
+        raise ValueError(f"keep must hold variable names, not patterns: {names!r}")
+    env = {name: os.environ[name] for name in names if name in os.environ}
     env.update(
         PATH=f"{Path(sys.executable).parent}:{_SAFE_PATH}",
         LANG="C.UTF-8",
         LC_ALL="C.UTF-8",
         PYTHONNOUSERSITE="1",
         PYTHONDONTWRITEBYTECODE="1",
+        TQDM_MININTERVAL=TQDM_MININTERVAL_S,
     )
     env.update(dict.fromkeys(_CACHE_VARS, str(tmpdir)))
+    if user is not None:
+        env.update(USER=user, LOGNAME=user)
     return env
 
 

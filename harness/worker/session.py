@@ -1,11 +1,11 @@
 """The worker side of a run: everything that executes the submission's code.
 
-:class:`WorkerSession` answers the parent's requests (``load``, ``check``, ``attack``, ``explain``, ``visualise``,
-and ``classify`` in the fresh worker that re-classifies adversarial examples) with messages passed to ``send``;
+:class:`WorkerSession` answers the parent's requests (``load``, ``images``, ``check``, ``attack``, ``explain``,
+``visualise``, and ``classify``/``signs`` in the fresh worker that re-classifies) with messages passed to ``send``;
 the same object runs inside a sandboxed worker process (harness.worker.__main__) or, with ``--trusted``, in the
 parent's own process. It computes; the parent decides: the worker is told only a :class:`WorkerConfig` (``load``)
-and the resolved :class:`WorkerRun` (``check``; harness.worker.protocol), and everything sent back is validated
-there (harness.pipeline.validate).
+and the resolved :class:`WorkerRun` (``check``; harness.worker.protocol), reads no data (the parent sends the
+images it needs: ``images``), and everything sent back is validated there (harness.pipeline.validate).
 """
 
 from __future__ import annotations
@@ -20,11 +20,20 @@ import torch
 from torch import nn
 
 from harness.attack.registry import parse_attack
-from harness.data import get_dataset, load_examples
+from harness.data import get_dataset
 from harness.device import predict_logits, resolve_device, seed_everything
 from harness.errors import HarnessError, fix_for
 from harness.worker.contract import check_contract, gradient_probe
-from harness.worker.protocol import Checked, ChunkMessage, ErrorMessage, Loaded, ScoreMessage, WorkerConfig, WorkerRun
+from harness.worker.protocol import (
+    Checked,
+    ChunkMessage,
+    ErrorMessage,
+    Loaded,
+    ScoreMessage,
+    WorkerConfig,
+    WorkerRun,
+    unpack_images,
+)
 from harness.worker.submission import load_submission
 from metrics.attribution import METHODS
 from metrics.suite import Attributions, MetricScore, SuiteConfig, iter_suite
@@ -54,6 +63,7 @@ class WorkerSession:
         self.send = send
         self.config: WorkerConfig | None = None
         self.run: WorkerRun | None = None
+        self._blocks: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
 
     def handle(self, message: dict[str, Any]) -> bool:
         """Answer one request; returns False when the session is over."""
@@ -91,11 +101,29 @@ class WorkerSession:
         self.model_raw = model
         self.send(Loaded(op="loaded", metadata=_jsonable(metadata)))
 
+    def _images(self, message: dict[str, Any]) -> None:
+        """Keep a block of images the parent sends (harness.worker.protocol.ImagesRequest)."""
+        x = unpack_images(np.asarray(message["x"]), int(message["scale"]))
+        y = np.asarray(message["y"], dtype=np.int64)
+        blocks = self._blocks.setdefault(str(message["split"]), [])
+        if int(message["start"]) == 0:
+            blocks.clear()
+        blocks.append((torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y)))
+        self.send({"op": "stored"})
+
+    def _split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images and labels of a split the parent sent."""
+        blocks = self._blocks.get(name)
+        if not blocks:
+            raise HarnessError(f"the worker was not sent the {name} images", "this is a bug in robint-bench")
+        return torch.cat([x for x, _ in blocks]), torch.cat([y for _, y in blocks])
+
     def _check(self, message: dict[str, Any]) -> None:
         self.run = run = WorkerRun.from_json(message["run"])  # decided by the parent from the reported METADATA
         info = get_dataset(run.dataset)
-        self.data_dir = Path(run.data_dir)
-        self.x, self.y = load_examples(run.dataset, n=run.n_examples, data_dir=self.data_dir)
+        self.x, self.y = self._split("test")
+        if len(self.x) != run.n_examples:
+            raise HarnessError(f"the worker was sent {len(self.x)} of {run.n_examples} test images", "this is a bug")
         self.info = info
         self.device = resolve_device(self.config.device)
         seed_everything(run.seed)
@@ -181,11 +209,7 @@ class WorkerSession:
         }
         if message.get("suite") is not None:
             suite = _suite_from_json(message["suite"])
-            background = None
-            if any(METHODS.get(m).needs_background for m in suite.methods):
-                x_train, _ = self._train()
-                pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(suite.seed))
-                background = x_train[pick[: suite.n_background]]
+            background = self._background(suite)
             explainers = suite_explainers(suite, background)
             upper = int(message["explain"])
             reply["explain"] = fit_explain(self.model, self.x, self.y, explainers, upper, self.device)
@@ -200,11 +224,7 @@ class WorkerSession:
             )
             for method, c in message.get("cached", {}).items()
         }
-        background = None
-        if any(METHODS.get(m).needs_background for m in suite.methods):
-            x_train, _ = self._train()
-            pick = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(suite.seed))
-            background = x_train[pick[: suite.n_background]]
+        background = self._background(suite)
         done = frozenset(tuple(pair) for pair in message.get("done", []))
         for item in iter_suite(
             self.model,
@@ -241,7 +261,7 @@ class WorkerSession:
         from metrics.featurevis.pipeline import FeatureVisConfig, visualise
 
         config = FeatureVisConfig(**message["config"])
-        x_train, y_train = self._train()
+        x_train, y_train = self._split("train")
         out = visualise(
             self.model,
             self.x,
@@ -255,11 +275,12 @@ class WorkerSession:
         )
         self.send({"op": "visualised", **out})
 
-    def _train(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training split (loaded once per session)."""
-        if getattr(self, "_train_split", None) is None:
-            self._train_split = load_examples(self.run.dataset, split="train", data_dir=self.data_dir)
-        return self._train_split
+    def _background(self, suite: SuiteConfig) -> torch.Tensor | None:
+        """The training images the suite's explainers take as background (the parent picked and sent them), or None
+        when no method needs any."""
+        if not any(METHODS.get(m).needs_background for m in suite.methods):
+            return None
+        return self._split("background")[0]
 
 
 def _suite_from_json(data: dict[str, Any]) -> SuiteConfig:

@@ -48,10 +48,14 @@ def checkpoint_path(model_id: str, dataset: str, threat_model: str, model_dir: P
 
 
 def ensure_checkpoint(model_id: str, dataset: str, threat_model: str, model_dir: Path) -> Path:
-    """The checkpoint's path; downloads it with RobustBench when missing, else one clear error naming the file."""
+    """The checkpoint's path; downloads it with RobustBench when missing, else one clear error naming the file. An
+    empty file or a saved web page is named here, by its own path (the workers load a private copy of it)."""
+    from harness.worker.checkpoints import check_checkpoint_file, download_source
+
     entry = _entry(model_id, dataset, threat_model)
     path = checkpoint_path(model_id, dataset, threat_model, model_dir)
     if path.is_file():
+        check_checkpoint_file(path, download_source(entry))
         return path
     source = entry.get("gdrive_id")
     if isinstance(source, list):

@@ -4,6 +4,7 @@ checks every case makes (one error line, no traceback, completed runs unchanged,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -113,6 +114,18 @@ class Case:
         self.dir, self.path, self.data_dir = corpus, db, data_dir
         self.before, self.completed_before = rows(db), completed(db)
         self.existing_before = run_rows(db, "existing0001")
+
+    def submission(self, name: str, **constants: object) -> Path:
+        """The corpus submission ``name`` with module-level constants set (``MODE = ...``, ``METADATA = ...``): a
+        submission reads no file but itself and the weights its METADATA names, so a case configures it by
+        rewriting it."""
+        path = self.dir / f"{name}.py"
+        text = path.read_text()
+        for key, value in constants.items():
+            text, count = re.subn(rf"(?m)^{key} = .*$", lambda _, k=key, v=value: f"{k} = {v!r}", text)
+            assert count == 1, f"{name}.py sets {key} {count} times"
+        path.write_text(text)
+        return path
 
     def command(self, *args: str, db_url: str | None = None) -> list[str]:
         return [

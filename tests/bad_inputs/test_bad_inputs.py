@@ -88,7 +88,7 @@ def test_parent_environment_is_not_readable(case):
 
 @pytest.mark.skipif(landlock_abi() is None, reason="this kernel has no Landlock: no file isolation to test")
 def test_parent_files_are_not_readable(case):
-    (case.dir / "PARENT_FILE").write_text(str(case.path))
+    case.submission("reads_parent_files", TARGET=str(case.path))
     proc = case.run("--model", str(case.dir / "reads_parent_files.py"), *FAST)
     line = _assert_clean_failure(case, proc)
     # refused by Landlock, or (as root, the database under a directory nobody may enter) not even visible
@@ -110,7 +110,7 @@ def test_network_socket_is_refused(case):
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    (case.dir / "PORT_FILE").write_text(str(listener.getsockname()[1]))
+    case.submission("opens_socket", PORT=listener.getsockname()[1])
     proc = case.run("--model", str(case.dir / "opens_socket.py"), *FAST)
     listener.close()
     thread.join(5)

@@ -48,9 +48,9 @@ def _stored(db: Path, run_id: str | None = None) -> dict:
         return dict(query.fetchone())
 
 
-def _marker(case) -> str:
+def _marker(case, name: str) -> str:
     marker = f"robint-marker-{uuid.uuid4().hex}"
-    (case.dir / "MARKER").write_text(marker)
+    case.submission(name, MARKER=marker)
     return marker
 
 
@@ -92,7 +92,7 @@ def test_a_worker_that_swaps_the_attack_is_refused_before_any_robust_accuracy_is
 
 
 def test_nothing_the_submission_starts_outlives_the_run(case):
-    marker = _marker(case)
+    marker = _marker(case, "spawns_processes")
     proc = subprocess.Popen(
         case.command("--model", str(case.dir / "spawns_processes.py"), *FAST),
         cwd=ROOT,
@@ -108,7 +108,7 @@ def test_nothing_the_submission_starts_outlives_the_run(case):
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_a_killed_harness_takes_its_worker_and_the_workers_children_along(case, sig):
-    marker = _marker(case)
+    marker = _marker(case, "slow_load")
     proc = subprocess.Popen(
         case.command("--model", str(case.dir / "slow_load.py"), *FAST),
         cwd=ROOT,
@@ -150,7 +150,7 @@ _RSS = (
 def test_a_flood_without_newline_is_refused_and_the_parents_memory_stays_bounded(case, tmp_path):
     peaks = {}
     for mode in ("quiet", "flood"):  # the parent's peak RSS when the worker fails at once, then when it floods
-        (case.dir / "MODE").write_text(mode)  # flood: 1.5 GiB on the protocol pipe
+        case.submission("floods_protocol", MODE=mode)  # flood: 1.5 GiB on the protocol pipe
         rss = tmp_path / f"rss_{mode}"
         proc = case.run(
             "--model",
@@ -166,7 +166,7 @@ def test_a_flood_without_newline_is_refused_and_the_parents_memory_stays_bounded
 
 
 def test_a_deeply_nested_line_is_one_clean_error(case):
-    (case.dir / "MODE").write_text("nested")
+    case.submission("floods_protocol", MODE="nested")
     proc = case.run("--model", str(case.dir / "floods_protocol.py"), *FAST)
     line = assert_clean_failure(case, proc, "not a protocol message")
     assert "RecursionError" in line and "unexpected" not in line
@@ -175,22 +175,22 @@ def test_a_deeply_nested_line_is_one_clean_error(case):
 # 7. root-only files -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="only a worker started by root could read root-only files")
 def test_root_only_files_are_out_of_reach(case):
-    secret = case.dir / "ROOT_ONLY"
-    secret.write_text("hunter2-root-only")
-    secret.chmod(0o600)
     proc = case.run("--model", str(case.dir / "reads_root_only.py"), *FAST)
-    assert_clean_failure(case, proc, "PermissionError", "runs as nobody")
-    assert "hunter2" not in proc.stdout + proc.stderr
+    assert_clean_failure(case, proc, "PermissionError", "runs as a user of its own")
+    assert "stole" not in proc.stdout + proc.stderr and "root:" not in proc.stdout + proc.stderr
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="the worker runs as nobody only when robint-bench runs as root")
-def test_a_submission_nobody_can_read_is_one_clean_error(case):
+@pytest.mark.skipif(not IS_ROOT, reason="the worker runs as a user of its own only when robint-bench runs as root")
+def test_a_submission_or_weights_file_others_cannot_read_is_one_clean_error(case):
     submission = case.dir / "good_linear.py"
     submission.chmod(0o600)
-    proc = case.run("--model", str(submission), *FAST)
-    assert_clean_failure(case, proc, f"cannot read {submission}", "chmod -R o+rX")
+    proc = case.run_here("--model", str(submission), *FAST)  # refused by the parent, before any worker starts
+    assert_clean_failure(case, proc, f"cannot read {submission.resolve()}", "chmod -R o+rX")
+    shutil.copy(SUBMISSIONS / "fmnist_standard.pt", case.dir / "remembers_clean.pt")
+    (case.dir / "remembers_clean.pt").chmod(0o600)
+    proc = case.run_here("--model", str(case.dir / "remembers_clean.py"), *FAST)
+    assert_clean_failure(case, proc, f"cannot read {(case.dir / 'remembers_clean.pt').resolve()}")
 
 
 # 8 and 9. METADATA cannot break the leaderboard, the export or the terminal ---------------------------------
@@ -200,7 +200,7 @@ def test_hostile_metadata_is_refused(case):
     """A name with a newline, a heading, pipes, HTML and mathtext (the other variants, training method 7, a 1 MB
     name, ``../../baseline``, are refused by the same schema: test_schemas.py)."""
     name = "evil\n# Best | 99% <script>alert(1)</script> $\\foo{$"
-    (case.dir / "META.json").write_text(json.dumps({"name": name, "dataset": "fashion-mnist", "architecture": "x"}))
+    case.submission("bad_metadata", METADATA={"name": name, "dataset": "fashion-mnist", "architecture": "x"})
     line = assert_clean_failure(case, case.run("--model", str(case.dir / "bad_metadata.py"), *FAST), "METADATA name")
     assert "\\x0a# Best" in line  # one line: the newline is shown escaped
 
@@ -230,6 +230,17 @@ def _insert_run(db: Path, run_id: str, name: str, info: dict) -> None:
                 config={},
                 provenance={},
                 flags=[flag],
+                examples=[  # its numbers are those of its row: the board shows it (harness.store.verify)
+                    store.ExampleRecord(
+                        idx=0,
+                        label=9,
+                        clean_pred=9,
+                        adv_pred=3,
+                        clean_correct=True,
+                        robust_correct=False,
+                        perturbation=0.1,
+                    )
+                ],
             )
         )
     sessions.kw["bind"].dispose()

@@ -13,8 +13,9 @@ from harness.attack.registry import parse_attack
 from harness.attack.sanity import masking_flags, run_flags, stateful_flags
 from harness.errors import HarnessError
 from harness.pipeline import validate
-from harness.pipeline.attack import gradient_step, probe_points, settle
+from harness.pipeline.attack import probe_points
 from harness.pipeline.budgets import Budgets, parse_timeout
+from harness.pipeline.fresh import gradient_step
 from harness.report.escape import html_text, markdown_cell, markdown_text, plot_text, terminal
 from harness.store.archive import safe_name
 from harness.worker.protocol import MAX_DEPTH, decode, encode
@@ -176,13 +177,6 @@ def test_the_attack_log_may_name_only_the_runs_sub_attacks():
     assert standard.chunk(_chunk(accuracy_after={"clean": 1.0, "square": 0.5})).accuracy_after["square"] == 0.5
 
 
-def test_settling_keeps_ties_and_takes_the_fresh_workers_answer_otherwise():
-    ours = np.array([0, 1, 2])
-    fresh = np.array([[2.0, 1.0, 0.0], [1.0, 1.0 - 1e-7, 0.0], [5.0, 0.0, 0.0]])
-    stored, differ, ties = settle(ours, fresh)
-    assert stored.tolist() == [0, 1, 0] and differ.tolist() == [False, False, True] and ties == 1
-
-
 def test_probe_points_lie_inside_the_ball_and_the_unit_box():
     import torch
 
@@ -310,10 +304,13 @@ def test_timeouts_are_finite_by_default_and_documented():
     budgets = Budgets.of(600, None, parse_attack(resolved.attack).units, 784)
     chunks = [(i, i + 250) for i in range(0, 1000, 250)]
     total = budgets.total(chunks, SuiteConfig(), None, 10)
-    # README: load (stall) + check (10 stalls) + 600 + per chunk 300 + 15*4*250, and classifying 250 + 2 x 8*250
-    per_chunk = 300 + 15 * 4 * 250 + (600 + 300 + 0.5 * 250) + 2 * (600 + 300 + 0.5 * 2000)
+    # README: load (stall) + check (10 stalls) + 600 + the fresh worker's load (stall) + per chunk 300 + 15*4*250,
+    # classifying 8*250 probes (the attacking worker), 250 step starts and 250 clean images and (8 + 2) x 2 x 250
+    # points of the eps-balls (the fresh worker)
+    classify = 600 + 300
+    per_chunk = 300 + 15 * 4 * 250 + (classify + 0.5 * 2000) + 2 * (classify + 0.5 * 250) + (classify + 0.5 * 5000)
     messages = len(SuiteConfig().methods) + len(SuiteConfig().controls) + len(SuiteConfig().pairs())
-    assert total == 600 + 6000 + 600 + 4 * per_chunk + messages * (600 + 10 * 100)
+    assert total == 600 + 6000 + 600 + 600 + 4 * per_chunk + messages * (600 + 10 * 100)
     assert math.isfinite(total) and budgets.check == 6000 and budgets.load == 600
     unlimited = Budgets.of(600, math.inf, 4, 784)
     assert unlimited.total(chunks, None, None, 10) is None and unlimited.chunk(250) is None

@@ -1,9 +1,10 @@
 """Bad input: writes to the protocol pipe itself: 1.5 GiB without a newline (MODE flood), or a line of
-200,000 nested arrays (MODE nested); MODE quiet fails at once (the memory baseline of a failing run)"""
+200,000 nested arrays (MODE nested); MODE quiet fails at once (the memory baseline of a failing run). A submission
+reads no file but itself and its weights, so the test writes MODE into it."""
 import os
-from pathlib import Path
 
 METADATA = {"name": "floods_protocol", "dataset": "fashion-mnist", "architecture": "linear"}
+MODE = "quiet"
 
 
 def _protocol_fds():
@@ -17,7 +18,7 @@ def _protocol_fds():
 
 
 def load_model():
-    mode = Path(__file__).with_name("MODE").read_text().strip()
+    mode = MODE
     fds = [fd for fd in _protocol_fds() if fd > 2]
     if mode == "quiet":
         raise RuntimeError("no flood this time")

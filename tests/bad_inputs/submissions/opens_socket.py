@@ -1,7 +1,8 @@
-"""Bad input: connects to a TCP port (the port in PORT_FILE)"""
+"""Bad input: connects to a TCP port (PORT, which the test writes into it)"""
 from torch import nn
 
 METADATA = {"name": "opens_socket", "dataset": "fashion-mnist", "architecture": "linear"}
+PORT = 0
 
 
 class Linear(nn.Module):
@@ -13,11 +14,9 @@ class Linear(nn.Module):
         return self.fc(x.flatten(1))
 
 import socket
-from pathlib import Path
 
 
 def load_model():
-    port = int(Path(__file__).with_name("PORT_FILE").read_text())
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+    with socket.create_connection(("127.0.0.1", PORT), timeout=5) as conn:
         conn.sendall(b"exfiltrated")
     return Linear()

@@ -1,7 +1,10 @@
-"""Bad input: reads the harness's own files (the results database named in PARENT_FILE)"""
+"""Bad input: reads the harness's own files (the results database at TARGET, which the test writes into it)"""
+from pathlib import Path
+
 from torch import nn
 
 METADATA = {"name": "reads_parent_files", "dataset": "fashion-mnist", "architecture": "linear"}
+TARGET = ""
 
 
 class Linear(nn.Module):
@@ -12,10 +15,7 @@ class Linear(nn.Module):
     def forward(self, x):
         return self.fc(x.flatten(1))
 
-from pathlib import Path
-
 
 def load_model():
-    target = Path(__file__).with_name("PARENT_FILE").read_text().strip()
-    data = Path(target).read_bytes()
-    raise RuntimeError(f"stole {len(data)} bytes of {target}")
+    data = Path(TARGET).read_bytes()
+    raise RuntimeError(f"stole {len(data)} bytes of {TARGET}")

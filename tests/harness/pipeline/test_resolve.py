@@ -168,20 +168,22 @@ def test_the_worker_is_told_nothing_of_the_database_or_the_run_around_it(data_di
     )
     request = check_options(config)
     plan = resolve(request, FMNIST, source=locate(model=MODEL), data_dir=data_dir)
-    assert request.worker(plan.source) == plan.worker()
-    sent = encode(load_request(plan.worker())) + encode(check_request(plan.worker_run()))
+    root = Path("/tmp/robint-worker-copy")
+    assert request.worker(plan.source, root) == plan.worker(root)
+    sent = encode(load_request(plan.worker(root))) + encode(check_request(plan.worker_run()))
     for secret in ("dbuser7", "S3cretPassw0rd", "db-host-9", "5433", "resultsdb", "postgresql", "psycopg"):
         assert secret not in sent
     for other in ("sweep-abcdef1234", "entry-xyz", "0123456789abcdef", "12345", "777", "3G", "4321"):
         assert other not in sent
     for key in ("fresh", "rescore", "timeout", "db", "sweep", "trusted", "memory", "cpu"):
         assert f'"{key}' not in sent
-    load, check = json.loads(encode(load_request(plan.worker()))), json.loads(encode(check_request(plan.worker_run())))
+    load = json.loads(encode(load_request(plan.worker(root))))
+    check = json.loads(encode(check_request(plan.worker_run())))
     assert load == {
         "op": "load",
         "config": {
             "model": {
-                "submission": str(MODEL.resolve()),
+                "submission": str(root / MODEL.name),  # its private copy of the submission (source.ModelFiles)
                 "robustbench": None,
                 "dataset": None,
                 "threat_model": None,
@@ -195,7 +197,6 @@ def test_the_worker_is_told_nothing_of_the_database_or_the_run_around_it(data_di
         "op": "check",
         "run": {
             "dataset": "fashion-mnist",
-            "data_dir": str(data_dir),
             "n_examples": 1000,
             "threat_model": "Linf",
             "eps": 0.1,

@@ -6,8 +6,27 @@ from datetime import datetime
 
 import numpy as np
 
+from harness import store
 from harness.report.entries import Entry
 from harness.report.scores import Score
+
+
+def example_rows(n: int, clean_acc: float, robust_acc: float) -> list[store.ExampleRecord]:
+    """``n`` per-example rows whose accuracies are ``clean_acc`` and ``robust_acc`` (the board shows a run only when
+    its numbers are those of its rows: harness.store.verify)."""
+    clean, robust = round(clean_acc * n), round(robust_acc * n)
+    return [
+        store.ExampleRecord(
+            idx=i,
+            label=1,
+            clean_pred=1 if i < clean else 2,
+            adv_pred=1 if i < robust else 3,
+            clean_correct=i < clean,
+            robust_correct=i < robust,
+            perturbation=0.1,
+        )
+        for i in range(n)
+    ]
 
 
 def score(values, keys=None, *, low=None, high=None, details=None) -> Score:

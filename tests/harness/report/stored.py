@@ -8,6 +8,7 @@ from typing import Any
 
 from harness import store
 from metrics.registry import HEADLINE
+from tests.harness.report.builders import example_rows
 
 
 def add_run(
@@ -58,6 +59,7 @@ def add_run(
         details=details or {"autoattack": {"accuracy_after": {"clean": clean, "apgd-ce": robust}, "warnings": []}},
         timings=timings or {"attack": 12.0, "explain": 30.0},
         created_at=datetime(2026, 1, 1) + timedelta(days=day),
+        examples=example_rows(n, clean, robust),  # the board shows a run whose numbers are its rows'
     )
     s.add(run)
     index = list(range(len(values)))

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from harness import store
 from harness.report.analysis import analyse
 from harness.report.leaderboard import build_leaderboard
+from tests.harness.report.builders import example_rows
 
 
 def _add_run(s, model, run_id, *, n, robust, clean=0.9, status="complete", days=0, eps_text="0.1"):
@@ -27,6 +28,7 @@ def _add_run(s, model, run_id, *, n, robust, clean=0.9, status="complete", days=
             config={},
             provenance={},
             created_at=datetime(2026, 1, 1) + timedelta(days=days),
+            examples=example_rows(n, clean, robust) if status == "complete" else [],
         )
     )
 
@@ -183,7 +185,7 @@ def test_each_recipe_is_compared_with_the_standard_recipe_of_its_architecture(tm
                 weights_sha256=None,
                 info={"architecture": arch, "training": training},
             )
-            _add_run(s, model, name, n=100, robust=0.0 if method == "standard" else float(eps) / 2)
+            _add_run(s, model, name, n=1000, robust=0.0 if method == "standard" else float(eps) / 2)
             ssim = [0.1 + offset + w for w in wiggle]
             _add_metric(s, name, "featurevis", "inversion_ssim", ssim, details=BEATS_NOOP)
     with sessions.begin() as s:

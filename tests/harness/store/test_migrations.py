@@ -43,7 +43,7 @@ def _make_v1(url: str) -> None:
         con.execute(
             text(
                 "INSERT INTO runs VALUES ('oldrun000001', 1, 'fashion-mnist', 'Linf', 0.1, '0.1', 2, 0, 'standard', "
-                "'k', 'complete', 0.5, 0.5, '{}', :prov, '{}', '{}', '[]', NULL, '2026-01-01 00:00:00', "
+                "'k', 'complete', 1.0, 0.5, '{}', :prov, '{}', '{}', '[]', NULL, '2026-01-01 00:00:00', "
                 "'2026-01-01 01:00:00')"
             ),
             {"prov": json.dumps({"versions": {"torch": "2.14.1"}})},

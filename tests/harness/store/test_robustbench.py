@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from harness import store
 from harness.cli import cli
+from harness.pipeline.imports import import_archives
 from harness.report.analysis import analyse
 from harness.report.leaderboard import build_leaderboard
-from harness.store.archive import import_archives
 from harness.store.robustbench import eps_section, export_path, model_info, sidecar
 from tests.conftest import ROOT, run_cli
 
@@ -127,7 +127,7 @@ def test_a_bad_file_is_one_error_line_and_the_rest_import(tmp_path):
     proc = run_cli("import-robustbench", str(tree), "--db", f"sqlite:///{tmp_path / 'x.db'}")
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 2, proc.stderr
-    assert lines[0].startswith(f"error: {tree / 'cifar10' / 'Linf' / 'Broken.json'} is not JSON")
+    assert lines[0].startswith(f"error: {tree / 'cifar10' / 'Linf' / 'Broken.json'} is not usable JSON: not JSON")
     assert f"{tree / 'cifar10' / 'corruptions' / 'NoAccuracy.json'} is a corruptions entry without" in lines[1]
     assert "imported 9 new reported entries; 2 files could not be imported" in proc.stdout
 

@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.worker.sandbox import SandboxPolicy, SandboxReport, default_read_paths, landlock_abi, scrubbed_env
+from harness.worker.sandbox import (
+    ETC,
+    SandboxPolicy,
+    SandboxReport,
+    default_read_paths,
+    landlock_abi,
+    scrubbed_env,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 ABI = landlock_abi() if sys.platform == "linux" else None
@@ -60,12 +67,18 @@ def run_child(
     params = json.dumps({"policy": policy, "args": args or {}, "extra": list(extra)})
     return subprocess.run(
         [sys.executable, "-c", code, params],
-        env=scrubbed_env(work),
+        env=child_env(work),
         cwd=work,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def child_env(work: Path) -> dict[str, str]:
+    """A worker's environment, plus ``PYTHONPATH`` when the tests run with one (a checkout used through it: the
+    child must import this checkout's harness, as harness.worker.channel.worker_argv arranges for real workers)."""
+    return {**scrubbed_env(work), **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {})}
 
 
 def child_results(tmp_path: Path, body: str, **kwargs) -> dict:
@@ -181,16 +194,20 @@ def test_environment_is_scrubbed_and_parent_proc_unreadable(tmp_path, monkeypatc
 
 
 def test_scrubbed_env_keeps_only_the_documented_variables(tmp_path, monkeypatch):
-    for name in ("GITHUB_TOKEN", "AWS_ACCESS_KEY_ID", "SSH_AUTH_SOCK", "PYTHONPATH", "VIRTUAL_ENV"):
+    secrets = ("GITHUB_TOKEN", "AWS_ACCESS_KEY_ID", "SSH_AUTH_SOCK", "PYTHONPATH", "VIRTUAL_ENV", "NVIDIA_API_KEY")
+    for name in (*secrets, "CUDA_API_TOKEN", "NVIDIA_DRIVER_CAPABILITIES"):
         monkeypatch.setenv(name, "secret")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    monkeypatch.setenv("NVIDIA_DRIVER_CAPABILITIES", "compute")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
     env = scrubbed_env(tmp_path)
-    for name in ("GITHUB_TOKEN", "AWS_ACCESS_KEY_ID", "SSH_AUTH_SOCK", "PYTHONPATH", "VIRTUAL_ENV"):
+    for name in (*secrets, "CUDA_API_TOKEN", "NVIDIA_DRIVER_CAPABILITIES"):  # no wildcards: names only
         assert name not in env
-    assert env["CUDA_VISIBLE_DEVICES"] == "0" and env["NVIDIA_DRIVER_CAPABILITIES"] == "compute"
-    assert env["OMP_NUM_THREADS"] == "2"
+    assert env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert env["OMP_NUM_THREADS"] == "2" and env["MKL_NUM_THREADS"] == "3"  # the thread counts pass by name
+    assert "USER" not in env and scrubbed_env(tmp_path, user="robint-worker-7")["USER"] == "robint-worker-7"
+    with pytest.raises(ValueError, match="names, not patterns"):
+        scrubbed_env(tmp_path, keep=("NVIDIA_*",))
     for name in (
         "HOME",
         "TMPDIR",
@@ -208,6 +225,7 @@ def test_scrubbed_env_keeps_only_the_documented_variables(tmp_path, monkeypatch)
         "LC_ALL",
         "PYTHONNOUSERSITE",
         "PYTHONDONTWRITEBYTECODE",
+        "TQDM_MININTERVAL",
         "HOME",
         "TMPDIR",
         "MPLCONFIGDIR",
@@ -228,7 +246,27 @@ def test_default_read_paths_are_narrow(monkeypatch):
     for broad in (Path("/"), ROOT, Path("/proc"), Path("/tmp"), Path("/dev"), Path.home(), Path("/root")):
         assert broad not in paths, broad
     assert not any(p.parts[:2] == ("/", "proc") and p.parts[2:3] and p.parts[2].isdigit() for p in paths)
-    assert Path("/usr") in paths and Path("/etc") in paths
+    # an allow-list: the libraries, not all of /usr (data sets live in /usr/share) or of /etc
+    for broad in (Path("/usr/share"), Path("/home"), Path("/var"), Path("/opt"), Path("/srv"), Path("/mnt")):
+        assert not any(p == broad or broad in p.parents for p in paths), broad
+    assert Path("/usr") not in paths and Path("/etc") not in paths
+    assert Path("/usr/lib") in paths and Path("/etc/ld.so.cache") in paths
+    assert all(p.parent == Path("/etc") and str(p) in ETC for p in paths if Path("/etc") in p.parents)
+
+
+def test_forbidden_paths_are_carved_out_of_what_may_be_read(tmp_path, monkeypatch):
+    """A data directory beside the interpreter (or inside an allowed directory) is cut out of it: the directories
+    around it stay readable, it does not."""
+    venv = tmp_path / "venv"
+    for sub in ("lib/site", "data/fashion-mnist", "bin"):
+        (venv / sub).mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(venv))
+    paths = default_read_paths(forbidden=[venv / "data" / "fashion-mnist"])
+    assert venv not in paths and venv / "lib" in paths and venv / "bin" in paths
+    assert not any(p == venv / "data" / "fashion-mnist" or venv / "data" / "fashion-mnist" in p.parents for p in paths)
+    assert default_read_paths(extra=[venv / "data" / "fashion-mnist" / "x"], forbidden=[venv / "data"]) == tuple(
+        p for p in default_read_paths(forbidden=[venv / "data"])
+    )
 
 
 def test_policy_rejects_bad_values():
@@ -411,7 +449,7 @@ def test_refuses_to_run_once_threads_exist(tmp_path):
             print("refused:", exc)
     """)
     proc = subprocess.run(
-        [sys.executable, "-c", code], env=scrubbed_env(work), cwd=work, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", code], env=child_env(work), cwd=work, capture_output=True, text=True, timeout=30
     )
     assert "refused: apply_sandbox must run before any thread starts" in proc.stdout, proc.stderr
 
