@@ -18,8 +18,8 @@ from pathlib import Path
 from pyautoattack import AutoAttack
 
 from harness.attack.registry import CUSTOM, parse_attack
+from harness.core.device import resolve_device, seed_everything
 from harness.data import load_examples
-from harness.device import resolve_device, seed_everything
 from harness.pipeline.evaluate import RunConfig, evaluate
 from harness.worker.submission import load_submission
 

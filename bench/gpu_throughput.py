@@ -307,7 +307,7 @@ def load_models(names: list[str], device: torch.device, channels_last: bool = Fa
             x, y = load_examples("fashion-mnist", n=256)
             out.append(Model(name, net, (1, 28, 28), x, y))
         elif name == "wrn-28-10":
-            from harness._autoattack_shim import import_robustbench
+            from harness.core.autoattack_shim import import_robustbench
 
             import_robustbench()
             from robustbench.model_zoo.architectures.wide_resnet import WideResNet
@@ -493,7 +493,7 @@ def main() -> None:
     n_explain = args.n_explain or (100 if gpu else 2)
     ig_steps = args.ig_steps or (32 if gpu else 4)
     autocast = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.autocast]
-    from harness.device import seed_everything
+    from harness.core.device import seed_everything
 
     seed_everything(0)  # as the harness's worker: cuDNN deterministic, no algorithm benchmarking
     if args.cudnn_benchmark:

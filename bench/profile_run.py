@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args(argv)
 
-    from harness.device import resolve_device
+    from harness.core.device import resolve_device
     from harness.worker.submission import load_submission
 
     device = resolve_device(args.device)

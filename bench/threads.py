@@ -9,7 +9,7 @@ one of these environments:
 
 - ``k threads``, k = 1 .. the cores available: ``OMP_NUM_THREADS=k`` with OpenMP's default waiting (threads spin
   at barriers before they sleep): what torch does with that many threads;
-- ``robint-bench``: the environment the harness starts its workers with (``harness.threads.thread_env``: the cores
+- ``robint-bench``: the environment the harness starts its workers with (``harness.core.threads.thread_env``: the cores
   available, from the affinity mask and the cgroup quota, and passive waiting).
 
 A competing load is ``--load`` busy processes (default: one per core available), started before and stopped after
@@ -63,7 +63,7 @@ def child(model: str, n: int, attack: str) -> None:
 
 def settings(cores: int) -> dict[str, dict[str, str]]:
     """Name -> the thread variables a measurement process is started with."""
-    from harness.threads import plan, thread_env
+    from harness.core.threads import plan, thread_env
 
     clean = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     out = {}
@@ -132,7 +132,7 @@ def main() -> None:
         child(args.model, args.n, args.attack)
         return
     sys.path.insert(0, str(ROOT))
-    from harness.threads import cores
+    from harness.core.threads import cores
 
     available = cores()
     load = available.available if args.load is None else args.load

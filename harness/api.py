@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.config import DEFAULT_DB, RunConfig
-from harness.errors import HarnessError
+from harness.core.config import DEFAULT_DB, RunConfig
+from harness.core.errors import HarnessError
 
 __all__ = ["Result", "ScoreSummary", "evaluate", "model_digest"]
 
@@ -119,12 +119,13 @@ def evaluate(
         dataset: a registered data set (``robint-bench list``), e.g. ``"fashion-mnist"`` or ``"cifar10"``.
         name: the name shown on the leaderboard (default: the model's class name).
         metadata: more METADATA facts (``architecture``, ``training``, ``link``, ...; JSON values).
-        preset: ``quick``, ``default`` or ``full`` (harness.presets): the defaults of ``metrics``, ``methods``,
+        preset: ``quick``, ``default`` or ``full`` (harness.core.presets): the defaults of ``metrics``, ``methods``,
             ``n_explain``, ``n_sanity``, ``n_composites`` (None: the preset's) and of the feature visualisation.
         progress: progress bars, and the run's header, estimate and AutoAttack log printed as it goes.
         The other arguments are ``robint-bench run``'s options of the same name (``eps``: ``0.1`` or ``"8/255"``).
 
-    The run uses the cores available (harness.threads: torch's thread count is set for the call and restored after).
+    The run uses the cores available (harness.core.threads: torch's thread count is set for the call and
+    restored after).
     A ``name`` already stored for a different model gets a warning: the run is stored as that name's newest version,
     and the leaderboard shows only the newest version of a name.
 
@@ -172,9 +173,9 @@ def evaluate(
             featurevis=featurevis,
             featurevis_options=tuple(featurevis_options),
         )
-        from harness import threads
+        from harness.core import threads
+        from harness.core.presets import apply_preset
         from harness.pipeline.evaluate import evaluate as run_pipeline
-        from harness.presets import apply_preset
 
         config = apply_preset(config, given)
         with _LOCK:

@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harness.attack.verify import verify_adversarial
-from harness.device import predict_logits
+from harness.core.device import predict_logits
 
 MAX_WARNINGS = 32  # distinct AutoAttack warnings kept per call (harness.pipeline.validate accepts as many)
 

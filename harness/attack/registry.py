@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from harness.attack.autoattack import AttackOutcome, run_autoattack
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from metrics.registry_base import Registry
 
 CUSTOM = "custom"  # AutoAttack's version for an explicit list of its sub-attacks

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def verify_adversarial(

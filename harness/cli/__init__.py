@@ -10,9 +10,9 @@ import sys
 
 import click
 
-from harness import threads
 from harness.cli.app import cli
-from harness.errors import HarnessError
+from harness.core import threads
+from harness.core.errors import HarnessError
 from harness.report.escape import terminal
 from metrics.registry_base import UnknownNameError
 

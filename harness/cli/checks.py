@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.config import parse_batch_size, parse_timeout
-from harness.errors import HarnessError
-from harness.presets import check_preset
-from harness.threat import parse_eps, parse_threat_model
+from harness.core.config import parse_batch_size, parse_timeout
+from harness.core.errors import HarnessError
+from harness.core.presets import check_preset
+from harness.core.threat import parse_eps, parse_threat_model
 
 __all__ = ["check_run_options", "existing_dir", "submission_file"]
 

@@ -8,8 +8,8 @@ import click
 
 from harness.cli.checks import check_run_options
 from harness.cli.options import DB_OPTION
-from harness.config import RunConfig
-from harness.presets import PRESETS
+from harness.core.config import RunConfig
+from harness.core.presets import PRESETS
 
 _DEFAULTS = RunConfig()
 _PRESETS = "; ".join(f"{name}: {text}" for name, text in PRESETS.items())
@@ -176,7 +176,7 @@ def run(ctx: click.Context, model: Path | None, quiet: bool, verbose: bool, **op
     the end a short summary: accuracies, the headline scores with their intervals, flags, figures."""
     from click.core import ParameterSource
 
-    from harness.presets import apply_preset
+    from harness.core.presets import apply_preset
 
     options = check_run_options({"model": model, **options})  # paths and numbers: before anything heavy is imported
     options["method_options"] = tuple(options["method_options"])
@@ -238,7 +238,7 @@ def list_() -> None:
 
 def _zoo_ids() -> dict[tuple[str, str], list[str]]:
     """RobustBench's Linf and L2 zoo ids per (data set, threat model), ensembles (several checkpoints) left out."""
-    from harness._autoattack_shim import import_robustbench
+    from harness.core.autoattack_shim import import_robustbench
 
     import_robustbench()
     from robustbench.model_zoo import model_dicts

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import click
 
-from harness.config import DEFAULT_DB
+from harness.core.config import DEFAULT_DB
 
 DB_OPTION = click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLAlchemy database URL.")

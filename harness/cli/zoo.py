@@ -63,7 +63,7 @@ def zoo(
     identical completed run is reused, an interrupted one resumed) and export each run to the archive.
 
     Settings given here apply to the models without their own (a model's own evaluation settings in the spec win)."""
-    from harness.errors import HarnessError
+    from harness.core.errors import HarnessError
     from harness.pipeline.zoo import evaluate_zoo
     from harness.train.zoo import load_spec, train_missing
 

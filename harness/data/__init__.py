@@ -41,7 +41,7 @@ from harness.data.folder import (
     parse_folder_name,
 )
 from harness.data.imagenet import imagenet_classes, load_imagenet, load_imagenet_first
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from metrics.registry_base import Registry
 
 DEFAULT_DATA_DIR = Path(os.environ.get("ROBINT_DATA_DIR", "data"))

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from harness.data.notices import data_warning
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
 

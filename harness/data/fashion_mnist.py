@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from harness.data.notices import data_warning
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 FOLDER_PREFIX = "folder:"
 DEFAULT_SIZE = (224, 224)

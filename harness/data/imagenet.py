@@ -4,7 +4,7 @@ Layout, under the data dir: ``imagenet/val/<wnid>/<file>.JPEG`` (the ILSVRC2012 
 one folder per class, as for torchvision's ImageFolder). Only the images named in RobustBench's list are
 read, so a folder holding just those 5000 images is enough.
 
-What comes from robustbench 1.1.1 (imported through :func:`harness._autoattack_shim.import_robustbench`):
+What comes from robustbench 1.1.1 (imported through :func:`harness.core.autoattack_shim.import_robustbench`):
 
 - the image list ``helper_files/imagenet_test_image_ids.txt`` (5000 ``<wnid>/<file>`` lines), read by its own
   ``robustbench.loaders.make_custom_dataset``; example i is line i, so the first n are RobustBench's first n;
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 IMAGE_LIST = "helper_files/imagenet_test_image_ids.txt"
 CLASS_MAP = "helper_files/imagenet_class_to_id_map.json"
@@ -110,7 +110,7 @@ def load_imagenet(split: str, data_dir: Path) -> tuple[torch.Tensor, torch.Tenso
 
 
 def _robustbench_parts():
-    from harness._autoattack_shim import import_robustbench
+    from harness.core.autoattack_shim import import_robustbench
 
     import_robustbench()
     import robustbench.loaders

@@ -20,7 +20,7 @@ import torch
 
 from harness import store
 from harness.attack.verify import verify_adversarial
-from harness.config import ResolvedConfig
+from harness.core.config import ResolvedConfig
 from harness.pipeline import validate
 from harness.pipeline.artifacts import FIGURE_ROWS, pack, unpack_all
 from harness.pipeline.budgets import PROBES, Budgets

@@ -9,7 +9,7 @@ The chunk is part of the run's configuration key (``ResolvedConfig.batch_size``)
 ``--batch-size auto`` never changes a number: the worker probes, once per run and on its own device, the largest
 batch that fits the memory for the attack's step (forward and backward to the input, at most one chunk) and for
 each attribution method of the suite (at most the images explained at once; halving on out-of-memory,
-harness.memory), and the parent
+harness.core.memory), and the parent
 
 - attacks in chunks as always, and refuses, with one line, a chunk that does not fit (a smaller chunk would be a
   different run: pass ``--chunk-size``);
@@ -25,8 +25,8 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from harness import store
-from harness.config import AUTO, check_batch_sizes, parse_batch_size  # noqa: F401  (parsed with the options)
-from harness.errors import HarnessError
+from harness.core.config import AUTO, check_batch_sizes, parse_batch_size  # noqa: F401  (parsed with the options)
+from harness.core.errors import HarnessError
 from harness.pipeline.plan import Todo
 from harness.worker.protocol import FitRequest
 from metrics.suite import SuiteConfig

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.config import parse_timeout  # noqa: F401  (parsed with the options)
+from harness.core.config import parse_timeout  # noqa: F401  (parsed with the options)
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.suite import SuiteConfig
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,8 @@ def open_channel(
     ``model_root``) and the Python installation, never anything of ``forbidden`` (the data directories, the
     database, the archive: :func:`secret_paths`). ``output``: the run's harness.worker.channel.OutputCap, shared by
     its workers; ``run_dirs``: the run's directories its supervisor removes should the harness die. A sandboxed
-    worker runs the parent's thread count (harness.threads)."""
-    from harness.threads import decide, thread_env
+    worker runs the parent's thread count (harness.core.threads)."""
+    from harness.core.threads import decide, thread_env
     from harness.worker.channel import InProcessChannel, SubprocessChannel
 
     if limits.trusted:
@@ -65,7 +65,7 @@ def open_channel(
         max_processes=limits.process_limit,
         output=output,
         run_dirs=list(run_dirs),
-        env=thread_env(decide()),  # the parent's thread count (harness.threads): every worker gets the same
+        env=thread_env(decide()),  # the parent's thread count (harness.core.threads): every worker gets the same
     )
 
 

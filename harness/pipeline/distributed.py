@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from harness import store
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pipeline.plan import Request, Todo
 from harness.store.engine import serialize_transactions
 from metrics.suite import SuiteConfig

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from harness import store, threads
+from harness import store
 from harness.attack.sanity import masking_flags
-from harness.config import ResolvedConfig, RunConfig
+from harness.core import threads
+from harness.core.config import ResolvedConfig, RunConfig
 from harness.data import load_examples
 from harness.pipeline import batching, distributed, validate
 from harness.pipeline.attack import classify_probes, store_chunk

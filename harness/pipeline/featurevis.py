@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from harness import store
-from harness.config import ResolvedConfig
-from harness.errors import HarnessError
+from harness.core.config import ResolvedConfig
+from harness.core.errors import HarnessError
 from harness.pipeline import validate
 from harness.pipeline.artifacts import FIGURE_ROWS, pack
 from harness.pipeline.images import send_images

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from harness.core.threads import Threads
 from harness.pipeline.plan import RunPlan
 from harness.report.wording import autoattack_log
-from harness.threads import Threads
 
 Echo = Callable[[str], None]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from harness import store
-from harness.config import ResolvedConfig
-from harness.errors import HarnessError
+from harness.core.config import ResolvedConfig
+from harness.core.errors import HarnessError
 from harness.pipeline.artifacts import FIGURE_ROWS, unpack_all
 from harness.pipeline.lifecycle import record_details
 

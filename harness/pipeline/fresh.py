@@ -35,8 +35,8 @@ import torch
 
 from harness import store
 from harness.attack.verify import verify_adversarial
-from harness.config import ResolvedConfig
-from harness.errors import HarnessError
+from harness.core.config import ResolvedConfig
+from harness.core.errors import HarnessError
 from harness.pipeline import validate
 from harness.pipeline.artifacts import pack, unpack_all
 from harness.pipeline.attack import ADVERSARIAL, CORNERS, classify, probe_points, unverified_chunks

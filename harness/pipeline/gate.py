@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
-from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.core.config import RunConfig
+from harness.core.errors import HarnessError
 from harness.pipeline.evaluate import evaluate
 from harness.report.results import result_record
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.core.errors import HarnessError
 from harness.data import load_examples
-from harness.errors import HarnessError
 from harness.worker.protocol import ImagesRequest, pack_images
 from metrics.attribution import METHODS
 from metrics.suite import SuiteConfig

@@ -1,8 +1,8 @@
 """``robint-bench import``: archived runs into the database, each verified first.
 
 An archive file is untrusted text (anyone can write one), so a record is checked as a worker's messages are
-(harness.schema, harness.pipeline.metadata) before anything of it is stored: JSON without non-finite constants and
-nested at most :data:`harness.schema.MAX_DEPTH` levels; the model's name in RobustBench's model-id alphabet, its
+(harness.core.schema, harness.pipeline.metadata) before anything of it is stored: JSON without non-finite constants and
+nested at most :data:`harness.core.schema.MAX_DEPTH` levels; the model's name in RobustBench's model-id alphabet, its
 METADATA through the submission schema, hashes as hex digests; the run's data set, threat model, eps and attack as
 ``run`` would parse them and its ``config_key`` the hash of exactly that configuration; every string bounded and
 free of control characters, every number finite; the per-example rows of the right types, and the accuracies
@@ -26,15 +26,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from harness import schema, store
+from harness import store
 from harness.attack.registry import parse_attack
-from harness.config import ResolvedConfig
+from harness.core import schema
+from harness.core.config import ResolvedConfig
+from harness.core.errors import HarnessError
+from harness.core.threat import parse_eps, parse_threat_model
 from harness.data import get_dataset
-from harness.errors import HarnessError
 from harness.pipeline.metadata import metadata
 from harness.store.archive import ARCHIVE_FORMAT, EXAMPLE_COLUMNS, import_archive_record
 from harness.store.verify import rows_problems
-from harness.threat import parse_eps, parse_threat_model
 
 MAX_FILE_BYTES = 256 << 20  # an archived run of 10,000 examples with every score is a few MB
 _HEX64 = re.compile(r"[0-9a-f]{64}")

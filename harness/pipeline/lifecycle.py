@@ -15,8 +15,8 @@ from sqlalchemy import delete, select, update
 
 from harness import store
 from harness.attack.sanity import run_flags
-from harness.config import ResolvedConfig
-from harness.errors import HarnessError
+from harness.core.config import ResolvedConfig
+from harness.core.errors import HarnessError
 from harness.pipeline.plan import RunPlan, Storage, Todo, attack_chunks
 from harness.pipeline.provenance import provenance
 from harness.pipeline.resolve import suite_settings

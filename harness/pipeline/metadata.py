@@ -1,7 +1,7 @@
 """The schema of a submission's ``METADATA`` as its worker reports it (harness.pipeline.validate checks the rest of
 what a worker sends): known keys with types, ranges and lengths, text without control characters, and a safe
 character set for names, which also become file names (exports) and labels (reports). The primitives (names, text,
-numbers) are harness.schema's, shared with the other schemas of untrusted data."""
+numbers) are harness.core.schema's, shared with the other schemas of untrusted data."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import math
 import re
 from typing import Any
 
-from harness import schema
-from harness.errors import HarnessError
+from harness.core import schema
+from harness.core.errors import HarnessError
+from harness.core.schema import CONTROL, NAME, NAME_RULE
+from harness.core.threat import parse_eps, parse_threat_model
 from harness.report.escape import terminal
-from harness.schema import CONTROL, NAME, NAME_RULE
-from harness.threat import parse_eps, parse_threat_model
 
 __all__ = ["CONTROL", "NAME", "metadata", "text"]
 
@@ -39,7 +39,7 @@ _MAX_EXTRA_KEYS = 32
 def metadata(raw: Any) -> dict[str, Any]:
     """A validated copy of the METADATA a worker reports; ``HarnessError`` naming the first problem.
 
-    Keys: ``name`` (harness.schema.NAME: 1-64 ASCII letters, digits, ``_`` or ``-``, starting with a letter or
+    Keys: ``name`` (harness.core.schema.NAME: 1-64 ASCII letters, digits, ``_`` or ``-``, starting with a letter or
     digit: RobustBench's model-id alphabet), ``dataset``,
     ``architecture`` (text), optional ``threat_model`` (Linf or L2), ``eps`` (a positive number or text such as
     ``8/255``), ``clean_acc`` (a number in [0, 1]), ``weights``, ``authors``, ``paper`` and other short text,

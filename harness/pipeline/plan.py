@@ -1,4 +1,4 @@
-"""A run's plan, as data. The user's :class:`~harness.config.RunConfig` is checked and parsed once into a
+"""A run's plan, as data. The user's :class:`~harness.core.config.RunConfig` is checked and parsed once into a
 :class:`Request` (harness.pipeline.resolve.check_options: before any worker starts); once the worker reported the
 submission's METADATA, the request is resolved once into the frozen :class:`RunPlan`
 (harness.pipeline.resolve.resolve), which :func:`harness.pipeline.evaluate.evaluate` passes down: every stage takes
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.attack.registry import Attack
-from harness.config import ResolvedConfig
+from harness.core.config import ResolvedConfig
 from harness.data import DatasetInfo
 from harness.pipeline.budgets import Budgets
 from harness.pipeline.channels import WorkerLimits
@@ -47,7 +47,7 @@ class Request:
     data_dir: Path | None
     dataset: str | None
     dataset_info: DatasetInfo | None
-    threat_model: str | None  # canonical spelling (harness.threat)
+    threat_model: str | None  # canonical spelling (harness.core.threat)
     eps: tuple[float, str] | None  # (value, canonical text)
     attack: Attack
     n_examples: int
@@ -58,7 +58,7 @@ class Request:
     featurevis: FeatureVisConfig | None
     limits: WorkerLimits
     storage: Storage
-    preset: str = "default"  # the preset the settings came from (harness.presets), shown in the run's header
+    preset: str = "default"  # the preset the settings came from (harness.core.presets), shown in the run's header
 
     def worker(self, source: ModelSource, root: Path) -> WorkerConfig:
         """What a worker loading the model from ``source`` is told (before the run is resolved), its private copy of

@@ -15,16 +15,16 @@ from typing import Any
 import torch
 
 from harness.attack.registry import parse_attack
-from harness.config import ResolvedConfig, RunConfig
+from harness.core.config import ResolvedConfig, RunConfig
+from harness.core.errors import HarnessError
+from harness.core.presets import check_preset
+from harness.core.threat import check_eps, parse_eps, parse_threat_model
 from harness.data import ensure_split, get_dataset
-from harness.errors import HarnessError
 from harness.pipeline.batching import AUTO, check_batch_sizes, chunk_size
 from harness.pipeline.budgets import Budgets
 from harness.pipeline.channels import WorkerLimits, process_limit
 from harness.pipeline.plan import Request, RunPlan, Storage
 from harness.pipeline.source import ModelSource
-from harness.presets import check_preset
-from harness.threat import check_eps, parse_eps, parse_threat_model
 from metrics.attribution import METHODS
 from metrics.featurevis.pipeline import FeatureVisConfig
 from metrics.registry import METRICS, attribution_metrics

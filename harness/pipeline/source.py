@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import HarnessError
+from harness.core.weights import sha256_file
 from harness.data import DEFAULT_DATA_DIR
-from harness.errors import HarnessError
-from harness.weights import sha256_file
 from harness.worker.containment import make_worker_dir, remove_tree
 from harness.worker.protocol import ModelRef
 

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
-from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.core.config import RunConfig
+from harness.core.errors import HarnessError
 from harness.pipeline.batching import chunk_size
 from harness.store.sweeps import MAX_ID, load_sweep, progress_line, save_sweep, sweep_status
 

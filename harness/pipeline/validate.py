@@ -36,7 +36,7 @@ import numpy as np
 
 from harness.attack.autoattack import MAX_WARNINGS
 from harness.attack.registry import sub_attacks
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pipeline.metadata import metadata, text
 from harness.report.escape import terminal
 from metrics.bounds import BOUNDS

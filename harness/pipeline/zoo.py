@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import store
-from harness.config import DEFAULT_DB, RunConfig
-from harness.errors import HarnessError
+from harness.core.config import DEFAULT_DB, RunConfig
+from harness.core.errors import HarnessError
 from harness.pipeline.evaluate import evaluate
 from harness.pipeline.imports import import_archives
 from harness.store.archive import archive_record, export_run

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from torch import nn
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 HERE = Path(__file__).resolve().parent
 
@@ -65,8 +65,8 @@ def load_reference(dataset: str, directory: Path = HERE) -> nn.Module:
     Raises:
         HarnessError: no reference for the data set, the weights file is missing, or its sha256 differs.
     """
+    from harness.core.weights import load_weights, sha256_file
     from harness.train.architectures import build
-    from harness.weights import load_weights, sha256_file
 
     spec = reference_spec(dataset)
     if spec is None:

@@ -18,10 +18,10 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from harness.core.threat import parse_eps
 from harness.report.board import Board, analysed_board
 from harness.report.entries import BOARD_KEYS, runs_frame, select_rows, to_entries
 from harness.store.robustbench import eps_section, is_corruptions, rank_key, reported_entries
-from harness.threat import parse_eps
 
 __all__ = ["Board", "analyse", "build_boards", "place_reported"]
 

@@ -12,9 +12,9 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from harness import store
+from harness.core.threat import parse_eps
 from harness.report.scores import Pair, Score, stored_score
 from harness.store.verify import run_problems
-from harness.threat import parse_eps
 from metrics.stats import wilson_interval
 
 BOARD_KEYS = ["dataset", "threat_model", "eps_text"]  # the columns that make one board

@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 
-from harness.schema import escape_controls
+from harness.core.schema import escape_controls
 
 __all__ = ["html_text", "markdown_cell", "markdown_text", "plot_text", "terminal", "truncate"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from harness import store
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
+from harness.core.threat import parse_eps
 from harness.store.robustbench import best_known, percent
 from harness.store.summary import iso, metric_summary
-from harness.threat import parse_eps
 
 
 def result_record(run: store.RunRecord) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from harness import store
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.store.files import write_text_atomic
 from harness.store.queries import get_run
 from harness.store.schema import COMPLETE

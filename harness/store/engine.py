@@ -26,8 +26,8 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, NoSuchM
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from harness.config import DEFAULT_DB
-from harness.errors import HarnessError
+from harness.core.config import DEFAULT_DB
+from harness.core.errors import HarnessError
 from harness.store.schema import SCHEMA_VERSION, Base, Meta
 
 BUSY_TIMEOUT_S = 30.0  # how long a writer waits for another's lock; override with sqlite:///path?timeout=SECONDS

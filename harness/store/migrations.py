@@ -14,7 +14,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import Engine
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def _v2(conn: Connection) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.store import liveness
 from harness.store.engine import transaction
 from harness.store.schema import COMPLETE, FAILED, INTERRUPTED, RUNNING, ModelRecord, RunRecord, utcnow

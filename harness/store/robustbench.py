@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from harness import schema, store
-from harness.errors import HarnessError
+from harness import store
+from harness.core import schema
+from harness.core.errors import HarnessError
+from harness.core.threat import parse_eps
 from harness.store.summary import metric_summary
-from harness.threat import parse_eps
 
 if TYPE_CHECKING:
     from harness.data import DatasetInfo

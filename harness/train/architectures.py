@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from metrics.registry_base import Registry
 
 ARCHITECTURES: Registry[Callable[..., nn.Module]] = Registry("architecture", error=HarnessError)

@@ -26,10 +26,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from harness.attack.pgd import pgd
+from harness.core.device import predict_logits, resolve_device, seed_everything
+from harness.core.errors import HarnessError
+from harness.core.threat import check_eps, parse_eps, parse_threat_model
 from harness.data import get_dataset, load_examples
-from harness.device import predict_logits, resolve_device, seed_everything
-from harness.errors import HarnessError
-from harness.threat import check_eps, parse_eps, parse_threat_model
 from harness.train.architectures import build
 from harness.train.fast import ALPHA_OVER_EPS, OverfitMonitor, fgsm_rs
 from harness.train.feedback import RunningMean, epoch_summary

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.train.trainer import TrainConfig, TrainReport, train
 
 SPEC_FORMAT = "robint-bench-zoo/1"

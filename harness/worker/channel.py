@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
-from harness.schema import escape_controls
+from harness.core.errors import HarnessError
+from harness.core.schema import escape_controls
 from harness.worker import cgroups
 from harness.worker.containment import (
     make_worker_dir,
@@ -176,7 +176,7 @@ class SubprocessChannel:
         run_dirs: list[Path] | None = None,
     ) -> None:
         """``env``: variables set in the worker's environment after it is scrubbed (its thread count:
-        harness.threads.thread_env)."""
+        harness.core.threads.thread_env)."""
         from harness.worker.sandbox import scrubbed_env
 
         sweep_stale_worker_dirs()

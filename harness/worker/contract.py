@@ -11,7 +11,7 @@ import logging
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 RANDOMISED = "randomised"
 

@@ -26,7 +26,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import IO, Any, Literal, NotRequired, TypedDict
 
-from harness.schema import MAX_DEPTH, depth  # the deepest legitimate message (feature visualisations) nests 5 levels
+from harness.core.schema import (  # the deepest legitimate message (feature visualisations) nests 5 levels
+    MAX_DEPTH,
+    depth,
+)
 
 TERMINAL = frozenset(
     {
@@ -220,7 +223,7 @@ class Attacked(TypedDict):
 
 
 class FitResult(TypedDict):
-    """harness.memory.largest_batch's answer: the largest batch that fits, and the larger ones that did not."""
+    """harness.core.memory.largest_batch's answer: the largest batch that fits, and the larger ones that did not."""
 
     batch: int
     failed: list[int]

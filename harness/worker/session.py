@@ -20,9 +20,9 @@ import torch
 from torch import nn
 
 from harness.attack.registry import parse_attack
+from harness.core.device import predict_logits, resolve_device, seed_everything
+from harness.core.errors import HarnessError, fix_for
 from harness.data import get_dataset
-from harness.device import predict_logits, resolve_device, seed_everything
-from harness.errors import HarnessError, fix_for
 from harness.worker.contract import check_contract, gradient_probe
 from harness.worker.protocol import (
     Checked,
@@ -200,8 +200,8 @@ class WorkerSession:
 
     def _fit(self, message: dict[str, Any]) -> None:
         """``--batch-size auto``: the largest batches that fit the device for the attack and the explain stage
-        (harness.memory; the parent decides what to do with them)."""
-        from harness.memory import fit_attack, fit_explain, suite_explainers
+        (harness.core.memory; the parent decides what to do with them)."""
+        from harness.core.memory import fit_attack, fit_explain, suite_explainers
 
         reply: dict[str, Any] = {
             "op": "fitted",

@@ -11,8 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from harness.errors import HarnessError, fix_for
-from harness.weights import sha256_file
+from harness.core.errors import HarnessError, fix_for
+from harness.core.weights import sha256_file
 
 REQUIRED_METADATA = ("name", "dataset", "architecture")
 

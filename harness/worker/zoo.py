@@ -15,8 +15,8 @@ from typing import Any
 
 from torch import nn
 
-from harness._autoattack_shim import import_robustbench
-from harness.errors import HarnessError
+from harness.core.autoattack_shim import import_robustbench
+from harness.core.errors import HarnessError
 
 DEFAULT_MODEL_DIR = Path("models")
 

@@ -11,7 +11,7 @@ import pytest
 
 from harness.attack.registry import parse_attack
 from harness.attack.sanity import masking_flags, run_flags, stateful_flags
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pipeline import validate
 from harness.pipeline.attack import probe_points
 from harness.pipeline.budgets import Budgets, parse_timeout
@@ -298,7 +298,7 @@ def test_timeouts_are_finite_by_default_and_documented():
     for bad in ("0", "-5", "nan", "inf5", "soon"):
         with pytest.raises(HarnessError, match="--timeout"):
             parse_timeout(bad)
-    from harness.config import ResolvedConfig
+    from harness.core.config import ResolvedConfig
 
     resolved = ResolvedConfig("fashion-mnist", "Linf", 0.1, "0.1", 1000, "standard", 0, 250)
     budgets = Budgets.of(600, None, parse_attack(resolved.attack).units, 784)

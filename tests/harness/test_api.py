@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import harness
 from harness.cli import cli
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.worker.submission import load_submission
 from tests.conftest import ROOT, SUBMISSIONS
 
@@ -102,7 +102,7 @@ def test_shared_options_have_the_run_configurations_defaults():
     import inspect
 
     from harness.api import evaluate
-    from harness.config import RunConfig
+    from harness.core.config import RunConfig
 
     fields = {f.name: f.default for f in dataclasses.fields(RunConfig)}
     parameters = inspect.signature(evaluate).parameters.values()

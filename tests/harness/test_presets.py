@@ -1,14 +1,14 @@
-"""harness.presets: quick scales each fixed cost with n (the default's share of a 1000-image run, with floors),
+"""harness.core.presets: quick scales each fixed cost with n (the default's share of a 1000-image run, with floors),
 explicit options win, and the preset's method and feature-visualisation options come before the explicit ones."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.core.config import RunConfig
+from harness.core.errors import HarnessError
+from harness.core.presets import PRESETS, apply_preset, check_preset, preset_settings, quick_settings
 from harness.pipeline.resolve import resolve_featurevis, resolve_suite
-from harness.presets import PRESETS, apply_preset, check_preset, preset_settings, quick_settings
 
 
 def test_quick_scales_every_fixed_cost_with_n():

@@ -1,4 +1,4 @@
-"""The primitives every schema of untrusted data uses (harness/schema.py): names, text, numbers, nesting, JSON."""
+"""The primitives every schema of untrusted data uses (harness/core/schema.py): names, text, numbers, nesting, JSON."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness import schema
+from harness.core import schema
 
 
 @pytest.mark.parametrize(
@@ -21,7 +21,7 @@ def test_names_are_robustbenchs_model_id_alphabet(name):
 
 
 def test_every_robustbench_zoo_id_and_shipped_name_is_a_name():
-    from harness._autoattack_shim import import_robustbench
+    from harness.core.autoattack_shim import import_robustbench
 
     import_robustbench()
     from robustbench.model_zoo import model_dicts

@@ -1,4 +1,4 @@
-"""harness.threads: the cores available from the affinity mask and the cgroup quota (v1 and v2 trees written here),
+"""harness.core.threads: the cores available from the affinity mask and the cgroup quota (v1 and v2 trees written here),
 the user's OMP_NUM_THREADS winning, and a real sandboxed worker running with the parent's thread count."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import threads
-from harness.threads import Cores, Threads, cgroup_quota, plan, thread_env
+from harness.core import threads
+from harness.core.threads import Cores, Threads, cgroup_quota, plan, thread_env
 
 SUBMISSIONS = Path(__file__).parent / "fixtures" / "submissions"
 

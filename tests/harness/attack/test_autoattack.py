@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from harness.attack.autoattack import run_autoattack, verify_adversarial
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def test_tiny_apgd_run_is_verified_and_reevaluated(standard_model, fmnist_test):

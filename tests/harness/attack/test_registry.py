@@ -7,7 +7,7 @@ from pyautoattack import AutoAttack
 from torch import nn
 
 from harness.attack.registry import ATTACKS, CUSTOM, AttackSpec, attack_choices, parse_attack, sub_attacks
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from harness.errors import HarnessError
-from harness.threat import check_eps, eps_text, parse_eps, parse_threat_model
+from harness.core.errors import HarnessError
+from harness.core.threat import check_eps, eps_text, parse_eps, parse_threat_model
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def test_every_command_is_registered():
 
 
 def test_run_defaults_come_from_the_run_configuration():
-    from harness.config import RunConfig
+    from harness.core.config import RunConfig
 
     defaults = {p.name: p.default for p in cli.commands["run"].params}
     config = RunConfig()
@@ -41,8 +41,8 @@ def test_run_defaults_come_from_the_run_configuration():
 
 
 def test_suite_sizes_reach_the_suite_and_are_checked():
-    from harness.config import RunConfig
-    from harness.errors import HarnessError
+    from harness.core.config import RunConfig
+    from harness.core.errors import HarnessError
     from harness.pipeline.resolve import resolve_suite
     from metrics.suite import SuiteConfig
 

@@ -15,9 +15,9 @@ import harness.data.cifar as data_cifar
 from harness import store
 from harness.attack.autoattack import progress_label
 from harness.cli import cli
-from harness.config import RunConfig
+from harness.core.config import RunConfig
+from harness.core.errors import HarnessError
 from harness.data import DEBIAN_FASHION_MNIST, load_examples
-from harness.errors import HarnessError
 from harness.pipeline.evaluate import evaluate
 from harness.pipeline.resolve import check_options, check_training_split
 from metrics.composites import make_composites

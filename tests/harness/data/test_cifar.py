@@ -14,7 +14,7 @@ import torchvision.datasets.cifar as tv_cifar
 import harness.data.cifar as data_cifar
 from harness.data import get_dataset, load_examples
 from harness.data.cifar import CIFAR10, CIFAR10_CLASSES, CIFAR100, CIFAR100_CLASSES, read_class_names
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 class _Py2Pickler(pickle._Pickler):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harness.data import get_dataset, load_examples
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 
 def _write_idx_gz(path, array: np.ndarray) -> None:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from harness.data import dataset_paths, get_dataset, load_examples
 from harness.data.folder import DEFAULT_SIZE, parse_folder_name
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 # class -> file names, written in this (unsorted) order; classes sort as ant, cat, dog
 FILES = {"dog": ["b.png", "a.png"], "cat": ["z.png", "m.png", "c.jpg"], "ant": ["only.png"]}

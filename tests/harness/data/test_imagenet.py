@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from harness._autoattack_shim import import_robustbench
+from harness.core.autoattack_shim import import_robustbench
 from harness.data import get_dataset, load_examples
 from harness.data.imagenet import CLASS_MAP, IMAGE_LIST, class_to_idx, imagenet_classes
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 K = 5  # images written: the first K of RobustBench's list
 SIZES = [(300, 260), (256, 400), (500, 375), (224, 224), (333, 600)]  # (width, height), JPEG

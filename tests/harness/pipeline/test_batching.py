@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.memory import fit_attack, is_out_of_memory, largest_batch
+from harness.core.memory import fit_attack, is_out_of_memory, largest_batch
 from tests.conftest import ROOT
 from tests.harness.store.postgres import rows
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import RunConfig
+from harness.core.config import RunConfig
 from harness.pipeline.distributed import share, split_suite
 from harness.pipeline.plan import Todo, attack_chunks
 from harness.pipeline.resolve import resolve_suite

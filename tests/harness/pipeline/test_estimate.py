@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.config import RunConfig
+from harness.core.config import RunConfig
 from harness.pipeline.estimate import OVERHEAD, Cost, Estimate, attack_passes, explain_passes
 from harness.pipeline.evaluate import evaluate
 from metrics.suite import SuiteConfig, run_suite

@@ -7,9 +7,9 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from harness.config import RunConfig
+from harness.core.config import RunConfig
+from harness.core.errors import HarnessError
 from harness.data import load_examples
-from harness.errors import HarnessError
 from harness.pipeline.featurevis import real_images
 from harness.pipeline.resolve import resolve_featurevis
 from harness.reference import HERE, load_reference, reference_spec

@@ -3,12 +3,12 @@ chunk in AutoAttack's own words."""
 
 from __future__ import annotations
 
-from harness.config import RunConfig
+from harness.core.config import RunConfig
+from harness.core.presets import apply_preset
+from harness.core.threads import Cores, Threads
 from harness.pipeline.feedback import chunk_line, header
 from harness.pipeline.resolve import check_options, resolve
 from harness.pipeline.source import locate
-from harness.presets import apply_preset
-from harness.threads import Cores, Threads
 from metrics.suite import SuiteConfig
 from tests.conftest import SUBMISSIONS
 

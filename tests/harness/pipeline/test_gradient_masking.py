@@ -5,7 +5,7 @@ feature visualisations never leave their seeds, so they are n/a too."""
 import pytest
 
 from harness import store
-from harness.config import RunConfig
+from harness.core.config import RunConfig
 from harness.pipeline.evaluate import evaluate
 from harness.report.analysis import analyse
 from metrics.registry import HEADLINE, METRICS

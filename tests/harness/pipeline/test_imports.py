@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import store
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.pipeline.imports import import_archives, verified_record
 from tests.conftest import ROOT
 

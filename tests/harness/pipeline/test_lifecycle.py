@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from harness import store
-from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.core.config import RunConfig
+from harness.core.errors import HarnessError
 from harness.pipeline.lifecycle import fail, finish, open_run
 from harness.pipeline.plan import RunPlan
 from harness.pipeline.resolve import check_options, resolve

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import harness.pipeline.resolve as resolve_module
-from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.core.config import RunConfig
+from harness.core.errors import HarnessError
 from harness.pipeline.plan import RunPlan
 from harness.pipeline.resolve import check_options, resolve
 from harness.pipeline.source import locate

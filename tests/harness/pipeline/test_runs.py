@@ -41,7 +41,7 @@ def db_url(tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_then_resume_equals_an_uninterrupted_run(db_url, tmp_path, data_dir):
-    from harness.config import RunConfig
+    from harness.core.config import RunConfig
     from harness.pipeline.resolve import resolve_suite
 
     model = str(SUBMISSIONS / "fmnist_pgd_linf.py")

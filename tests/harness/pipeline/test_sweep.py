@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.core.config import RunConfig
+from harness.core.errors import HarnessError
 from harness.pipeline.sweep import collect_entries, entry_key
 from tests.conftest import ROOT, run_cli
 

@@ -28,6 +28,7 @@ def add_run(
     details: dict[str, Any] | None = None,
     timings: dict[str, float] | None = None,
     dataset: str = "fashion-mnist",
+    eps: str = "0.1",
 ) -> store.RunRecord:
     """A completed run of model ``name`` whose every headline score has the per-image ``values`` (image indices
     0..k-1), and, per control in ``controls``, that control's values for the attribution headline metrics."""
@@ -44,8 +45,8 @@ def add_run(
         model_id=model.id,
         dataset=dataset,
         threat_model="Linf",
-        eps=0.1,
-        eps_text="0.1",
+        eps=float(eps),
+        eps_text=eps,
         n_examples=n,
         seed=0,
         attack=attack,
@@ -61,6 +62,8 @@ def add_run(
         created_at=datetime(2026, 1, 1) + timedelta(days=day),
         examples=example_rows(n, clean, robust),  # the board shows a run whose numbers are its rows'
     )
+    for row in run.examples:
+        row.perturbation = float(eps)  # on the eps-ball's surface, as AutoAttack's examples are
     s.add(run)
     index = list(range(len(values)))
     for method, metric in HEADLINE:

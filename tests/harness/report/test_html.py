@@ -57,8 +57,8 @@ def built(tmp_path_factory) -> tuple[Path, str]:
             if name != "std":  # std's adversarial.png is recorded but missing: a warning, never silent
                 Image.new("RGB", (40, 30), (30, 200, 30 * day)).save(figures / "adversarial.png")
         for i in range(PAGED):
-            run = add_run(s, name=f"m{i:02d}", run_id=f"page{i:08d}", values=[0.1 * (i % 7), 0.2, 0.3], robust=i / 40)
-            run.eps, run.eps_text = 0.05, "0.05"
+            values = [0.1 * (i % 7), 0.2, 0.3]
+            add_run(s, name=f"m{i:02d}", run_id=f"page{i:08d}", values=values, robust=i / 40, eps="0.05")
     runner = CliRunner()
     result = runner.invoke(cli, ["import-robustbench", str(TREE), "--db", db], catch_exceptions=False)
     assert result.exit_code == 0, result.output

@@ -304,7 +304,7 @@ def test_the_full_test_split_comes_from_the_data_set_registry(tmp_path):
 
 def _render(models_folder: Path, dataset: str, monkeypatch) -> str:
     """robustbench.leaderboard.template.generate_leaderboard on ``models_folder`` (strict about missing fields)."""
-    from harness._autoattack_shim import import_robustbench
+    from harness.core.autoattack_shim import import_robustbench
 
     import_robustbench()
     from robustbench.leaderboard import template

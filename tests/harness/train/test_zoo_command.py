@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.train.zoo import load_spec, recorded_command, train_command
 from tests.conftest import run_cli
 

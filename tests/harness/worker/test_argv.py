@@ -25,9 +25,9 @@ def bare_interpreter(tmp_path):
 
 
 def test_an_uninstalled_checkout_starts_its_worker(bare_interpreter, tmp_path):
-    plain = _run([bare_interpreter, "-I", "-m", "harness.errors"], tmp_path)
+    plain = _run([bare_interpreter, "-I", "-m", "harness.core.errors"], tmp_path)
     assert "No module named 'harness'" in plain.stderr  # the bug: an isolated interpreter cannot see the checkout
-    argv = worker_argv("harness.errors")
+    argv = worker_argv("harness.core.errors")
     done = _run([bare_interpreter, *argv[1:]], tmp_path)
     assert done.returncode == 0, done.stderr
 

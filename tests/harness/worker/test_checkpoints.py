@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness._autoattack_shim import import_robustbench
-from harness.errors import HarnessError
+from harness.core.autoattack_shim import import_robustbench
+from harness.core.errors import HarnessError
 from harness.worker.checkpoints import is_web_page, load_checkpoint
 from harness.worker.zoo import load_zoo_model
 from tests.conftest import run_cli

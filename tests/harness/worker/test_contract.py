@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 from harness.worker.contract import check_contract
 
 

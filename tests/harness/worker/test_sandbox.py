@@ -110,7 +110,7 @@ def test_files_outside_the_policy_cannot_be_read(tmp_path, parent_db):
         attempt("read_repo_root", lambda: Path(args["root"], "pyproject.toml").read_text())
         attempt("read_home", lambda: os.listdir(Path("/root") if os.path.isdir("/root") else Path.home()))
         attempt("read_harness", lambda: len(Path(args["root"], "harness", "worker", "sandbox.py").read_text()) > 0)
-        import harness.errors  # noqa: F401  -- the project's own packages keep importing
+        import harness.core.errors  # noqa: F401  -- the project's own packages keep importing
         attempt("find_metrics", lambda: Path(args["root"], "metrics", "__init__.py").is_file())
     """,
         args={"db": str(parent_db), "root": str(ROOT)},

@@ -4,8 +4,8 @@ import textwrap
 import pytest
 import torch
 
-from harness.errors import HarnessError
-from harness.weights import load_weights, sha256_file
+from harness.core.errors import HarnessError
+from harness.core.weights import load_weights, sha256_file
 from harness.worker.submission import load_submission
 from tests.conftest import SUBMISSIONS
 

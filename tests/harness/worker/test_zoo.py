@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness._autoattack_shim import import_robustbench
-from harness.weights import sha256_file
+from harness.core.autoattack_shim import import_robustbench
+from harness.core.weights import sha256_file
 from tests.conftest import run_cli
 
 ZOO_ID = "Wong2020Fast"  # PreActResNet-18, the smallest CIFAR-10 Linf zoo architecture

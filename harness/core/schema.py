@@ -123,7 +123,7 @@ def load_json(raw: str | bytes, *, max_depth: int = MAX_DEPTH, object_hook: Any 
     >>> load_json("[" * 100000)
     Traceback (most recent call last):
     ...
-    harness.schema.SchemaError: not JSON (nested too deeply: RecursionError)
+    harness.core.schema.SchemaError: not JSON (nested too deeply: RecursionError)
     """
 
     def constant(word: str) -> Any:

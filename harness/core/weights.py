@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import HarnessError, fix_for
+from harness.core.errors import HarnessError, fix_for
 
 
 def sha256_file(path: Path) -> str:

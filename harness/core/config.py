@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 AUTO = "auto"  # --batch-size auto (harness.pipeline.batching)
 DEFAULT_DB = "sqlite:///results/robint.db"
@@ -56,7 +56,7 @@ class RunConfig:
     featurevis_options: tuple[str, ...] = ()
     chunk_size: int | None = None  # the attack chunk, which fixes the numbers (None: batch_size, or 250 with auto)
     sweep: dict[str, str] | None = None  # {"id", "entry", "key"} when the run is a sweep's job (robint-bench sweep)
-    preset: str = "default"  # quick, default, full: the defaults of the settings above (harness.presets)
+    preset: str = "default"  # quick, default, full: the defaults of the settings above (harness.core.presets)
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: (str(v) if isinstance(v := getattr(self, f.name), Path) else v) for f in fields(self)}

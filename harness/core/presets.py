@@ -23,8 +23,8 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
-from harness.config import RunConfig
-from harness.errors import HarnessError
+from harness.core.config import RunConfig
+from harness.core.errors import HarnessError
 
 PRESETS: dict[str, str] = {
     "quick": "fixed costs scaled with n: a first look in about a minute (README, Two commands)",

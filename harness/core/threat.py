@@ -6,7 +6,7 @@ import math
 from fractions import Fraction
 from typing import Literal
 
-from harness.errors import HarnessError
+from harness.core.errors import HarnessError
 
 ThreatModel = Literal["Linf", "L2"]
 THREAT_MODELS: tuple[str, ...] = ("Linf", "L2")
