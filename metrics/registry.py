@@ -76,13 +76,10 @@ class MetricContext:
         return RunInputs(self.model, self.x, self.target, self.baseline, self.seed, self.batch_size, self.shared)
 
 
-# Degenerate attribution maps (metrics/functional/degenerate.py) on which a metric is undefined: its value there
-# is a convention for 0/0 or the result of tie-breaking, not a property of an explanation. Every metric is undefined
-# on all-zero maps (no relevance anywhere: 0/0 ratios, Spearman/Pearson of a constant, Gini of zeros, curves and
-# rankings ordered by tie-breaking alone, infidelity and sensitivity reduce to properties of the model) and on
-# non-finite ones. Metrics that order or correlate attributions are undefined on constant maps too; localisation,
-# sparseness, infidelity and sensitivity are defined there (chance level, Gini 0, a real prediction error).
-# The suite drops the values of such images and stores n/a with the reason when no image is left.
+# Degenerate maps (metrics/functional/degenerate.py) on which a metric is undefined (its value a convention for 0/0
+# or tie-breaking): every metric on all-zero and non-finite maps; metrics that order or correlate attributions on
+# constant maps too (localisation, sparseness, infidelity, sensitivity are defined there). The suite drops such
+# images' values and stores n/a with the reason when no image is left.
 UNDEFINED_ON_ZERO: frozenset[str] = frozenset({"zero", "non_finite"})
 UNDEFINED_ON_CONSTANT: frozenset[str] = frozenset({"zero", "constant", "non_finite"})
 
@@ -356,10 +353,8 @@ def _infidelity_patch(ctx: MetricContext) -> torch.Tensor:
     )
 
 
-# Localisation against object masks that are the input's own support (Fashion-MNIST: pixels > 0.05): a map made of
-# the input alone (control_input) puts all its positive mass there and reaches the attainable maximum up to the faint
-# pixels below the threshold, so no control is a null and nothing can beat it. GridPG, whose masks are composite
-# cells, is the localisation metric.
+# Localisation against masks that are the input's own support (Fashion-MNIST: pixels > 0.05): the input alone
+# (control_input) reaches the attainable maximum, so no control is a null. GridPG (composite cells) is the metric.
 _INPUT_SUPPORT = (
     "the object mask is the input's own support (pixels > 0.05), so a map of the input alone (control_input) reaches "
     "the attainable maximum (mass ratio: 99.8% of it on Fashion-MNIST; pointing game: 1): no control is a null and "
@@ -535,23 +530,18 @@ def _sparseness(ctx: MetricContext) -> torch.Tensor:
 # control, metrics.featurevis.noop) under FEATUREVIS_NOOP_METHOD, like the attribution controls.
 FEATUREVIS_METHOD = "featurevis"
 FEATUREVIS_NOOP_METHOD = "featurevis_noop"
+_INF = float("inf")
 _FEATUREVIS = (
     MetricSpec("inversion_ssim", "inversion", "Inv. SSIM", True, (-1, 1), "SSIM between inversion and target image"),
     MetricSpec(
-        "inversion_psnr",
-        "inversion",
-        "Inv. PSNR",
-        True,
-        (0, float("inf")),
-        "PSNR between inversion and target",
-        unit="dB",
+        "inversion_psnr", "inversion", "Inv. PSNR", True, (0, _INF), "PSNR between inversion and target", unit="dB"
     ),
     MetricSpec(
         "inversion_distance",
         "inversion",
         "Inv. dist.",
         False,
-        (0, float("inf")),
+        (0, _INF),
         "distance between inversion and target in the reference encoder's feature space",
     ),
     MetricSpec(
@@ -559,15 +549,15 @@ _FEATUREVIS = (
         "inversion",
         "Inv. loss",
         False,
-        (0, float("inf")),
-        "the model's own relative representation distance after inversion",
+        (0, _INF),
+        "the model's representation distance after inversion",
     ),
     MetricSpec(
         "generation_fid",
         "generation",
         "FID",
         False,
-        (0, float("inf")),
+        (0, _INF),
         "FID of class-specific generations against real test images (reference features)",
     ),
     MetricSpec(

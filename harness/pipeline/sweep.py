@@ -19,6 +19,9 @@ A sweep takes submission files, RobustBench zoo ids, the models of a zoo spec (h
 
 (paths relative to the file; ``run`` holds ``robint-bench run`` settings by their RunConfig names, the command
 line's own settings apply where the file sets none).
+
+One module because a sweep's parts (expanding the models, submitting the jobs, the job's own entry point and
+collecting their state) share one job record and change together.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ harness.report.protocols), :data:`OTHER` (the board's other rows, badged with th
 :func:`reported_columns` (RobustBench's columns for entries reported elsewhere) and :func:`detail_columns` (every
 score of every method, mean and interval). Each column's ``description`` says what it holds and which way is
 better (the HTML site's tooltips).
+
+One module because it is the one description of the board's columns: header, cell, sort order, tooltip and
+the tables a column belongs to sit side by side, so a new column is one entry here.
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ stored string is HTML-escaped; only http(s) paper links become links.
 
 The analysis tables (controls, correlations, comparisons, dose-response) are small functions rendering the board's
 values: :func:`controls_table`, :func:`correlation_table`, :func:`versus_table`, :func:`dose_table`.
+
+One module because it writes one site: the pages share the page frame, the assets and the board's tables (the
+run pages, the scatter plot and the protocol split live in their own modules).
 """
 
 from __future__ import annotations

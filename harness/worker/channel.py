@@ -13,6 +13,9 @@ Nothing a worker writes can exhaust the parent or keep a worker alive past its l
   (control, bidi and other format characters, ``\\r`` included, shown as ``\\xNN``/``\\uNNNN``), and at most
   :data:`STDERR_CAP` bytes per run (:class:`OutputCap`, shared by the run's workers); the rest is counted and
   reported in one line when the worker ends.
+
+One module because both channels (subprocess and in-process) answer the same requests with the same budgets and
+error handling; splitting them would split that contract.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ itself (harness.worker.sandbox) and runs the submission.
   into which only the needed paths are bind-mounted; the needed paths themselves must be readable by that user,
   else the run stops with the path and the fix. The model's files reach it as a private copy it owns
   (:func:`private_copy`).
+
+One module because the supervisor, its cleanup and the checks on the parent's death form one protocol between
+two processes, which is easier to check when read in one place.
 """
 
 from __future__ import annotations

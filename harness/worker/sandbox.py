@@ -25,6 +25,9 @@ Layers, in the order applied:
 6. Landlock: file access only beneath the policy's paths and the process's own ``/proc/<pid>`` (read, write);
    TCP bind/connect denied (ABI >= 4); signals and abstract unix sockets scoped to the sandbox (ABI >= 6).
 7. capabilities: bounding and ambient sets cleared, ``SECBIT_NOROOT`` locked, effective/permitted/inheritable zero.
+
+One module because the sandbox's layers (rlimits, namespaces, user, seccomp, Landlock) are applied in one order
+in one process, and each layer's reasoning refers to the others.
 """
 
 from __future__ import annotations
