@@ -113,5 +113,6 @@ def write_run_figures(
             f"cannot write the run's figures to {directory}: {exc.strerror or exc}",
             "make the results directory writable, or pass --db to a writable location",
         ) from None
-    record_details(sessions, run_id, "figures", [p.name for p in written])
+    if written:  # a reused imported run has no artifacts to draw from: what it drew when measured stays recorded
+        record_details(sessions, run_id, "figures", [p.name for p in written])
     return written

@@ -49,7 +49,9 @@ _METRIC_COLUMNS = ("method", "metric", "mean", "std", "n", "ci_low", "ci_high", 
 
 
 def archive_record(run: store.RunRecord) -> dict[str, Any]:
-    """A complete run, losslessly, as JSON-ready data (see :func:`import_archive_record`)."""
+    """A complete run, losslessly, as JSON-ready data (see :func:`import_archive_record`). Where this database got
+    the run from (``details["imported"]``: the archive file and its hash, set on import) is not part of the run, so
+    it is left out: an imported run exports to the record it was imported from."""
     model = run.model
     return {
         "format": ARCHIVE_FORMAT,
@@ -62,6 +64,7 @@ def archive_record(run: store.RunRecord) -> dict[str, Any]:
         },
         "run": {
             **{col: getattr(run, col) for col in _RUN_COLUMNS},
+            "details": {k: v for k, v in (run.details or {}).items() if k != "imported"},
             "created_at": iso(run.created_at),
             "finished_at": iso(run.finished_at),
         },
