@@ -24,7 +24,6 @@ import json
 import re
 import tempfile
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,8 +125,8 @@ def evaluate(
 
     The run uses the cores available (harness.core.threads: torch's thread count is set for the call and
     restored after).
-    A ``name`` already stored for a different model gets a warning: the run is stored as that name's newest version,
-    and the leaderboard shows only the newest version of a name.
+    A ``name`` already stored for a different model (other class source or weights) is refused with one line, as
+    ``robint-bench run`` refuses it: one name is one model (harness.store.queries.claim_name).
 
     Returns:
         The stored run's numbers (:class:`Result`).
@@ -141,7 +140,6 @@ def evaluate(
     digest = model_digest(model)
     was_training = model.training
     source = _shim_source(facts, digest)
-    _warn_if_name_taken(db, str(facts["name"]), hashlib.sha256(source.encode()).hexdigest())
     chosen = {"metrics": metrics, "methods": methods, "n_explain": n_explain, "n_sanity": n_sanity}
     chosen["n_composites"] = n_composites
     given = {key for key, value in chosen.items() if value is not None}
@@ -207,34 +205,6 @@ def model_digest(model: nn.Module) -> str:
         h.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
         h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return h.hexdigest()
-
-
-def _warn_if_name_taken(db: str, name: str, file_sha256: str) -> None:
-    """A warning when ``name`` is stored in ``db`` for a model other than the one about to run (another class or
-    other weights); nothing when the database does not exist yet."""
-    from harness import store
-
-    try:
-        sessions = store.open_database(db, create=False)
-    except HarnessError:
-        return
-    from sqlalchemy import select
-
-    with store.transaction(sessions) as s:
-        others = s.scalars(
-            select(store.ModelRecord).where(
-                store.ModelRecord.name == name, store.ModelRecord.file_sha256 != file_sha256
-            )
-        ).all()
-    others = [m for m in others if m.source != "robustbench-reported"]
-    if others:
-        warnings.warn(
-            f"harness.evaluate: the name {name!r} already belongs to {len(others)} other model(s) in {db} (another "
-            "class or other weights); this run is stored as a new version of the name, and the leaderboard shows "
-            "only the newest version of a name: pass name='...' to keep them apart",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def _registered_model(digest: str) -> nn.Module:

@@ -74,8 +74,8 @@ def test_same_numbers_as_the_command_line(tmp_path, data_dir):
     )
     assert again.reused and again.run_id == result.run_id  # same class, weights and options: the stored run
     other = load_submission(SUBMISSIONS / "fmnist_pgd_linf.py").model  # the same class, other weights
-    with pytest.warns(UserWarning, match="the name 'notebook' already belongs to 1 other model"):
-        renamed = harness.evaluate(
+    with pytest.raises(HarnessError, match="the name 'notebook' belongs to another model"):  # one name, one model
+        harness.evaluate(
             other,
             dataset="fashion-mnist",
             name="notebook",
@@ -85,7 +85,6 @@ def test_same_numbers_as_the_command_line(tmp_path, data_dir):
             progress=False,
             **OPTIONS,
         )
-    assert not renamed.reused and renamed.run_id != result.run_id
     with pytest.raises(HarnessError, match="needs a torch.nn.Module"):
         harness.evaluate("not a model", dataset="fashion-mnist", db=db)
 

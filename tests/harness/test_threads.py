@@ -90,9 +90,9 @@ def test_a_sandboxed_worker_runs_the_parents_thread_count(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     count = min(2, threads.cores().available)  # torch caps its pool at the CPUs there are
     monkeypatch.setattr(threads, "_DECIDED", [Threads(count, Cores(count))])
-    channel = open_channel(WorkerLimits(memory_limit="4G"), [SUBMISSIONS])
+    channel = open_channel(WorkerLimits(memory_limit="4G"), {"prints_threads.py": SUBMISSIONS / "prints_threads.py"})
     try:
-        config = WorkerConfig(ModelRef(submission=str(SUBMISSIONS / "prints_threads.py")), "cpu", False)
+        config = WorkerConfig(ModelRef(submission=str(channel.model_root / "prints_threads.py")), "cpu", False)
         assert channel.request(load_request(config), budget=120)["op"] == "loaded"
     finally:
         channel.close()
