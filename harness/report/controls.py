@@ -22,6 +22,7 @@ from harness.report.entries import Entry
 from harness.report.recipes import Recipe
 from harness.report.scores import Pair, aligned
 from metrics.bar import beats_bar
+from metrics.bounds import BOUNDS
 from metrics.controls import CONTROLS
 from metrics.registry import FEATUREVIS_HEADLINE, FEATUREVIS_METHOD, HEADLINE_METRICS, METRICS, output_variant
 from metrics.registry import FEATUREVIS_NOOP_METHOD as FEATUREVIS_NOOP
@@ -71,7 +72,8 @@ def bar_checks(entries: list[Entry]) -> list[BarCheck]:
             spec = METRICS.get(metric) if metric in METRICS else None
             if spec is None or not headline(metric) or spec.no_verdict or score.mean is None or not score.values:
                 continue
-            if method in (*CONTROL_METHODS, FEATUREVIS_METHOD, RELIABILITY_METHOD) or spec.stage != "attribution":
+            not_a_method = (*CONTROL_METHODS, *BOUNDS, FEATUREVIS_METHOD, RELIABILITY_METHOD)  # bounds: the model's own
+            if method in not_a_method or spec.stage != "attribution":
                 continue
             controls = {}
             for control in CONTROL_METHODS:

@@ -47,6 +47,17 @@ def test_the_bar_is_the_best_control_the_metric_is_held_to():
     assert not beats_bar_on([check], "b", EG, "randomisation")
 
 
+def test_a_models_floor_and_ceiling_are_not_methods_held_to_the_bar():
+    """The bound rows (bound_floor, bound_ceiling: the model's own random and best deletion orders) are scored with
+    the curve metrics like a method, but they are the model's scale, not an explanation: only EG is checked."""
+    keys = range(len(WIGGLE))
+    scores = {
+        (name, "abpc"): score([value + w for w in WIGGLE], keys)
+        for name, value in ((EG, 0.5), ("bound_floor", 0.0), ("bound_ceiling", 0.7), ("control_inverse", 0.2))
+    }
+    assert [(c.method, c.bar) for c in bar_checks([entry("a", scores)])] == [(EG, "control_inverse")]
+
+
 def test_metrics_without_a_null_have_no_bar_and_no_gate():
     e = entry("a", {(EG, "sparseness"): score([0.5, 0.6], [0, 1]), ("control_input", "sparseness"): score([0.6, 0.6])})
     assert bar_checks([e]) == []
