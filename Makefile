@@ -3,11 +3,10 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV ?= .venv
 BIN := $(VENV)/bin
-N ?= 25
+N ?= 50
 DEMO_ATTACK ?= apgd-ce
-# the demo's suite: the default metrics, with 8 sanity images and 8 GridPG composites instead of 16 each (these two
-# are the explain stage's fixed cost, whatever N)
-DEMO_SUITE ?= --n-sanity 8 --n-composites 8
+# the demo's suite: the quick preset (the default metrics and methods, every fixed cost scaled with N: README, Usage)
+DEMO_SUITE ?= --preset quick
 HTML ?= results/html
 FULL ?=
 TEST_JOBS ?= 2
@@ -38,8 +37,7 @@ data:
 
 # With a GPU (or FULL=1): every shipped model at n=1000, AutoAttack standard, full suite: the leaderboard shows these
 # fresh runs. On a CPU: the archived n=1000 evaluations are imported for the leaderboard, and a short fresh demo
-# (first N test images, AutoAttack DEMO_ATTACK, the default suite on 8 sanity images and 8 GridPG composites) is
-# computed and listed next to them.
+# (first N test images, AutoAttack DEMO_ATTACK, the quick preset) is computed and listed next to them.
 run: setup data
 	if compgen -G "results/archive/*.json" >/dev/null; then $(BIN)/robint-bench import results/archive --db $(DB); fi
 	if [ -n "$(FULL)" ] || $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \

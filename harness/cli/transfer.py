@@ -11,7 +11,9 @@ from harness.report.escape import terminal
 
 
 @click.command()
-@click.option("--run", "run_id", required=True, help="Run id (a unique prefix is enough).")
+@click.option(
+    "--run", "run_ids", required=True, multiple=True, help="Run id (a unique prefix is enough); repeat it for several."
+)
 @click.option(
     "--format",
     "fmt",
@@ -43,20 +45,28 @@ from harness.report.escape import terminal
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def export(
-    run_id: str, fmt: str, db: str, out: Path | None, fields: tuple[str, ...], fields_file: Path | None, force: bool
+    run_ids: tuple[str, ...],
+    fmt: str,
+    db: str,
+    out: Path | None,
+    fields: tuple[str, ...],
+    fields_file: Path | None,
+    force: bool,
 ) -> None:
-    """Export a completed run: an archive record, or a RobustBench model_info file (RobustBench's fields only) with
-    robint-bench's own scores in a sidecar beside it (robint-bench/<model>.json)."""
+    """Export completed runs (``--run`` repeated), each as an archive record or as a RobustBench model_info file
+    (RobustBench's fields only) with robint-bench's own scores in a sidecar beside it (robint-bench/<model>.json)."""
     from harness import store
     from harness.store.archive import export_run
     from harness.store.robustbench import parse_fields, read_fields_file, sidecar_path
 
     given = {**(read_fields_file(fields_file) if fields_file else {}), **parse_fields(fields)}
-    with store.transaction(store.open_database(db)) as s:
-        path = export_run(s, run_id, out, fmt=fmt, fields=given or None, force=force)
-    click.echo(f"wrote {path}")
-    if fmt == "robustbench":
-        click.echo(f"wrote {sidecar_path(path)} (robint-bench's own scores)")
+    sessions = store.open_database(db)
+    for run_id in run_ids:
+        with store.transaction(sessions) as s:
+            path = export_run(s, run_id, out, fmt=fmt, fields=given or None, force=force)
+        click.echo(f"wrote {path}")
+        if fmt == "robustbench":
+            click.echo(f"wrote {sidecar_path(path)} (robint-bench's own scores)")
 
 
 @click.command(name="import-robustbench")

@@ -6,11 +6,14 @@ read from the database (harness.report.summary). Text only: the caller decides w
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.threads import Threads
 from harness.pipeline.plan import RunPlan
 from harness.report.wording import autoattack_log
+
+if TYPE_CHECKING:
+    from metrics.suite import SuiteConfig
 
 Echo = Callable[[str], None]
 
@@ -43,10 +46,16 @@ def _suite(plan: RunPlan) -> str:
         return "off (--metrics none)"
     n = min(suite.n_explain, plan.resolved.n_examples)
     return (
-        f"{', '.join(suite.methods)} x {len(suite.metrics)} metric{'s' if len(suite.metrics) != 1 else ''} "
+        f"{', '.join(_method(suite, m) for m in suite.methods)} x {_count(len(suite.metrics), 'metric')} "
         f"+ {len(suite.controls)} controls on {_count(n, 'image')}; {_count(suite.n_sanity, 'sanity image')}, "
         f"{_count(suite.n_composites, 'GridPG composite')}" + ("; reliability" if suite.reliability else "")
     )
+
+
+def _method(suite: SuiteConfig, name: str) -> str:
+    """``integrated_gradients (n_steps=32, n_trials=4)``: a method with the options it runs with."""
+    options = [f"{key}={value}" for method, key, value in suite.method_options if method == name]
+    return f"{name} ({', '.join(options)})" if options else name
 
 
 def _count(n: int, noun: str) -> str:

@@ -13,10 +13,15 @@ from harness.pipeline.resolve import resolve_featurevis, resolve_suite
 
 def test_quick_scales_every_fixed_cost_with_n():
     assert quick_settings(50) == {
-        "n_explain": 10,
+        "n_explain": 5,
         "n_sanity": 2,
         "n_composites": 1,
-        "featurevis_options": ("n_inversion=4", "per_class=3", "inversion_steps=100", "generation_steps=30"),
+        "method_options": (
+            "expected_gradients.n_samples=50",
+            "integrated_gradients.n_trials=2",
+            "integrated_gradients.n_steps=16",
+        ),
+        "featurevis_options": ("n_inversion=4", "per_class=3", "inversion_steps=50", "generation_steps=20"),
     }
     at_500 = quick_settings(500)
     assert (at_500["n_explain"], at_500["n_sanity"], at_500["n_composites"]) == (50, 8, 8)
@@ -28,9 +33,12 @@ def test_quick_scales_every_fixed_cost_with_n():
 def test_the_suite_and_feature_visualisation_a_quick_run_resolves_to():
     config = apply_preset(RunConfig(n_examples=50, preset="quick"))
     suite, featurevis = resolve_suite(config), resolve_featurevis(config)
-    assert (suite.n_explain, suite.n_sanity, suite.n_composites) == (10, 2, 1)
-    assert (featurevis.n_inversion, featurevis.inversion_steps, featurevis.per_class) == (4, 100, 3)
-    assert featurevis.generation_steps == 30
+    assert (suite.n_explain, suite.n_sanity, suite.n_composites) == (5, 2, 1)
+    options = {(m, k): v for m, k, v in suite.method_options}
+    assert options[("expected_gradients", "n_samples")] == 50
+    assert (options[("integrated_gradients", "n_trials")], options[("integrated_gradients", "n_steps")]) == (2, 16)
+    assert (featurevis.n_inversion, featurevis.inversion_steps, featurevis.per_class) == (4, 50, 3)
+    assert featurevis.generation_steps == 20
     default = apply_preset(RunConfig(n_examples=50))
     assert default == RunConfig(n_examples=50)  # the default preset changes nothing
 
@@ -38,9 +46,13 @@ def test_the_suite_and_feature_visualisation_a_quick_run_resolves_to():
 def test_explicit_options_win_over_the_preset():
     config = RunConfig(n_examples=50, preset="quick", n_sanity=5, featurevis_options=("inversion_steps=7",))
     out = apply_preset(config, given={"n_sanity", "featurevis_options"})
-    assert out.n_sanity == 5 and out.n_explain == 10 and out.n_composites == 1
+    assert out.n_sanity == 5 and out.n_explain == 5 and out.n_composites == 1
     assert out.featurevis_options[-1] == "inversion_steps=7"  # after the preset's: it wins in resolve_featurevis
     assert resolve_featurevis(out).inversion_steps == 7
+    given = RunConfig(n_examples=50, preset="quick", method_options=("expected_gradients.n_samples=200",))
+    suite = resolve_suite(apply_preset(given, given={"method_options"}))
+    options = {(m, k): v for m, k, v in suite.method_options}
+    assert options[("expected_gradients", "n_samples")] == 200 and options[("integrated_gradients", "n_steps")] == 16
 
 
 def test_full_measures_everything():

@@ -194,7 +194,7 @@ def test_suite_at_224x224(monkeypatch):
         functools.partial(metrics.functional.infidelity_gaussian, n_samples=4),
     )
     monkeypatch.setattr(metrics.curves, "CURVE_STEPS", 8)  # curves (both fills) with 8 steps: sizes, not values
-    config = dataclasses.replace(CONFIG, n_explain=2, n_sanity=1, n_composites=1, controls=())
+    config = dataclasses.replace(CONFIG, n_explain=1, n_sanity=1, n_composites=1, controls=())
     attributions, scores = run(make_model("gap", 224), 224, config)
     check_scores(scores, config)
     for method in config.methods:

@@ -111,6 +111,8 @@ def test_same_inputs_same_numbers(tmp_path, data_dir):
             str(SUBMISSIONS / "fmnist_pgd_linf.py"),
             "--n-examples",
             "6",
+            "--n-explain",
+            "3",
             "--attack",
             "apgd-ce",
             "--quiet",

@@ -29,10 +29,11 @@ def test_the_header_shows_every_resolved_setting(data_dir, tmp_path):
     assert rows["threat model"] == "Linf, eps = 0.1"
     assert rows["attack"] == "AutoAttack standard (apgd-ce, apgd-t, fab-t, square), seed 0, chunks of 50"
     assert rows["explain"] == (
-        f"expected_gradients, integrated_gradients x {len(DEFAULT.metrics)} metrics + {len(DEFAULT.controls)} "
-        "controls on 10 images; 2 sanity images, 1 GridPG composite"
+        "expected_gradients (n_samples=50), integrated_gradients (n_steps=16, n_trials=2) x "
+        f"{len(DEFAULT.metrics)} metrics + {len(DEFAULT.controls)} controls on 5 images; 2 sanity images, 1 GridPG "
+        "composite"
     )
-    assert rows["featurevis"] == "4 inversions x 100 steps, 3 x 10 generations x 30 steps"
+    assert rows["featurevis"] == "4 inversions x 50 steps, 3 x 10 generations x 20 steps"
     assert rows["device"] == "cpu, 2 (2 cores available (affinity 2, no cgroup quota)) threads per process"
     assert rows["worker"] == "sandboxed" and rows["database"] == config.db
 

@@ -67,7 +67,7 @@ def test_zoo_model_runs_offline_end_to_end(tmp_path, zoo_files):
         "--db",
         db,
     ]
-    proc = run_cli("run", *common, "--methods", "saliency", "--metrics", "sparseness,abpc", "--n-explain", "2")
+    proc = run_cli("run", *common, "--methods", "saliency", "--metrics", "sparseness", "--n-explain", "2")
     assert proc.returncode == 0, proc.stderr
     (record,) = json.loads(run_cli("results", "--json", "--db", db).stdout)
     assert record["model"] == ZOO_ID and record["dataset"] == "cifar10" and record["eps_text"] == "8/255"
