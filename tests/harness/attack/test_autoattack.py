@@ -33,7 +33,7 @@ def test_tiny_apgd_run_is_verified_and_reevaluated(standard_model, fmnist_test):
 @pytest.mark.slow
 def test_robust_model_beats_standard_model_under_attack(standard_model, robust_model, fmnist_test):
     x, y = fmnist_test
-    x, y = x[:50], y[:50]
+    x, y = x[:30], y[:30]
     accs = {}
     for name, model in (("standard", standard_model), ("robust", robust_model)):
         out = run_autoattack(
@@ -45,7 +45,7 @@ def test_robust_model_beats_standard_model_under_attack(standard_model, robust_m
             version="custom",
             attacks=["apgd-ce"],
             seed=0,
-            batch_size=50,
+            batch_size=30,
             progress=False,
         )
         accs[name] = (out.adv_pred == y).float().mean().item()

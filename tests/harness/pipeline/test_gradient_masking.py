@@ -41,11 +41,11 @@ def load_model():
 '''
 
 QUICK = dict(
-    n_examples=12,
-    batch_size=12,
+    n_examples=6,
+    batch_size=6,
     attack="apgd-ce",
     n_explain=6,
-    n_sanity=4,  # each sanity image is re-explained once per randomised layer
+    n_sanity=2,  # each sanity image is re-explained once per randomised layer
     n_composites=4,
     trusted=True,
     progress=False,
