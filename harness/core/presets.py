@@ -8,7 +8,8 @@ override.
   scales each with n at the default's share of a 1000-image run, with a floor that keeps every score defined
   (:func:`quick_settings`), and uses cheaper attributions (expected gradients from 50 samples instead of 200,
   integrated gradients over 2 baselines x 16 steps instead of 4 x 32: ``QUICK_METHOD_OPTIONS``) and fewer feature
-  visualisation steps, so a 50-image run of a small model takes about a minute on 2 CPU cores (README, Two
+  visualisation steps below ``REFERENCE_N`` images (at 1000 and more quick is the default, whose run may become the
+  board's row for its model), so a 50-image run of a small model takes about a minute on 2 CPU cores (README, Two
   commands). Its scores have wide intervals and its attributions are noisier: a look, not a leaderboard entry (the
   board ranks the run with the most examples).
 - ``full``: everything robint-bench measures: every attribution metric (``--metrics all``), every attribution
@@ -65,9 +66,10 @@ def quick_settings(n: int) -> dict[str, Any]:
     """The quick preset's settings for a run of n test images (RunConfig fields; ``method_options`` and
     ``featurevis_options`` as KEY=VALUE strings)."""
     settings: dict[str, Any] = {key: _scaled(default, floor, n) for key, default, floor in _SCALED}
-    settings["method_options"] = QUICK_METHOD_OPTIONS
     options = [f"{key}={_scaled(default, floor, n)}" for key, default, floor in _FEATUREVIS]
-    options += [f"{key}={value}" for key, value in QUICK_STEPS.items()]
+    if n < REFERENCE_N:  # at the reference n and above quick is the default: its run may become a board row
+        settings["method_options"] = QUICK_METHOD_OPTIONS
+        options += [f"{key}={value}" for key, value in QUICK_STEPS.items()]
     settings["featurevis_options"] = tuple(options)
     return settings
 

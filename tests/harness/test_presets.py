@@ -27,7 +27,12 @@ def test_quick_scales_every_fixed_cost_with_n():
     assert (at_500["n_explain"], at_500["n_sanity"], at_500["n_composites"]) == (50, 8, 8)
     at_full = quick_settings(10_000)  # never above the default's
     assert (at_full["n_explain"], at_full["n_sanity"], at_full["n_composites"]) == (100, 16, 16)
-    assert "n_inversion=32" in at_full["featurevis_options"] and "per_class=30" in at_full["featurevis_options"]
+    assert at_full["featurevis_options"] == ("n_inversion=32", "per_class=30") and "method_options" not in at_full
+    # from the reference n on quick is the default preset: a quick run there may become the board's row
+    suite, default = resolve_suite(apply_preset(RunConfig(n_examples=1000, preset="quick"))), resolve_suite(RunConfig())
+    assert suite == default
+    fv = resolve_featurevis(apply_preset(RunConfig(n_examples=1000, preset="quick")))
+    assert fv == resolve_featurevis(RunConfig(n_examples=1000))
 
 
 def test_the_suite_and_feature_visualisation_a_quick_run_resolves_to():
