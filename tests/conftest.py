@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.core import allocator
 from harness.data import load_examples, prepare_fashion_mnist
 from harness.worker.submission import load_submission
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMISSIONS = ROOT / "submissions"
 DATA_DIR = Path(os.environ.get("ROBINT_DATA_DIR", ROOT / "data"))
+
+allocator.tune()  # as every command does: freed tensor memory is reused, not unmapped (harness.core.allocator)
 
 # Under pytest-xdist each worker (and every subprocess it starts) gets one thread: two workers with two
 # OpenMP threads each on two cores spin against each other and run many times slower.

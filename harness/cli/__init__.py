@@ -11,7 +11,7 @@ import sys
 import click
 
 from harness.cli.app import cli
-from harness.core import threads
+from harness.core import allocator, threads
 from harness.core.errors import HarnessError
 from harness.report.escape import terminal
 from metrics.registry_base import UnknownNameError
@@ -37,6 +37,7 @@ def main() -> None:
     always one line and no escape sequence reaches the terminal."""
     debug = "--debug" in sys.argv[1:] or os.environ.get("ROBINT_DEBUG") == "1"
     threads.apply(threads.decide())  # before torch loads: this process and its workers use the cores available
+    allocator.tune()
     try:
         cli.main(standalone_mode=False)
     except (HarnessError, UnknownNameError) as exc:

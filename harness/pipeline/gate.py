@@ -3,7 +3,7 @@ compares the numbers with the committed baseline).
 
 Configuration (``GATE``): the first 64 Fashion-MNIST test images, AutoAttack ``apgd-ce`` (Linf 0.1), seed 0,
 saliency and integrated gradients x ABPC, relative deletion, relevance mass ratio and sparseness on the first
-32 images.
+16 images.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ GATE: dict[str, Any] = {
     "seed": 0,
     "methods": "saliency,integrated_gradients",
     "metrics": "abpc,deletion_relative,relevance_mass_ratio,sparseness",
-    "n_explain": 32,
+    "n_explain": 16,
 }
 
 

@@ -16,12 +16,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from harness.core import allocator
 from harness.worker.containment import UnreachablePath, supervise
 from harness.worker.protocol import decode, write
 from harness.worker.sandbox import SandboxPolicy, apply_sandbox
 
 
 def main() -> int:
+    allocator.tune()  # before the sandbox and torch (harness.core.allocator)
     spec = json.loads(sys.stdin.readline(1 << 20))
     write_paths = tuple(Path(p) for p in spec["write_paths"])
     cleanup = write_paths[0] if write_paths else None
