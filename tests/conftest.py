@@ -69,16 +69,20 @@ def robust_model():
     return load_submission(SUBMISSIONS / "fmnist_pgd_linf.py").model
 
 
-# commands that only read or write the database and files: no worker, no model, no process of their own to test
-IN_PROCESS = frozenset({"results", "runs", "export", "import", "import-robustbench", "leaderboard", "list"})
+# commands whose parent runs in this process (their workers are processes of their own, sandboxed as always); a
+# test of the parent process itself (killed, limited, its environment) passes env or subprocess_only
+IN_PROCESS = frozenset(
+    {"run", "check", "zoo", "results", "runs", "export", "import", "import-robustbench", "leaderboard", "list"}
+)
 
 
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, subprocess_only: bool = False
 ) -> subprocess.CompletedProcess:
-    """Run ``robint-bench``; returns the completed process (never raises on failure). Commands that start no worker
-    (``IN_PROCESS``) run through the same entry point in this process, unless ``env`` or ``subprocess_only`` is
-    given; the others in a subprocess."""
+    """Run ``robint-bench``; returns the completed process (never raises on failure). The ``IN_PROCESS`` commands
+    run through the same entry point in this process (a run's workers are still processes of their own), unless
+    ``env`` or ``subprocess_only`` is given; the others (``sweep`` starts whole commands, ``train``)
+    in a subprocess."""
     if args and args[0] in IN_PROCESS and env is None and not subprocess_only:
         return in_process(*args, cwd=cwd)
     return subprocess.run(

@@ -60,10 +60,10 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(db_url, tmp_path, data_d
     assert json.loads(run_cli("results", "--json", "--db", killed).stdout) == []
     assert " interrupted " in run_cli("runs", "--db", killed).stdout
 
-    resumed = subprocess.run([*args, "--db", killed], cwd=ROOT, capture_output=True, text=True)
+    resumed = run_cli(*args[3:], "--db", killed)  # the parent in this process (tests/conftest.py: IN_PROCESS)
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed and stored run" in resumed.stdout
-    uninterrupted = subprocess.run([*args, "--db", clean], cwd=ROOT, capture_output=True, text=True)
+    uninterrupted = run_cli(*args[3:], "--db", clean)
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     assert rows(killed) == rows(clean)
     pairs = resolve_suite(RunConfig(methods="saliency", metrics="sparseness,abpc", n_explain=4)).pairs()
