@@ -14,8 +14,8 @@ run's test images), then counts the image passes each stage makes with the run's
   layers assumed: the parent never sees the model), the controls' curves, the bounds' occlusion and candidate curves;
 - **featurevis**: inversion and generation steps (forward and backward each);
 - and what does not depend on the model, in seconds measured on 2 CPU cores (:data:`OVERHEAD`): starting a worker,
-  ROAD's imputation per perturbed image, the parent's work per stored score (its bootstrap interval), scoring the
-  feature visualisations (reference encoder, FID interval), each figure.
+  ROAD's imputation per pixel of a perturbed image, the parent's work per stored score (its bootstrap interval),
+  scoring the feature visualisations (reference encoder, FID interval), each figure.
 
 The estimate is shown before the attack, and each stage's real time beside it at the end (the run stores both);
 ``tests/harness/pipeline/test_estimate.py`` checks it against a real run of a small model (a ratio, loosely bounded).
@@ -61,10 +61,10 @@ FAITHFULNESS_RUNS = 101  # faithfulness correlation: 100 perturbed subsets and t
 # Seconds that do not depend on the model, measured on 2 CPU cores (bench/profile_run.py; README, Two commands).
 OVERHEAD: dict[str, float] = {
     "worker": 4.0,  # starting a sandboxed worker (interpreter, torch, the sandbox) and loading the submission
-    "road_image": 0.004,  # ROAD's imputation of one perturbed image (per curve step)
-    "score": 0.1,  # the parent's work per stored score: validation, bootstrap interval, storage
-    "featurevis": 20.0,  # scoring the feature visualisations: reference encoder, FID and its interval
-    "figure": 2.5,  # drawing one of the run's figures (matplotlib)
+    "road_pixel": 3e-7,  # ROAD's imputation per pixel (H x W) of a perturbed image, per curve step (28x28: 0.24 ms)
+    "score": 0.05,  # the parent's work per stored score: validation, bootstrap interval, storage
+    "featurevis": 10.0,  # scoring the feature visualisations: reference encoder, FID and its interval
+    "figure": 1.0,  # drawing one of the run's figures (matplotlib)
 }
 
 
@@ -240,10 +240,11 @@ def _curves(metrics: list[str]) -> set[tuple[str, str]]:
     return needed
 
 
-def _curve_passes(curves: set[tuple[str, str]], n: int) -> Passes:
-    """Forward passes (and ROAD's imputation) of ``curves`` on n images."""
+def _curve_passes(curves: set[tuple[str, str]], n: int, pixels: int) -> Passes:
+    """Forward passes (and ROAD's imputation) of ``curves`` on n images of ``pixels`` (H x W)."""
     road = sum(1 for fill, _ in curves if fill == "road")
-    return Passes(forward=len(curves) * (CURVE_STEPS + 1) * n, seconds=road * CURVE_STEPS * n * OVERHEAD["road_image"])
+    imputation = road * CURVE_STEPS * n * pixels * OVERHEAD["road_pixel"]
+    return Passes(forward=len(curves) * (CURVE_STEPS + 1) * n, seconds=imputation)
 
 
 def explain_passes(suite: SuiteConfig, n_examples: int, *, layers: int = LAYERS, pixels: int = 28 * 28) -> Passes:
@@ -272,7 +273,7 @@ def explain_passes(suite: SuiteConfig, n_examples: int, *, layers: int = LAYERS,
         forward, seconds = 0, OVERHEAD["score"] * len(metrics)
         curves = _curves(metrics)
         shared |= {(fill, "random 0 deletion") for fill, which in curves if which == "random"}
-        total += _curve_passes({c for c in curves if c[1] != "random"}, n)
+        total += _curve_passes({c for c in curves if c[1] != "random"}, n, pixels)
         if "faithfulness_correlation" in metrics:
             forward += FAITHFULNESS_RUNS * n
         if "randomisation" in metrics:
@@ -303,8 +304,8 @@ def explain_passes(suite: SuiteConfig, n_examples: int, *, layers: int = LAYERS,
                         shared.add((curve.fill, "random 0 deletion"))
                     else:
                         candidates.add((curve.fill, f"{order_fill} {curve.score} {which}"))
-        total += _curve_passes(candidates, n)
-    return total + _curve_passes(shared, n)
+        total += _curve_passes(candidates, n, pixels)
+    return total + _curve_passes(shared, n, pixels)
 
 
 def _reliability_seconds(metric: str, cost: Cost) -> float:
