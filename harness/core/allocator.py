@@ -12,7 +12,8 @@ peak); a block above 32 MiB is still mapped and unmapped.
 
 Called once at the start of every process that computes: the command line (harness.cli), the sandboxed worker
 (harness.worker, before its sandbox), the test session (tests/conftest.py). A no-op where the C library is not
-glibc or ``ROBINT_MALLOC`` is ``default``. Numbers do not depend on it (allocation only).
+glibc or ``ROBINT_MALLOC`` is ``default`` (read by the command and the test session, for comparisons; the worker's
+scrubbed environment never holds it, so workers always tune). Numbers do not depend on it (allocation only).
 """
 
 from __future__ import annotations
