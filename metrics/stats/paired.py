@@ -25,8 +25,9 @@ where t covers 0.948-0.956 (``T_BELOW`` moves the switch).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,7 @@ from metrics.stats.intervals import bootstrap_interval
 MAX_EXACT_PAIRS = 12  # exact sign-flip enumeration up to 2^12 = 4096 sign vectors
 T_BELOW = 30  # paired_comparison's interval is Student's t below this many pairs, the paired bootstrap from there on
 _CHUNK = 1 << 22  # sign entries per Monte Carlo chunk (bounds memory)
+_CACHED = 1 << 20  # Monte Carlo sign entries kept per (n, n_resamples, seed), 16 such sets at most
 
 
 def _pair(a: object, b: object, *, allow_nan: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -205,17 +207,40 @@ def paired_permutation_test(
     tol = 1e-12 * float(np.abs(d).sum())
     observed = float(np.ones(n) @ d)
     if n <= max_exact:
-        signs = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+        signs = _all_signs(n)
         exact: float = tail_count(signs @ d, observed, alternative, tol) / signs.shape[0]
         return exact
+    chunks = _cached_signs(n, n_resamples, seed) if n * n_resamples <= _CACHED else _sign_chunks(n, n_resamples, seed)
+    count = sum(tail_count(signs @ d, observed, alternative, tol) for signs in chunks)
+    return (count + 1) / (n_resamples + 1)
+
+
+@functools.lru_cache(maxsize=24)
+def _all_signs(n: int) -> np.ndarray:
+    """All 2^n sign vectors ``(2^n, n)`` (read-only: shared by the calls with this n)."""
+    signs: np.ndarray = 1.0 - 2.0 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
+    signs.flags.writeable = False
+    return signs
+
+
+def _sign_chunks(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """``n_resamples`` random sign vectors of length n from ``numpy.random.default_rng(seed)``, in chunks of at most
+    ``_CHUNK`` entries."""
     rng = np.random.default_rng(seed)
-    count, done, chunk = 0, 0, max(1, _CHUNK // n)
+    done, chunk = 0, max(1, _CHUNK // n)
     while done < n_resamples:
         m = min(chunk, n_resamples - done)
         signs = 1.0 - 2.0 * rng.integers(0, 2, size=(m, n))
-        count += tail_count(signs @ d, observed, alternative, tol)
+        signs.flags.writeable = False
+        yield signs
         done += m
-    return (count + 1) / (n_resamples + 1)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_signs(n: int, n_resamples: int, seed: int) -> tuple[np.ndarray, ...]:
+    """:func:`_sign_chunks`, kept for the next test of the same n and seed (a leaderboard runs hundreds of tests on
+    a few image sets: drawing the signs was most of a test's time); at most ``_CACHED`` entries each (8 MiB)."""
+    return tuple(_sign_chunks(n, n_resamples, seed))
 
 
 @dataclass(frozen=True)

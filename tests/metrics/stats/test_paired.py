@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from metrics.stats import paired
 from metrics.stats.intervals import bootstrap_difference
 from metrics.stats.paired import (
     T_BELOW,
@@ -90,6 +91,26 @@ def test_exact_sign_flip_equals_scipy(alternative):
             alternative=alternative,
         ).pvalue
         assert paired_permutation_test(a, b, alternative=alternative) == pytest.approx(ref, abs=1e-12)
+
+
+def test_kept_sign_vectors_give_the_p_values_of_fresh_draws(monkeypatch):
+    """A leaderboard tests many scores on the same images: the Monte Carlo sign vectors are kept per (n, resamples,
+    seed) and must be exactly the ones a fresh draw gives, and nobody's to modify."""
+    rng = np.random.default_rng(8)
+    cases = [
+        (rng.normal(size=n), rng.normal(size=n) + shift, seed)
+        for n in (25, 60)
+        for shift in (0, 0.3)
+        for seed in (0, 1)
+    ]
+    kept = [paired_permutation_test(a, b, seed=seed) for a, b, seed in cases]
+    again = [paired_permutation_test(a, b, seed=seed) for a, b, seed in cases]
+    monkeypatch.setattr(paired, "_CACHED", 0)  # every call draws afresh
+    fresh = [paired_permutation_test(a, b, seed=seed) for a, b, seed in cases]
+    assert kept == again == fresh
+    assert len(set(kept)) > 1
+    signs = paired._cached_signs(25, 9999, 0)[0]
+    assert signs.shape == (9999, 25) and not signs.flags.writeable
 
 
 @pytest.mark.parametrize("alternative", ["two-sided", "greater"])
