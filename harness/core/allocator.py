@@ -7,8 +7,8 @@ too. The explain stage allocates and frees same-sized batches of images thousand
 of a faithfulness test's CPU time was system time (``tests/metrics/test_normalise.py``'s shrunk-model test:
 45.7 s user + 12.7 s system; with :func:`tune` 43.5 s + 1.4 s). :func:`tune` raises both thresholds
 (``mallopt``): blocks up to 32 MiB (glibc's largest mmap threshold on 64-bit) come from the heap and are reused,
-and up to 1 GiB of free heap top is kept. The process's peak memory is unchanged (what is kept was in use at the
-peak); a block above 32 MiB is still mapped and unmapped.
+and up to 1 GiB of free heap top is kept. What is kept was in use at the process's peak (fragmentation of the heap
+can add to it); a block above 32 MiB is still mapped and unmapped.
 
 Called once at the start of every process that computes: the command line (harness.cli), the sandboxed worker
 (harness.worker, before its sandbox), the test session (tests/conftest.py). A no-op where the C library is not

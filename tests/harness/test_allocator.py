@@ -40,7 +40,7 @@ def _probe(setting: str | None) -> dict:
 def test_freed_blocks_are_reused_not_mapped_again():
     tuned, default = _probe(None), _probe("default")
     assert tuned["tuned"] and not default["tuned"]
-    # by default every round faults its memory back in (fewer faults than 4 KiB pages where the kernel maps huge
-    # pages; measured here: ~1000 per round); tuned, the heap's blocks are reused
-    assert default["faults"] >= 20 * 100
-    assert tuned["faults"] < 100
+    # by default every round faults its memory back in (measured here: ~1000 faults per round; at least 24 even
+    # where the kernel maps the heap in 2 MiB huge pages); tuned, the heap's blocks are reused
+    assert default["faults"] >= 20 * 10
+    assert tuned["faults"] < 100 and tuned["faults"] * 10 <= default["faults"]
