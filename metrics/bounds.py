@@ -30,8 +30,11 @@ and ``bound_ceiling`` and computed once per run and metric (not per method).
 
   Not searched: interactions between pixels (a greedy search that re-occludes every remaining pixel after each
   removal needs ``F (F + 1) / 2`` ~ 300,000 forward passes per 28x28 image, 400 times the occlusion's 785: too
-  expensive), other patch sizes, and the methods' own orders (the ceiling must not depend on which methods run).
-  The ceiling is therefore what occlusion finds, not the optimum: a method can exceed it (normalised score > 1).
+  expensive), other patch sizes, and the methods' own orders (the stored row must not depend on which methods
+  ran). The stored ceiling is therefore what occlusion finds, not the optimum, and a method can exceed it, more
+  often on some models than on others (README, "Model-relative faithfulness"): comparisons raise it per image to
+  the best of it and every order scored on the model, methods' and controls' (``metrics.normalise.best_found``), so
+  that no model's ceiling is one its own methods beat.
 
 Cost per run (N images of F pixels, default 50 steps): N (F + 1) forward passes of occlusion per fill (both fills,
 whichever the requested metrics use), and per fill and scored output 2 candidates x the curves the requested metrics

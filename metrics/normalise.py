@@ -3,7 +3,9 @@ that react more or less strongly to the perturbation itself are compared on what
 
 On a set S of images scored for one model: ``N = mean_S(m - f) / mean_S(c - f)`` with m the method's, f the floor's
 and c the ceiling's per-image values: 0 = no better than a random order, 1 = as good as the best order found for the
-model (a method may exceed it: the ceiling is what occlusion finds, not the optimum). The same formula serves
+model. The stored ceiling is what occlusion finds (metrics/bounds.py), which a method can beat; :func:`best_found`
+raises it, per image, to the best of it and every order scored on that model and image (the methods' and the
+controls'), so that no scored order lies above the ceiling. The same formula serves
 lower-is-better metrics (deletion AUC): numerator and denominator change sign together. Its per-image linearisation
 ``n_i = (m_i - f_i) / mean_S(c - f)`` has mean N, for paired tests between methods or models on the same images (the
 denominator is the model's, fixed on S). A model whose output probabilities are mixed with the uniform distribution,
@@ -40,6 +42,44 @@ def _vector(values: Sequence[float] | np.ndarray, name: str) -> np.ndarray:
     if bool(np.isinf(arr).any()):
         raise ValueError(f"{name} contains infinite values")
     return arr
+
+
+def best_found(
+    ceiling: Sequence[float] | np.ndarray,
+    candidates: Sequence[Sequence[float]] | np.ndarray,
+    *,
+    higher_is_better: bool,
+) -> np.ndarray:
+    """Per image the best, in the metric's direction, of the ceiling and the candidates' values (other orders scored
+    on the same model, images, fill and draws): the ceiling of the best order found among them all.
+
+    A NaN candidate value is passed over; an image whose ceiling is NaN stays NaN (it had no ceiling search).
+
+    Args:
+        ceiling: float ``(N,)``; candidates: float ``(C, N)`` (C may be 0).
+        higher_is_better: the metric's direction.
+
+    Returns:
+        float64 ``(N,)``.
+
+    Raises:
+        ValueError: a ceiling that is not one-dimensional, candidates not ``(C, N)``, infinite values.
+
+    Example:
+        >>> best_found([0.5, 0.9, float("nan")], [[0.6, 0.2, 0.1], [float("nan"), 0.8, 0.3]], higher_is_better=True)
+        array([0.6, 0.9, nan])
+    """
+    c = _vector(ceiling, "ceiling")
+    others = np.asarray(candidates, dtype=np.float64)
+    if others.size == 0:
+        others = others.reshape(0, c.size)
+    if others.ndim != 2 or others.shape[1] != c.size:
+        raise ValueError(f"candidates must be (C, {c.size}), one row per order, got shape {others.shape}")
+    if bool(np.isinf(others).any()):
+        raise ValueError("candidates contain infinite values")
+    stacked = np.vstack([c[None], others])
+    pick = np.fmax.reduce if higher_is_better else np.fmin.reduce
+    return np.where(np.isnan(c), np.nan, pick(stacked, axis=0))
 
 
 def normalised_score(

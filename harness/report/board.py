@@ -16,7 +16,7 @@ from harness.report.entries import Entry
 from harness.report.recipes import Recipe, recipes
 from harness.report.reliability import RELIABILITY_METHOD, Reliability, reliability, reliable
 from harness.report.scores import Pair
-from harness.report.values import SENSITIVITY
+from harness.report.values import PLACEMENT_SENSITIVITY, SENSITIVITY
 from harness.store.robustbench import rank_key
 
 
@@ -26,8 +26,9 @@ class Board:
 
     ``comparisons``, ``correlations`` and ``dose_response`` are the primary analysis (the declared rules of
     harness.report.rules on the primary basis of harness.report.values); ``sensitivity`` holds the comparisons
-    again with one rule or basis changed at a time (raw scores, all images, the other output, the default standard
-    baseline)."""
+    again with one rule or basis changed at a time (raw scores, all images, the other output, occlusion's ceiling,
+    the default standard baseline); ``correlation_sensitivity`` the across-recipe correlations on the bases that
+    change how faithfulness is placed (raw scores, occlusion's ceiling)."""
 
     dataset: str
     threat_model: str
@@ -42,6 +43,7 @@ class Board:
     correlations: list[Correlation] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     sensitivity: dict[str, list[Comparison]] = field(default_factory=dict)
+    correlation_sensitivity: dict[str, list[Correlation]] = field(default_factory=dict)
     dose_response: list[DoseResponse] = field(default_factory=list)
     reliability: list[Reliability] = field(default_factory=list)
     uncompared: list[str] = field(default_factory=list)  # robust recipes without a standard baseline, and why
@@ -87,6 +89,9 @@ def analysed_board(key: tuple[str, str, str], entries: list[Entry], reported: li
     board.comparisons = versus_standard(included, gates)
     board.sensitivity = {name: versus_standard(included, gates, basis=basis) for name, basis in SENSITIVITY.items()}
     board.sensitivity["default baseline"] = versus_standard(included, gates, default_baseline=True)
+    board.correlation_sensitivity = {
+        name: correlations(included, gates, SENSITIVITY[name]) for name in PLACEMENT_SENSITIVITY
+    }
     board.uncompared = uncompared(included)
     board.dose_response = dose_response(included, gates)
     return board

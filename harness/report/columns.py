@@ -163,8 +163,8 @@ def _headline(pair: Pair) -> Column[Ranked[Entry]]:
         header = f"{spec.short} norm. ↑"
         description = (
             f"{spec.short}: {spec.description}; normalised between the model's own floor (0: a random order) and "
-            "ceiling (1: the best occlusion order found for that model and image; above 1: the method's order beats "
-            "what occlusion found, which is not the optimum), scored on the logit its methods explain; "
+            "ceiling (1: per image the best order found for that model, among its occlusion orders and every method's "
+            "and control's order scored on it), scored on the logit its methods explain; "
             f"of {pair[0]} attributions. ↑ higher is better. 'raw' marks a run without stored bounds."
         )
     else:

@@ -45,8 +45,9 @@ for interpretability means. Interpretability columns use {method} attributions o
 images (see README, "Interpretability"): every method explains the target class's logit, and the faithfulness
 curves are scored on the same logit (the softmax probability is a sensitivity analysis), with removed pixels
 filled with U[0,1] noise or imputed from their neighbours (ROAD). Between models, faithfulness is compared on
-scores placed between each model's own floor (a random order, 0) and ceiling (the best occlusion order found for
-that model and image, 1; above 1: the method's order beats what occlusion found, which is not the optimum).
+scores placed between each model's own floor (a random order, 0) and ceiling (1: per image the best order found
+for that model, among its single-pixel occlusion orders and every method's and control's order scored on it; the
+occlusion ceiling alone is a sensitivity analysis).
 Every headline score is held to a bar, the best model-free map scored like a method on
 the same images (random maps, the input, 1 − x, a blurred x, edges); † marks a score that does not beat it.
 Feature-visualisation columns (inversion SSIM and reference-feature distance, FID and judge accuracy of

@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from harness.report import figures
 from harness.report.board import Board
 from harness.report.columns import label
 from harness.report.escape import plot_text
+from harness.report.values import own_normalised
 from metrics.registry import FEATUREVIS_METHOD, HEADLINE, METRICS
 
 
 def scatter_plot(board: Board, directory: Path) -> Path | None:
     """One figure per board (one panel per headline score with values, intervals as error bars), or None."""
+    panels = scatter_panels(board)
+    if not panels:
+        return None
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.dataset}_{board.threat_model}_{board.eps_text}")
+    title = plot_text(f"Robustness vs interpretability: {board.dataset}, {board.threat_model} {board.eps_text}", 120)
+    return figures.scatter_grid(panels, directory / f"{slug}.png", ncols=4, title=title)
+
+
+def scatter_panels(board: Board) -> list[dict[str, Any]]:
+    """The panels of :func:`scatter_plot`, one per headline score some model has. A curve metric is plotted as its
+    table column shows it: normalised between each model's floor and ceiling (the models with stored bounds), else
+    raw."""
     panels = []
     for method, name in HEADLINE:
         points = []
+        normalised = {}
+        if getattr(METRICS.get(name), "normalisable", False):
+            normalised = {e.run_id: n for e in board.entries if (n := own_normalised(e, name)) is not None}
         for e in board.entries:
-            score = e.scores.get((method, name))
+            score = normalised.get(e.run_id) if normalised else e.scores.get((method, name))
             if score is None or score.mean is None:
                 continue
             lo, hi = e.robust_interval
@@ -39,12 +56,8 @@ def scatter_plot(board: Board, directory: Path) -> Path | None:
                 {
                     "points": points,
                     "x_label": "AA robust accuracy (%)",
-                    "y_label": label(name),
+                    "y_label": f"{spec.short} norm. ↑" if normalised else label(name),
                     "title": f"{spec.short} ({source})",
                 }
             )
-    if not panels:
-        return None
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{board.dataset}_{board.threat_model}_{board.eps_text}")
-    title = plot_text(f"Robustness vs interpretability: {board.dataset}, {board.threat_model} {board.eps_text}", 120)
-    return figures.scatter_grid(panels, directory / f"{slug}.png", ncols=4, title=title)
+    return panels

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from harness.report import rules
 from harness.report.board import Board
@@ -14,7 +15,7 @@ from harness.report.columns import label
 from harness.report.comparisons import Comparison
 from harness.report.correlations import MIN_UNITS
 from harness.report.escape import markdown_cell, markdown_text
-from harness.report.values import PRIMARY, SENSITIVITY
+from harness.report.values import PLACEMENT_SENSITIVITY, PRIMARY, SENSITIVITY, normalisable
 from metrics.registry import FEATUREVIS_METHOD, HEADLINE, METRICS
 from metrics.stats.permutation import MAX_EXACT
 
@@ -326,20 +327,29 @@ def summary_section(board: Board) -> str:
                 f"- **{family}**: descriptive only ({markdown_text(METRICS.get(no_verdict[0]).no_verdict, 300)})."
             )
             continue
-        raw = Counter(_kind(c.verdict) for c in board.sensitivity.get("raw scores", []) if c.metric in metrics)
         corr = Counter(_kind(c.verdict) for c in board.correlations if c.metric in metrics)
         dose = Counter(_kind(d.verdict) for d in board.dose_response if d.metric in metrics)
         if not mine and not corr and not dose:
             lines.append(f"- **{family}**: no recipe with enough seeds, no test.")
             continue
+        placed = any(normalisable(m) for m in metrics if m in METRICS)
+        bases = PLACEMENT_SENSITIVITY if placed else PLACEMENT_SENSITIVITY[:1]
+        recipe_bases = "; ".join(_counts(board.sensitivity, b, metrics) for b in bases)
+        corr_bases = "; ".join(_counts(board.correlation_sensitivity, b, metrics) for b in bases)
         lines.append(
             f"- **{family}**: recipe verdicts {counts['yes']} for / {counts['no']} against / "
-            f"{counts['inconclusive']} inconclusive (on raw scores: {raw['yes']} / {raw['no']} / "
-            f"{raw['inconclusive']}); across recipes {corr['yes']} for / {corr['no']} against / "
-            f"{corr['inconclusive']} inconclusive; dose-response {dose['yes']} for / {dose['no']} against / "
-            f"{dose['inconclusive']} inconclusive. " + _direction(counts, corr, dose)
+            f"{counts['inconclusive']} inconclusive ({recipe_bases}); across recipes {corr['yes']} for / "
+            f"{corr['no']} against / {corr['inconclusive']} inconclusive ({corr_bases}); dose-response "
+            f"{dose['yes']} for / {dose['no']} against / {dose['inconclusive']} inconclusive. "
+            + _direction(counts, corr, dose)
         )
     return "\n".join(lines) + "\n"
+
+
+def _counts(tests: Mapping[str, Sequence[Any]], basis: str, metrics: tuple[str, ...]) -> str:
+    """``on <basis>: for / against / inconclusive`` of the tests of ``metrics`` on a sensitivity basis."""
+    c = Counter(_kind(t.verdict) for t in tests.get(basis, []) if t.metric in metrics)
+    return f"on {basis}: {c['yes']} / {c['no']} / {c['inconclusive']}"
 
 
 def _direction(*counts: Counter) -> str:

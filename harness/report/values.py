@@ -4,11 +4,15 @@ every compared model classifies correctly (harness.report.rules) or on all the i
 
 A normalised value is ``n_i = (m_i - f_i) / mean_S(c - f)`` with S the selected images of that model, so a model
 whose output merely moves less under any perturbation (e.g. a less confident one) is not scored lower for it; raw
-values stay available as a sensitivity basis. Each model is normalised on the same image set S as the others.
+values stay available as a sensitivity basis. Each model is normalised on the same image set S as the others. The
+ceiling c is, per image, the best order found for that model: the stored occlusion ceiling raised to every order
+scored on it (metrics.normalise.best_found; in a comparison, the methods and controls every compared model has), so
+that no model's ceiling is one its own methods beat; occlusion's ceiling alone is a sensitivity basis.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +21,7 @@ from harness.report.entries import Entry
 from harness.report.rules import correct_images
 from harness.report.scores import Pair, Score
 from metrics.bounds import BOUND_CEILING, BOUND_FLOOR
-from metrics.normalise import normalised_score
+from metrics.normalise import best_found, normalised_score
 from metrics.registry import HEADLINE_METHOD, METRICS, output_variant
 
 
@@ -29,12 +33,14 @@ class Basis:
     normalised: bool = True
     correct_only: bool = True
     explained_output: bool = True  # curves scored on the output the methods explain (else on the other one)
+    best_ceiling: bool = True  # the ceiling raised to the best order found (else occlusion's alone)
 
     @property
     def label(self) -> str:
+        normalised = "normalised" if self.best_ceiling else "normalised to occlusion's ceiling"
         return ", ".join(
             (
-                "normalised" if self.normalised else "raw scores",
+                normalised if self.normalised else "raw scores",
                 "correct images" if self.correct_only else "all images",
                 "explained output" if self.explained_output else "the other output",
             )
@@ -46,7 +52,9 @@ SENSITIVITY: dict[str, Basis] = {
     "raw scores": Basis(normalised=False),
     "all images": Basis(correct_only=False),
     "other output": Basis(explained_output=False),
+    "occlusion ceiling": Basis(best_ceiling=False),
 }
+PLACEMENT_SENSITIVITY = ("raw scores", "occlusion ceiling")  # the bases that change how faithfulness is placed
 
 
 def scored_metric(entries: list[Entry], metric: str, basis: Basis = PRIMARY) -> str | None:
@@ -113,12 +121,14 @@ def select(entries: list[Entry], pair: Pair, basis: Basis = PRIMARY) -> Selectio
     if not (basis.normalised and normalisable(metric)):
         return Selection(raw, keys, False, higher_is_better=spec.higher_is_better)
     rows, notes = [], []
+    orders = ceiling_candidates(entries, metric) if basis.best_ceiling else ()
     for e, values in zip(entries, raw, strict=True):
         bounds = [_keyed(e.scores.get((b, metric)), positional=True) for b in (BOUND_FLOOR, BOUND_CEILING)]
         if any(b is None or any(key not in b for key in keys) for b in bounds):
             notes.append(f"{e.model} has no floor and ceiling stored for {metric} (rescore it)")
             continue
-        floor, ceiling = ([b[key] for key in keys] for b in bounds)
+        floor = [bounds[0][key] for key in keys]
+        ceiling = _ceiling(e, metric, bounds[1], keys, orders, spec.higher_is_better)
         result = normalised_score(values, floor, ceiling, higher_is_better=spec.higher_is_better)
         if result.reason:
             notes.append(f"{e.model}: {result.reason}")
@@ -133,10 +143,38 @@ def select(entries: list[Entry], pair: Pair, basis: Basis = PRIMARY) -> Selectio
     return Selection(matrix[:, complete], tuple(k for k, ok in zip(keys, complete, strict=True) if ok), True)
 
 
-def own_normalised(entry: Entry, name: str) -> Score | None:
+def ceiling_candidates(entries: list[Entry], metric: str) -> tuple[str, ...]:
+    """The orders that raise the ceiling of ``metric`` in a comparison of ``entries``: every method and control that
+    each of them scored on it (sorted), the floor and ceiling rows aside."""
+    common: set[str] | None = None
+    for e in entries:
+        methods = {m for (m, name), s in e.scores.items() if name == metric and m not in (BOUND_FLOOR, BOUND_CEILING)}
+        common = methods if common is None else common & methods
+    return tuple(sorted(common or ()))
+
+
+def _ceiling(
+    entry: Entry,
+    metric: str,
+    stored: dict[object, float],
+    keys: Sequence[object],
+    orders: Sequence[str],
+    higher_is_better: bool,
+) -> np.ndarray:
+    """``entry``'s ceiling on ``keys``: the stored (occlusion) ceiling raised to the best of ``orders``' values."""
+    rows = []
+    for method in orders:
+        values = _keyed(entry.scores.get((method, metric)), positional=True) or {}
+        rows.append([values.get(key, np.nan) for key in keys])
+    return best_found([stored[key] for key in keys], rows, higher_is_better=higher_is_better)
+
+
+def own_normalised(entry: Entry, name: str, *, best_ceiling: bool = True) -> Score | None:
     """``entry``'s normalised score of the headline curve metric ``name`` (the variant scored on the output its
     methods explain) on all the images it scored, as a :class:`Score` (mean N, 95% bootstrap interval of the mean of
-    its per-image values; ``na`` with the reason when N is undefined); None when a floor or ceiling is not stored."""
+    its per-image values; ``na`` with the reason when N is undefined); None when a floor or ceiling is not stored.
+    The ceiling is the best order found among occlusion's and every order the entry scored (``best_ceiling``; else
+    occlusion's alone)."""
     from metrics.stats import bootstrap_interval
 
     metric = output_variant(name, entry.explained_output)
@@ -148,7 +186,9 @@ def own_normalised(entry: Entry, name: str) -> Score | None:
     keys = [k for k in values if all(k in b for b in bounds)]
     if len(keys) < 2:
         return None
-    floor, ceiling = ([b[k] for k in keys] for b in bounds)
+    floor = [bounds[0][k] for k in keys]
+    orders = ceiling_candidates([entry], metric) if best_ceiling else ()
+    ceiling = _ceiling(entry, metric, bounds[1], keys, orders, method.higher_is_better)
     result = normalised_score([values[k] for k in keys], floor, ceiling, higher_is_better=method.higher_is_better)
     if result.reason:
         return Score(None, None, None, result.n, na=result.reason)

@@ -17,7 +17,7 @@ from torch import nn
 import metrics.bounds
 import metrics.curves
 from metrics.bounds import ceiling, floor
-from metrics.normalise import normalised_score
+from metrics.normalise import best_found, normalised_score
 from metrics.registry import METRICS, MetricContext
 from tests.metrics.rounding import Float64
 
@@ -56,6 +56,32 @@ def test_refusals_and_bad_input():
         normalised_score([[0.1]], [[0.1]], [[0.3]], higher_is_better=True)
     with pytest.raises(ValueError, match="infinite"):
         normalised_score([float("inf")], [0.1], [0.3], higher_is_better=True)
+
+
+def test_best_found_raises_the_ceiling_to_every_order_scored_and_nothing_lies_above_it():
+    higher = best_found([0.5, 0.9, float("nan")], [[0.6, 0.2, 0.1], [float("nan"), 0.8, 0.3]], higher_is_better=True)
+    np.testing.assert_array_equal(higher, [0.6, 0.9, np.nan])  # a NaN candidate is passed over; no ceiling, no value
+    lower = best_found([0.2, 0.1], [[0.15, 0.3]], higher_is_better=False)  # deletion AUC: the lowest order wins
+    np.testing.assert_array_equal(lower, [0.15, 0.1])
+    np.testing.assert_array_equal(best_found([0.2, 0.1], [], higher_is_better=True), [0.2, 0.1])
+    with pytest.raises(ValueError, match="one row per order"):
+        best_found([0.2, 0.1], [0.3, 0.4, 0.5], higher_is_better=True)
+    with pytest.raises(ValueError, match="infinite"):
+        best_found([0.2, 0.1], [[0.3, float("inf")]], higher_is_better=True)
+    # orders that often beat occlusion: with the raised ceiling none of them scores above 1, in either direction
+    rng = np.random.default_rng(0)
+    for higher_is_better, sign in ((True, 1.0), (False, -1.0)):
+        floor_values = np.zeros(50)
+        occlusion = sign * rng.uniform(0.3, 0.6, 50)
+        orders = sign * rng.uniform(0.1, 0.8, (4, 50))
+        raised = best_found(occlusion, orders, higher_is_better=higher_is_better)
+        before = [normalised_score(o, floor_values, occlusion, higher_is_better=higher_is_better).value for o in orders]
+        after = [normalised_score(o, floor_values, raised, higher_is_better=higher_is_better).value for o in orders]
+        assert max(before) > 1 and max(after) <= 1
+        # mixing with the uniform distribution (every value scaled by lambda plus a constant) keeps the best order
+        lam, const = 0.4, 0.03
+        mixed = best_found(lam * occlusion + const, lam * orders + const, higher_is_better=higher_is_better)
+        np.testing.assert_allclose(mixed, lam * raised + const)
 
 
 class Mixed(nn.Module):

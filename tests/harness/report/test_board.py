@@ -19,7 +19,8 @@ def test_an_analysed_board_lists_reported_entries_of_models_not_measured_here():
     assert [r["model_id"] for r in board.reported_only] == ["x", "y"]  # RobustBench's order: best known first
     assert [r.label for r in board.recipes] == ["standard cnn"]
     assert board.comparisons == [] and board.uncompared == [] and board.excluded == []
-    assert set(board.sensitivity) == {"raw scores", "all images", "other output", "default baseline"}
+    bases = {"raw scores", "all images", "other output", "occlusion ceiling", "default baseline"}
+    assert set(board.sensitivity) == bases and set(board.correlation_sensitivity) == {"raw scores", "occlusion ceiling"}
 
 
 def test_a_score_is_marked_when_it_does_not_beat_its_bar_on_that_model():

@@ -81,7 +81,7 @@ def test_missing_bounds_or_no_room_leave_every_model_raw_and_say_why():
     found = select([a, old], (EG, "abpc"))
     assert not found.normalised and "old has no floor and ceiling" in found.note
     assert found.matrix.tolist() == [[0.3, 0.5], [0.2, 0.1]]
-    flat = entry("flat", curve([0.3, 0.5], [0.2, 0.2], [0.1, 0.2], keys), correct=keys)  # ceiling below floor
+    flat = entry("flat", curve([0.1, 0.15], [0.2, 0.2], [0.1, 0.2], keys), correct=keys)  # no order above the floor
     found = select([a, flat], (EG, "abpc"))
     assert not found.normalised and "flat: the ceiling is not above the floor" in found.note
 
@@ -94,3 +94,22 @@ def test_a_models_own_normalised_score_on_all_its_images():
     assert own.n == 4 and own.low <= own.mean <= own.high
     assert own_normalised(entry("b", {(EG, "abpc_logit"): score([0.1, 0.2], [0, 1])}), "abpc") is None
     assert PRIMARY.normalised and PRIMARY.correct_only and PRIMARY.explained_output
+
+
+def test_the_ceiling_is_raised_to_the_best_order_every_compared_model_scored():
+    """A method that beats the stored (occlusion) ceiling raises it: no model's ceiling is one its own orders beat.
+    In a comparison only the orders every model scored count; occlusion's ceiling alone is the sensitivity basis."""
+    keys = [0, 1]
+    inverse = {("control_inverse", "abpc_logit"): score([0.1, 1.0], keys)}
+    a = entry("a", {**curve([0.8, 0.5], [0.0, 0.0], [0.6, 0.9], keys), **inverse}, correct=keys)
+    b = entry("b", curve([0.2, 0.1], [0.0, 0.0], [0.4, 0.2], keys), correct=keys)  # b has no control_inverse
+    found = select([a, b], (EG, "abpc"))
+    assert found.matrix[0] == pytest.approx([0.8 / 0.85, 0.5 / 0.85])  # ceilings max(0.6, 0.8), max(0.9, 0.5)
+    assert found.matrix[1] == pytest.approx([0.2 / 0.3, 0.1 / 0.3])  # b's own ceiling already above its method
+    occlusion = select([a, b], (EG, "abpc"), Basis(best_ceiling=False))
+    assert occlusion.matrix[0] == pytest.approx([0.8 / 0.75, 0.5 / 0.75]) and occlusion.means[0] > 0.86
+    assert select([a, a], (EG, "abpc")).matrix[0] == pytest.approx([0.8 / 0.9, 0.5 / 0.9])  # control_inverse is common
+    own = own_normalised(a, "abpc")  # a's own orders: the ceilings are 0.8 and 1.0
+    assert own.mean == pytest.approx(0.65 / 0.9)
+    assert own_normalised(a, "abpc", best_ceiling=False).mean == pytest.approx(0.65 / 0.75)
+    assert "occlusion" in Basis(best_ceiling=False).label and "occlusion" not in PRIMARY.label
