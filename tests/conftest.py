@@ -6,9 +6,12 @@ import contextlib
 import inspect
 import io
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -95,9 +98,37 @@ def run_cli(
     )
 
 
-def in_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+class _Expired(BaseException):
+    """Raised by SIGALRM in :func:`in_process` when the command runs past its timeout (a BaseException, so that the
+    command's own error handling reports nothing and it unwinds as from Ctrl-C, stopping its workers)."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float | None, argv: list[str]) -> Iterator[None]:
+    """Raise :class:`subprocess.TimeoutExpired` (as ``subprocess.run(timeout=...)`` does) when the body runs longer
+    than ``seconds``; no limit where ``seconds`` is None or this is not the main thread (signals reach only it)."""
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(*_: object) -> None:
+        raise _Expired
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Expired:
+        raise subprocess.TimeoutExpired(argv, seconds) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def in_process(*args: str, cwd: Path | None = None, timeout: float | None = 600) -> subprocess.CompletedProcess:
     """``robint-bench ARGS`` through the console entry point (``harness.cli.main``, as ``python -m harness`` calls
-    it) in this process: the same error handling, exit codes and output streams, without a new interpreter."""
+    it) in this process: the same error handling, exit codes and output streams, without a new interpreter; past
+    ``timeout`` seconds it raises :class:`subprocess.TimeoutExpired`, as a subprocess would."""
     from harness.cli import main
 
     out, err = io.StringIO(), io.StringIO()
@@ -106,7 +137,8 @@ def in_process(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
         patch.setattr(sys, "argv", argv)
         patch.chdir(cwd or ROOT)
         try:
-            main()
+            with _deadline(timeout, argv):
+                main()
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1

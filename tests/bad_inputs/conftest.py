@@ -151,7 +151,7 @@ class Case:
     ) -> subprocess.CompletedProcess:
         command = self.command(*args, db_url=db_url)
         if env is None and preexec is None and prefix is None:  # the parent here, the worker sandboxed as always
-            return in_process(*command[3:])
+            return in_process(*command[3:], timeout=timeout)
         if prefix is not None:  # instead of ``python -m harness``
             command = [*prefix, *command[3:]]
         return subprocess.run(

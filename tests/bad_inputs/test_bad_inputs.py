@@ -21,13 +21,14 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from harness.worker.sandbox import landlock_abi
-from tests.bad_inputs.conftest import FAST
+from tests.bad_inputs.conftest import FAST, rows
 from tests.bad_inputs.conftest import assert_clean_failure as _assert_clean_failure
 from tests.conftest import ROOT
 
@@ -62,6 +63,35 @@ def test_broken_submission_in_the_sandbox(case, name):
 def test_sleeps_forever_is_stopped_by_the_stall_timeout(case):
     proc = case.run("--model", str(case.dir / "sleeps_forever.py"), *FAST[:-2], "--stall-timeout", "5")
     _assert_clean_failure(case, proc, "made no progress for 5 s", "--stall-timeout")
+
+
+def test_a_case_past_its_timeout_is_stopped_and_its_run_marked_failed(case):
+    """The in-process command keeps ``Case.run``'s timeout, as a subprocess would: a model that never answers, with
+    the stall timeout out of reach, is stopped after 4 s, its worker with it, and the database is unchanged."""
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        case.run("--model", str(case.dir / "sleeps_forever.py"), *FAST[:-2], "--stall-timeout", "600", timeout=4)
+    assert time.monotonic() - started < 60
+    assert rows(case.path) == case.before
+    deadline = time.monotonic() + 10
+    while _children(os.getpid()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _children(os.getpid()) == []
+
+
+def _children(pid: int) -> list[int]:
+    """The live (not zombie) worker processes (``python -I -m harness.worker``) that are children of ``pid``."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            command = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent, state = fields.get("PPid", "").strip(), fields.get("State", "")
+        if parent == str(pid) and not state.startswith("Z") and b"harness.worker" in command:
+            found.append(int(status.parent.name))
+    return found
 
 
 def test_unbounded_allocation_hits_the_memory_limit(case):
