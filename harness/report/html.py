@@ -41,7 +41,7 @@ from harness.report.notes import Notes, plain_note
 from harness.report.protocols import ranked_protocol
 from harness.report.runpage import RunPage, run_page
 from harness.report.scatter_svg import Point, scatter_svg
-from harness.report.values import own_normalised
+from harness.report.values import normalised_by_run
 from harness.store.files import files_root, write_text_atomic
 from harness.store.robustbench import CORRUPTIONS
 from metrics.registry import FEATUREVIS_METHOD, HEADLINE, HEADLINE_METHOD, METRICS
@@ -378,9 +378,7 @@ def scatter_figure(board: Board, anchor: str) -> str:
     ranked = {e.run_id for e in (r.row for r in columns.main_rows(board))}
     plots = []
     for method, metric in HEADLINE:
-        normalised = {}
-        if getattr(METRICS.get(metric), "normalisable", False):
-            normalised = {e.run_id: n for e in board.entries if (n := own_normalised(e, metric)) is not None}
+        normalised = normalised_by_run(board.entries, metric)
         points = []
         for e in board.entries:
             score = normalised.get(e.run_id) if normalised else e.scores.get((method, metric))

@@ -10,7 +10,7 @@ from harness.report import figures
 from harness.report.board import Board
 from harness.report.columns import label
 from harness.report.escape import plot_text
-from harness.report.values import own_normalised
+from harness.report.values import normalised_by_run
 from metrics.registry import FEATUREVIS_METHOD, HEADLINE, METRICS
 
 
@@ -31,9 +31,7 @@ def scatter_panels(board: Board) -> list[dict[str, Any]]:
     panels = []
     for method, name in HEADLINE:
         points = []
-        normalised = {}
-        if getattr(METRICS.get(name), "normalisable", False):
-            normalised = {e.run_id: n for e in board.entries if (n := own_normalised(e, name)) is not None}
+        normalised = normalised_by_run(board.entries, name)
         for e in board.entries:
             score = normalised.get(e.run_id) if normalised else e.scores.get((method, name))
             if score is None or score.mean is None:

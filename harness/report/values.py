@@ -148,7 +148,7 @@ def ceiling_candidates(entries: list[Entry], metric: str) -> tuple[str, ...]:
     each of them scored on it (sorted), the floor and ceiling rows aside."""
     common: set[str] | None = None
     for e in entries:
-        methods = {m for (m, name), s in e.scores.items() if name == metric and m not in (BOUND_FLOOR, BOUND_CEILING)}
+        methods = {m for m, name in e.scores if name == metric and m not in (BOUND_FLOOR, BOUND_CEILING)}
         common = methods if common is None else common & methods
     return tuple(sorted(common or ()))
 
@@ -195,6 +195,14 @@ def own_normalised(entry: Entry, name: str, *, best_ceiling: bool = True) -> Sco
     per_image = result.per_image[~np.isnan(result.per_image)]
     low, high = bootstrap_interval(per_image)
     return Score(result.value, low, high, int(per_image.size), values=tuple(per_image), keys=None)
+
+
+def normalised_by_run(entries: list[Entry], name: str) -> dict[str, Score]:
+    """Each entry's :func:`own_normalised` score of ``name`` by run id (the entries with stored bounds; empty for a
+    metric without a floor and ceiling): what the board's columns and scatter plots show for a curve metric."""
+    if not normalisable(name):
+        return {}
+    return {e.run_id: n for e in entries if (n := own_normalised(e, name)) is not None}
 
 
 def _keyed(score: Score | None, *, positional: bool) -> dict[object, float] | None:
