@@ -36,7 +36,7 @@ from typing import Any
 
 from harness.core.errors import HarnessError
 from harness.core.schema import escape_controls
-from harness.worker import cgroups
+from harness.worker import cgroups, forkserver
 from harness.worker.containment import (
     make_worker_dir,
     private_copy,
@@ -202,20 +202,25 @@ class SubprocessChannel:
         self.max_line = DEFAULT_MAX_LINE
         self._last = self.started
         self._closed = threading.Event()
+        worker_env = {
+            **scrubbed_env(self.tmp, user=None if user is None else f"robint-worker-{user[0]}"),
+            **(env or {}),
+        }
         try:
-            self.proc = subprocess.Popen(
-                worker_argv(),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=self.tmp,
-                env={
-                    **scrubbed_env(self.tmp, user=None if user is None else f"robint-worker-{user[0]}"),
-                    **(env or {}),
-                },
-                start_new_session=True,
-                close_fds=True,
-            )
+            self.proc: subprocess.Popen[bytes] | forkserver.ForkedProcess | None = None
+            if pid_namespace:  # a CPU worker: forked by the fork server (a CUDA worker starts fresh)
+                self.proc = forkserver.spawn(worker_argv(forkserver.__name__), worker_env, str(self.tmp))
+            if self.proc is None:
+                self.proc = subprocess.Popen(
+                    worker_argv(),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    cwd=self.tmp,
+                    env=worker_env,
+                    start_new_session=True,
+                    close_fds=True,
+                )
         except BaseException:
             remove_tree(self.tmp)
             remove_tree(self.model_root)
@@ -237,7 +242,8 @@ class SubprocessChannel:
             "memory_limit_kind": memory_limit_kind,
             "cpu_seconds": cpu_seconds,
             "require_isolation": True,
-            "parent_pid": os.getpid(),
+            # the worker's parent, whose death ends it: this process, or the fork server (which ends with this one)
+            "parent_pid": self.proc.server.pid if isinstance(self.proc, forkserver.ForkedProcess) else os.getpid(),
             "pid_namespace": pid_namespace,
             "run_as": user,
             "required_paths": [str(p) for p in (required_paths or [])],
@@ -405,13 +411,16 @@ class SubprocessChannel:
         """Stop the worker: its supervisor kills it and every process it started (SIGTERM), then SIGKILL."""
         if self.proc.poll() is None:
             try:
-                os.kill(self.proc.pid, signal.SIGTERM)
+                self.proc.send_signal(signal.SIGTERM)
                 self.proc.wait(timeout=5)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
         if self.proc.poll() is None:
             try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                if isinstance(self.proc, forkserver.ForkedProcess):
+                    self.proc.killpg(signal.SIGKILL)
+                else:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.proc.wait()

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.worker import forkserver
 from harness.worker.sandbox import landlock_abi
 from tests.bad_inputs.conftest import FAST, rows
 from tests.bad_inputs.conftest import assert_clean_failure as _assert_clean_failure
@@ -80,7 +81,10 @@ def test_a_case_past_its_timeout_is_stopped_and_its_run_marked_failed(case):
 
 
 def _children(pid: int) -> list[int]:
-    """The live (not zombie) worker processes (``python -I -m harness.worker``) that are children of ``pid``."""
+    """The live (not zombie) worker processes (``python -I -m harness.worker``) that are children of ``pid`` or of
+    its fork servers (harness.worker.forkserver; the servers themselves are not workers)."""
+    servers = set(forkserver.server_pids())
+    parents = {str(pid), *map(str, servers)}
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -89,8 +93,9 @@ def _children(pid: int) -> list[int]:
         except OSError:
             continue
         parent, state = fields.get("PPid", "").strip(), fields.get("State", "")
-        if parent == str(pid) and not state.startswith("Z") and b"harness.worker" in command:
-            found.append(int(status.parent.name))
+        me = int(status.parent.name)
+        if parent in parents and me not in servers and not state.startswith("Z") and b"harness.worker" in command:
+            found.append(me)
     return found
 
 

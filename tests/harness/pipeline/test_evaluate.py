@@ -6,6 +6,7 @@ import sqlite3
 import pytest
 
 from harness.data import DEBIAN_FASHION_MNIST
+from harness.worker import forkserver
 from metrics.bounds import BOUNDS
 from metrics.controls import CONTROLS
 from tests.conftest import SUBMISSIONS, run_cli
@@ -100,10 +101,13 @@ def test_small_standard_run_end_to_end(tmp_path, data_dir):
 
 
 @pytest.mark.slow
-def test_same_inputs_same_numbers(tmp_path, data_dir):
-    """Two fresh runs of the robust model with one seed give identical per-example results."""
+def test_same_inputs_same_numbers(tmp_path, data_dir, monkeypatch):
+    """Two fresh runs of the robust model with one seed give identical per-example results: the first with workers
+    forked by the fork server (harness.worker.forkserver), the second with fresh interpreters."""
     results = []
     for i in range(2):
+        if i == 1:
+            monkeypatch.setenv(forkserver.OFF_VARIABLE, "0")
         db = tmp_path / f"{i}.db"
         proc = run_cli(
             "run",
