@@ -38,7 +38,7 @@ CONFIG = [
     "--metrics",
     "sparseness,abpc",
     "--n-explain",
-    "4",
+    "2",
     "--quiet",
 ]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "harness"]

@@ -41,10 +41,10 @@ def load_model():
 '''
 
 QUICK = dict(
-    n_examples=6,
-    batch_size=6,
+    n_examples=4,
+    batch_size=4,
     attack="apgd-ce",
-    n_explain=6,
+    n_explain=4,
     n_sanity=2,  # each sanity image is re-explained once per randomised layer
     n_composites=4,
     trusted=True,
@@ -77,7 +77,7 @@ def board(tmp_path_factory, data_dir):
 @pytest.mark.slow
 def test_zero_gradients_give_degenerate_maps_and_n_a_scores(board):
     masked = next(e for e in board.entries if e.model == "masked")
-    assert masked.degenerate("expected_gradients")["zero"] == 6
+    assert masked.degenerate("expected_gradients")["zero"] == 4
     for (method, metric), score in masked.scores.items():
         if method in ("expected_gradients", "integrated_gradients", "featurevis"):
             assert score.mean is None and score.na, (method, metric, score)

@@ -29,7 +29,7 @@ CONFIG = [  # two attack chunks: the kill lands after the first is committed, wh
     "--metrics",
     "sparseness,abpc",
     "--n-explain",
-    "4",
+    "2",
     "--quiet",
 ]
 
@@ -66,7 +66,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(db_url, tmp_path, data_d
     uninterrupted = run_cli(*args[3:], "--db", clean)
     assert uninterrupted.returncode == 0, uninterrupted.stderr
     assert rows(killed) == rows(clean)
-    pairs = resolve_suite(RunConfig(methods="saliency", metrics="sparseness,abpc", n_explain=4)).pairs()
+    pairs = resolve_suite(RunConfig(methods="saliency", metrics="sparseness,abpc", n_explain=2)).pairs()
     assert len(rows(killed)[0]) == 8 and len(rows(killed)[1]) == len(pairs)
     assert count(killed, "SELECT COUNT(*) FROM artifacts") == 0
 
