@@ -45,6 +45,12 @@ def test_a_forked_workers_exit_status_and_signals_are_the_servers_to_report():
         assert server.pid != os.getpid()
         worker = server.spawn({"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}, "/")
         assert worker.poll() is None
+        # waiting for its spawn spec: nothing of the server (its socket, its wake-up pipe) is open in it
+        deadline = time.monotonic() + 30
+        while sorted(os.listdir(f"/proc/{worker.pid}/fd"), key=int) != ["0", "1", "2"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(os.listdir(f"/proc/{worker.pid}/fd"), key=int) == ["0", "1", "2"]
+        assert os.readlink(f"/proc/{worker.pid}/cwd") == "/"
         worker.stdin.close()  # no spawn spec: the worker's main fails to parse one and exits
         assert worker.wait(timeout=60) == 1
         assert b"JSONDecodeError" in worker.stderr.read()
