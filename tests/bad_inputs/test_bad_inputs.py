@@ -121,6 +121,17 @@ def test_parent_environment_is_not_readable(case):
     assert secret not in proc.stdout + proc.stderr
 
 
+def test_the_fork_server_is_out_of_a_submissions_reach(case):
+    """The server its worker was forked from (harness.worker.forkserver) can be neither signalled nor read: the run
+    fails with the submission's own error, and the server still forks the next worker."""
+    proc = case.run("--model", str(case.dir / "reaches_fork_server.py"), *FAST)
+    line = _assert_clean_failure(case, proc, "the fork server is out of reach")
+    print(line)
+    assert "reached" not in line
+    again = case.run("--model", str(case.dir / "reaches_fork_server.py"), *FAST)
+    _assert_clean_failure(case, again, "the fork server is out of reach")
+
+
 @pytest.mark.skipif(landlock_abi() is None, reason="this kernel has no Landlock: no file isolation to test")
 def test_parent_files_are_not_readable(case):
     case.submission("reads_parent_files", TARGET=str(case.path))
