@@ -32,15 +32,21 @@ def randn(
     return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)
 
 
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether a tensor of ``shape`` broadcasts to ``target`` (each trailing dimension 1 or equal), without
+    ``torch.broadcast_shapes``, whose first call imports sympy (0.3 s in every worker that scores a curve).
+
+    >>> _broadcasts_to((1, 28, 28), (4, 1, 28, 28)), _broadcasts_to((2, 1, 28, 28), (4, 1, 28, 28))
+    (True, False)
+    """
+    return len(shape) <= len(target) and all(s in (1, t) for s, t in zip(shape[::-1], target[::-1], strict=False))
+
+
 def resolve_baseline(baseline: str | Tensor, x: Tensor, generator: torch.Generator | None) -> Tensor:
     """Baseline images ``(N, C, H, W)``: "uniform" U[0,1) noise per element (from ``generator``), "black" zeros,
     "mean" each image's per-channel mean, or a tensor broadcastable to x."""
     if isinstance(baseline, Tensor):
-        try:
-            shape = torch.broadcast_shapes(baseline.shape, x.shape)
-        except RuntimeError:
-            shape = None
-        if shape != x.shape:
+        if not _broadcasts_to(tuple(baseline.shape), tuple(x.shape)):
             raise ValueError(
                 f"baseline tensor of shape {tuple(baseline.shape)} is not broadcastable to x {tuple(x.shape)}"
             )
