@@ -36,13 +36,14 @@ def open_channel(
     forbidden: tuple[Path, ...] = (),
     output=None,
     run_dirs: tuple[Path, ...] = (),
+    explains: bool = False,
 ):
     """The channel to a new worker that may read its private copy of the model's declared files (``model_files``:
     the name inside the copy -> the parent's copy, harness.pipeline.source.ModelFiles.files; the channel's
     ``model_root``) and the Python installation, never anything of ``forbidden`` (the data directories, the
     database, the archive: :func:`secret_paths`). ``output``: the run's harness.worker.channel.OutputCap, shared by
-    its workers; ``run_dirs``: the run's directories its supervisor removes should the harness die. A sandboxed
-    worker runs the parent's thread count (harness.core.threads)."""
+    its workers; ``run_dirs``: the run's directories its supervisor removes should the harness die; ``explains``: the
+    worker will compute attributions. A sandboxed worker runs the parent's thread count (harness.core.threads)."""
     from harness.core.threads import decide, thread_env
     from harness.worker.channel import InProcessChannel, SubprocessChannel
 
@@ -65,6 +66,7 @@ def open_channel(
         max_processes=limits.process_limit,
         output=output,
         run_dirs=list(run_dirs),
+        explains=explains,
         env=thread_env(decide()),  # the parent's thread count (harness.core.threads): every worker gets the same
     )
 

@@ -94,7 +94,14 @@ def evaluate(config: RunConfig, echo: Callable[[str], None] | None = None) -> Ru
     fresh = channel = None
     run_id = None
     try:
-        channel = open_channel(limits, files.files(), forbidden=secret, output=output, run_dirs=(files.root,))
+        channel = open_channel(
+            limits,
+            files.files(),
+            forbidden=secret,
+            output=output,
+            run_dirs=(files.root,),
+            explains=request.suite is not None,
+        )
         with timer("load"):
             load_budget = Budgets.of(limits.stall_timeout, limits.timeout).load
             worker = request.worker(source, channel.model_root)

@@ -177,9 +177,11 @@ class SubprocessChannel:
         max_processes: int | None = None,
         output: OutputCap | None = None,
         run_dirs: list[Path] | None = None,
+        explains: bool = False,
     ) -> None:
         """``env``: variables set in the worker's environment after it is scrubbed (its thread count:
-        harness.core.threads.thread_env)."""
+        harness.core.threads.thread_env); ``explains``: the worker will explain (a forked one's server imports the
+        attribution libraries before forking it: harness.worker.forkserver.PRELOAD)."""
         from harness.worker.sandbox import scrubbed_env
 
         sweep_stale_worker_dirs()
@@ -209,7 +211,8 @@ class SubprocessChannel:
         try:
             self.proc: subprocess.Popen[bytes] | forkserver.ForkedProcess | None = None
             if pid_namespace:  # a CPU worker: forked by the fork server (a CUDA worker starts fresh)
-                self.proc = forkserver.spawn(worker_argv(forkserver.__name__), worker_env, str(self.tmp))
+                argv = worker_argv(forkserver.__name__)
+                self.proc = forkserver.spawn(argv, worker_env, str(self.tmp), preload=explains)
             if self.proc is None:
                 self.proc = subprocess.Popen(
                     worker_argv(),

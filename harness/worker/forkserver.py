@@ -2,12 +2,13 @@
 
 A worker's start is mostly its interpreter importing torch (~2 s of CPU; a run starts two workers, a test session
 over a hundred). The fork server is an isolated interpreter (the worker's command line, the worker's scrubbed
-environment) that imports ``harness.worker.session`` (torch with it) and then only forks: each worker is a child
-that takes the pipes, working directory and environment the parent passes over a socket, starts a session of its
-own and runs ``python -I -m harness.worker``'s ``main`` exactly as a fresh interpreter would: the spawn spec on
-stdin, the supervisor, the sandbox, then the session. Nothing of a submission ever runs in the server: a worker
-loads its submission only after it has forked off and sandboxed itself, and the server holds no secret (its
-environment is the workers' scrubbed one; it never sees a spec, a request or the database).
+environment) that imports ``harness.worker.session`` (torch with it), before its first explaining worker what such a
+worker imports on first use (``PRELOAD``: captum with matplotlib, scipy's image filters; ~0.5 s), and only forks:
+each worker is a child that takes the pipes, working directory and environment the parent passes over a socket,
+starts a session of its own and runs ``python -I -m harness.worker``'s ``main`` exactly as a fresh interpreter
+would: the spawn spec on stdin, the supervisor, the sandbox, then the session. Nothing of a submission ever runs in
+the server: a worker loads its submission only after it has forked off and sandboxed itself, and the server holds no
+secret (its environment is the workers' scrubbed one; it never sees a spec, a request or the database).
 
 - **One server per harness process and environment** (:func:`spawn`); a process forked from the harness starts
   its own. It exits when the harness's end of its socket closes or the harness is no longer its parent (checked
@@ -21,18 +22,24 @@ environment is the workers' scrubbed one; it never sees a spec, a request or the
 
 The workers share the server's address-space layout and its hash seed; their random generators are seeded by the
 run (and Python's ``random`` reseeds itself in a forked child).
+
+One module: the harness's side (:class:`ForkServer`, :func:`spawn`) and the server's loop (:func:`serve`) speak one
+private message protocol and change together.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -42,6 +49,10 @@ OFF_VARIABLE = "ROBINT_FORKSERVER"
 READY_S = 300.0  # the server's own start (torch import), as a worker's (harness.worker.channel.START_S)
 _MAX_MESSAGE = 1 << 20
 _PER_WORKER = ("HOME", "TMPDIR", "USER", "LOGNAME")  # and every variable whose value is the worker's directory
+
+# imported lazily by the suite (metrics.attribution._captum, metrics.controls): by the server, once, before it forks
+# its first worker that will explain, instead of by every such worker
+PRELOAD: tuple[str, ...] = ("captum.attr", "scipy.ndimage")
 
 
 # --- the harness's side ------------------------------------------------------------------------------------------
@@ -120,13 +131,15 @@ class ForkServer:
     def pid(self) -> int:
         return self.proc.pid
 
-    def spawn(self, env: Mapping[str, str], cwd: str) -> ForkedProcess:
-        """A new worker whose stdin, stdout and stderr are pipes to this process, in its own session."""
+    def spawn(self, env: Mapping[str, str], cwd: str, *, preload: bool = False) -> ForkedProcess:
+        """A new worker whose stdin, stdout and stderr are pipes to this process, in its own session; ``preload``:
+        it will explain (the server imports ``PRELOAD`` first, once)."""
         stdin_r, stdin_w = os.pipe()
         stdout_r, stdout_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
         try:
-            reply = self._request({"op": "spawn", "env": dict(env), "cwd": cwd}, [stdin_r, stdout_w, stderr_w])
+            message = {"op": "spawn", "env": dict(env), "cwd": cwd, "preload": preload}
+            reply = self._request(message, [stdin_r, stdout_w, stderr_w])
         except BaseException:
             for fd in (stdin_w, stdout_r, stderr_r):
                 os.close(fd)
@@ -218,10 +231,11 @@ _failed: set[tuple[Any, ...]] = set()
 _servers_lock = threading.Lock()
 
 
-def spawn(argv: list[str], env: Mapping[str, str], cwd: str) -> ForkedProcess | None:
+def spawn(argv: list[str], env: Mapping[str, str], cwd: str, *, preload: bool = False) -> ForkedProcess | None:
     """A worker with environment ``env`` and working directory ``cwd``, forked by this process's server for that
     environment (started with ``argv``: the worker's isolated interpreter running this module), or None where
-    workers start fresh (``ROBINT_FORKSERVER=0``, or no server could start)."""
+    workers start fresh (``ROBINT_FORKSERVER=0``, or no server could start). ``preload``: the worker will explain
+    (its server imports ``PRELOAD`` before forking it, once; a worker that only attacks or classifies needs none)."""
     if os.environ.get(OFF_VARIABLE, "1") == "0" or not hasattr(socket, "send_fds"):
         return None
     base = {k: v for k, v in env.items() if k not in _PER_WORKER and v != cwd}
@@ -237,7 +251,7 @@ def spawn(argv: list[str], env: Mapping[str, str], cwd: str) -> ForkedProcess | 
                 _failed.add(key)
                 return None
     try:
-        return server.spawn(env, cwd)
+        return server.spawn(env, cwd, preload=preload)
     except OSError:
         return None
 
@@ -263,6 +277,19 @@ atexit.register(close_all)
 # --- the server ----------------------------------------------------------------------------------------------------
 
 
+def _preload() -> None:
+    """Import ``PRELOAD``. captum imports matplotlib's font manager, which reads or builds its font list in a cache
+    directory: a private one here (the server's environment names none), removed once the list is in memory."""
+    cache = tempfile.mkdtemp(prefix="robint-forkserver-")
+    os.environ["MPLCONFIGDIR"] = cache
+    try:
+        for name in PRELOAD:
+            importlib.import_module(name)
+    finally:
+        del os.environ["MPLCONFIGDIR"]
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def serve(fd: int, parent: int) -> None:
     """The server's loop (module docstring): fork a worker per ``spawn``, signal one per ``signal``, and report
     every exit, until the harness's end of the socket ``fd`` closes."""
@@ -284,6 +311,7 @@ def serve(fd: int, parent: int) -> None:
     sys.stderr.flush()
     sock.send(json.dumps({"op": "ready"}).encode())
     live: set[int] = set()
+    preloaded = False
     while True:
         ready, _, _ = select.select([sock, wake_r], [], [], 1.0)
         if os.getppid() != parent:
@@ -305,6 +333,9 @@ def serve(fd: int, parent: int) -> None:
                 os._exit(0)  # the harness is gone: the workers' supervisors follow this process
             message = json.loads(data)
             if message["op"] == "spawn":
+                if message.get("preload") and not preloaded:
+                    _preload()
+                    preloaded = True
                 reply = _fork(message, fds, sock, (wake_r, wake_w))
                 if "pid" in reply:
                     live.add(reply["pid"])
@@ -358,8 +389,6 @@ def _become_worker(message: dict[str, Any], fds: list[int]) -> None:
         os.chdir(message["cwd"])
         os.environ.clear()
         os.environ.update(message["env"])
-        import tempfile
-
         tempfile.tempdir = None  # TMPDIR is read again
         from harness.worker.__main__ import main
 
