@@ -75,7 +75,7 @@ def robust_model():
 # commands whose parent runs in this process (their workers are processes of their own, sandboxed as always); a
 # test of the parent process itself (killed, limited, its environment) passes env or subprocess_only
 IN_PROCESS = frozenset(
-    {"run", "check", "zoo", "results", "runs", "export", "import", "import-robustbench", "leaderboard", "list"}
+    {"run", "check", "zoo", "sweep", "results", "runs", "export", "import", "import-robustbench", "leaderboard", "list"}
 )
 
 
@@ -84,7 +84,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess:
     """Run ``robint-bench``; returns the completed process (never raises on failure). The ``IN_PROCESS`` commands
     run through the same entry point in this process (a run's workers are still processes of their own), unless
-    ``env`` or ``subprocess_only`` is given; the others (``sweep`` starts whole commands, ``train``)
+    ``env`` or ``subprocess_only`` is given (``sweep``'s jobs are processes of their own); the others (``train``)
     in a subprocess."""
     if args and args[0] in IN_PROCESS and env is None and not subprocess_only:
         return in_process(*args, cwd=cwd)

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 import torch
 
 from harness.core.memory import fit_attack, is_out_of_memory, largest_batch
-from tests.conftest import ROOT
+from tests.conftest import run_cli
 from tests.harness.store.postgres import rows
 
 LIMIT = 16
@@ -73,9 +72,8 @@ def _submission(directory, name: str, limit: float) -> str:
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "run", *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+    """``robint-bench run ARGS``, the parent in this process (its workers sandboxed as always)."""
+    return run_cli("run", *args)
 
 
 @pytest.mark.slow

@@ -18,15 +18,15 @@ from tests.conftest import ROOT, SUBMISSIONS, run_cli
 from tests.harness.store.postgres import count, new_database, rows, server
 
 MODEL = str(SUBMISSIONS / "fmnist_pgd_linf.py")
-# 4 chunks of 4; saliency and integrated gradients (randomised: uniform baselines) plus the five controls and the
+# 4 chunks of 2; saliency and integrated gradients (randomised: uniform baselines) plus the five controls and the
 # bounds: four explain units per rank
 CONFIG = [
     "--model",
     MODEL,
     "--n-examples",
-    "16",
+    "8",
     "--batch-size",
-    "4",
+    "2",
     "--attack",
     "apgd-ce",
     "--methods",
@@ -67,9 +67,9 @@ def test_two_ranks_store_the_rows_of_a_single_process_run(single_process, tmp_pa
     examples, scores = rows(url)
     assert (examples, scores) == single_process
     # 2 methods x 2 metrics + 5 controls x 2 headline metrics + ABPC's floor and ceiling
-    assert len(examples) == 16 and len(scores) == 16
+    assert len(examples) == 8 and len(scores) == 16
     listing = run_cli("runs", "--db", url).stdout
-    assert " complete " in listing and "examples 16/16" in listing
+    assert " complete " in listing and "examples 8/8" in listing
     assert count(url, "SELECT COUNT(*) FROM artifacts") == 0
 
 
@@ -104,7 +104,7 @@ def test_a_killed_rank_loses_only_its_chunk_and_the_same_command_completes_the_r
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     deadline = time.monotonic() + 600
-    while count(url, "SELECT COUNT(*) FROM examples") < 4 and time.monotonic() < deadline:
+    while count(url, "SELECT COUNT(*) FROM examples") < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     ranks = _rank_pids(agent.pid)
     assert set(ranks) == {0, 1}
@@ -116,7 +116,7 @@ def test_a_killed_rank_loses_only_its_chunk_and_the_same_command_completes_the_r
             os.killpg(agent.pid, signal.SIGKILL)
     assert agent.returncode != 0
     committed = count(url, "SELECT COUNT(*) FROM examples")
-    assert 4 <= committed < 16 and committed % 4 == 0  # whole chunks only, and not the whole run
+    assert 2 <= committed < 8 and committed % 2 == 0  # whole chunks only, and not the whole run
     assert " interrupted " in run_cli("runs", "--db", url).stdout
 
     resumed = _run(args)
