@@ -37,7 +37,7 @@ class Sheet:
     """A grid of image panels on one axes that covers the figure, in inches from its top-left corner: each panel an
     image artist, its title and its row's label texts. One axes for the whole grid, not one per panel (an axes
     builds its ticks and joins the layout even when hidden, and the layout is fixed here, not solved): an 8 x 10
-    attribution grid draws in a fifth of the time, an adversarial grid in a quarter, the same picture.
+    attribution grid draws in a fifth of the time, an adversarial grid in a quarter, with the same panels and texts.
 
     ``rows`` x ``cols`` panels of ``_PANEL`` inches, ``title_lines`` lines of 8-point title above every panel of
     every row (``top_titles``: above the first row only), ``head_lines`` lines of heading above all, ``label``:
