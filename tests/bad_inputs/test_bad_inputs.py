@@ -124,12 +124,17 @@ def test_parent_environment_is_not_readable(case):
 def test_the_fork_server_is_out_of_a_submissions_reach(case):
     """The server its worker was forked from (harness.worker.forkserver) can be neither signalled nor read: the run
     fails with the submission's own error, and the server still forks the next worker."""
+    from harness.worker import forkserver
+
     proc = case.run("--model", str(case.dir / "reaches_fork_server.py"), *FAST)
     line = _assert_clean_failure(case, proc, "the fork server is out of reach")
     print(line)
     assert "reached" not in line
+    servers = forkserver.server_pids()
+    assert servers  # the worker was forked by a server of this process, which is still alive
     again = case.run("--model", str(case.dir / "reaches_fork_server.py"), *FAST)
     _assert_clean_failure(case, again, "the fork server is out of reach")
+    assert set(servers) <= set(forkserver.server_pids())  # the same servers, not replacements of killed ones
 
 
 @pytest.mark.skipif(landlock_abi() is None, reason="this kernel has no Landlock: no file isolation to test")
