@@ -39,7 +39,7 @@ data:
 # fresh runs. On a CPU: the archived n=1000 evaluations are imported for the leaderboard, and a short fresh demo
 # (first N test images, AutoAttack DEMO_ATTACK, the quick preset) is computed and listed next to them.
 run: setup data
-	if compgen -G "results/archive/*.json" >/dev/null; then $(BIN)/robint-bench import results/archive --db $(DB); fi
+	if compgen -G "results/archive/*.json*" >/dev/null; then $(BIN)/robint-bench import results/archive --db $(DB); fi
 	if [ -n "$(FULL)" ] || $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 	  echo "full evaluation: every shipped model on the first 1000 test images, AutoAttack standard"; \
 	  for m in $(MODELS); do $(BIN)/robint-bench run --model $$m --n-examples 1000 --db $(DB); done; \

@@ -8,8 +8,9 @@
 #   quantus  bench/metrics_vs_quantus.py --device cuda (last line: min speedup: S max abs diff: D)
 #   profile  bench/profile_run.py: one n=1000 evaluation's stage times, GPU utilisation, the explain stage's profile
 #   variants the floor bench's attack again in channels-last and with cuDNN benchmarking (appended to floor.log)
-#   zoo      robint-bench zoo --eval-only --attack standard --device cuda on the zoo rows whose spec attack is not
-#            already standard, with the time left; their archive files and database in zoo.tar.gz
+#   zoo      robint-bench zoo --eval-only --attack standard --device cuda on the trained zoo models the archive holds
+#            no AutoAttack-standard run of (harness.pipeline.zoo.unevaluated), with the time left; their archive files
+#            and database in zoo.tar.gz
 #
 #   bash bench/gpu_session.sh prepare        here, where pip works: .gpu/whl (Python 3.12 wheels of what the device
 #                                            image lacks) and .gpu/data (Fashion-MNIST); prints what will travel
@@ -20,6 +21,7 @@
 # Environment: BUDGET_S (seconds for the whole command, default 560: under the device's 600 s per command; each step
 # gets min(its cap, what is left)), STEPS (default "tests floor quantus profile variants zoo"), TINY (1: tiny sizes on the CPU),
 # ZOO_MIN_S (default 300: about one zoo model's n=1000 evaluation on a GPU; the zoo step is skipped with less left),
+# FMNIST_DIR (Fashion-MNIST's .gz files, default Debian's; absent there: .gpu/data is unpacked into ./data),
 # PYTHON (default python3), OUT (default $TMPDIR/robint-gpu-session, outside the tree that travels; the device sets it).
 set -uo pipefail
 
@@ -31,7 +33,7 @@ SITE=/tmp/robint-site
 # opencv-python is not among them: the image's opencv-python-headless provides cv2
 WHEELS="captum pyautoattack robustbench geotorch gdown beautifulsoup4 soupsieve quantus cachetools shap slicer sqlalchemy
 submitit"
-FMNIST=/usr/share/datasets/fashion-mnist
+FMNIST=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}  # Debian's dataset-fashion-mnist
 
 prepare() {
     local py=${PYTHON:-$ROOT/.venv/bin/python} pins
@@ -59,14 +61,19 @@ with zipfile.ZipFile(path) as src, zipfile.ZipFile(slim, "w", zipfile.ZIP_DEFLAT
         dst.writestr(info, data)
 slim.replace(path)
 EOF
+    # Fashion-MNIST as xz (26 MiB instead of gzip's 30: the tree, the wheels and the data must fit in 64 MiB)
+    rm -f .gpu/data/*
     for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
         if [ -f "$FMNIST/$f.gz" ]; then
-            cp "$FMNIST/$f.gz" .gpu/data/
+            gzip -dc "$FMNIST/$f.gz"
         elif [ -f "data/$f.gz" ]; then
-            cp "data/$f.gz" .gpu/data/
+            gzip -dc "data/$f.gz"
+        elif [ -f "data/FashionMNIST/raw/$f" ]; then
+            cat "data/FashionMNIST/raw/$f"
         else
-            gzip -c "data/FashionMNIST/raw/$f" >".gpu/data/$f.gz" || { echo "error: Fashion-MNIST $f not found"; exit 2; }
-        fi
+            echo "error: Fashion-MNIST $f not found" >&2
+            exit 2
+        fi | xz -9e -T1 >".gpu/data/$f.xz" || exit 2
     done
     local tree carry
     tree=$( { git ls-files -z; git ls-files -z --others --exclude-standard; } | xargs -0 du -cb 2>/dev/null |
@@ -95,8 +102,14 @@ say() { echo "$*" | tee -a "$SUMMARY"; }
 left() { echo $((BUDGET_S - ($(date +%s) - START))); }
 
 setup() {
-    if [ ! -f "$FMNIST/t10k-images-idx3-ubyte.gz" ] && [ -d .gpu/data ]; then
-        mkdir -p data && cp -n .gpu/data/*.gz data/  # ./data: where the CLI, the tests and the benches look
+    if [ ! -f "$FMNIST/t10k-images-idx3-ubyte.gz" ] && compgen -G ".gpu/data/*.xz" >/dev/null; then
+        # ./data: where the CLI, the tests and the benches look (the loader checks each file's sha256)
+        mkdir -p data/FashionMNIST/raw
+        "$PY" -c 'import lzma, pathlib, sys
+for f in map(pathlib.Path, sys.argv[1:]):
+    out = pathlib.Path("data/FashionMNIST/raw", f.stem)
+    if not out.is_file():
+        out.write_bytes(lzma.decompress(f.read_bytes()))' .gpu/data/*.xz || { say "error: unpacking .gpu/data failed"; exit 2; }
     fi
     if [ -f "$SITE/.installed" ]; then
         export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
@@ -213,11 +226,12 @@ if has zoo; then
     rm -f "$OUT/zoo.log" "$OUT/zoo.tar.gz"
     ZOO_WORK=$(mktemp -d /tmp/robint-zoo.XXXXXX)
     mkdir -p "$ZOO_WORK/archive"
-    # the zoo rows whose spec attack is not standard yet (the shipped models' own settings already are), trained
+    # the trained zoo models whose archive (results/archive, in the tree) has no run under the spec's settings
+    # (AutoAttack standard, n=1000) yet: those evaluated on the CPU since are not evaluated again
     models=$("$PY" -c '
+from harness.pipeline.zoo import unevaluated
 from harness.train.zoo import load_spec
-spec = load_spec("submissions/zoo/zoo.json")
-print(",".join(e.name for e in spec.select() if e.trained() and e.evaluate.get("attack", spec.evaluate.get("attack")) != "standard"))')
+print(",".join(unevaluated(load_spec("submissions/zoo/zoo.json"), overrides={"attack": "standard"})))')
     if [ -z "$models" ]; then
         say "zoo: no trained zoo model is left to evaluate with AutoAttack standard"
     elif [ "$TINY" != 1 ] && (($(left) < ZOO_MIN_S)); then

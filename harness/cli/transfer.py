@@ -20,14 +20,15 @@ from harness.report.escape import terminal
     type=click.Choice(["archive", "robustbench"]),
     default="archive",
     show_default=True,
-    help="archive: lossless JSON that `import` reads back; robustbench: a RobustBench model_info file.",
+    help="archive: lossless JSON that `import` reads back (gzip-compressed, unless --out names a .json file); "
+    "robustbench: a RobustBench model_info file.",
 )
 @DB_OPTION
 @click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Directory (or .json file); default results/archive or results/robustbench.",
+    help="Directory (or .json file, or for an archive .json.gz); default results/archive or results/robustbench.",
 )
 @click.option(
     "--field",
@@ -102,7 +103,7 @@ def import_robustbench(paths: tuple[Path, ...], db: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @DB_OPTION
 def import_(paths: tuple[Path, ...], db: str) -> None:
-    """Import archived runs (files, or directories of *.json) into the database; known run ids are skipped.
+    """Import archived runs (files, or directories of *.json.gz and *.json) into the database; known run ids skipped.
 
     Each file is verified (types, ranges, names, its accuracies against its per-example rows) and imported on its
     own: a bad file is one error line naming it (exit status 2), the others land. The figures of imported runs,

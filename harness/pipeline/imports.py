@@ -34,10 +34,17 @@ from harness.core.errors import HarnessError
 from harness.core.threat import parse_eps, parse_threat_model
 from harness.data import get_dataset
 from harness.pipeline.metadata import metadata
-from harness.store.archive import ARCHIVE_FORMAT, EXAMPLE_COLUMNS, import_archive_record
+from harness.store.archive import (
+    ARCHIVE_FORMAT,
+    EXAMPLE_COLUMNS,
+    MAX_ARCHIVE_BYTES,
+    archive_files,
+    import_archive_record,
+    read_archive,
+)
 from harness.store.verify import rows_problems
 
-MAX_FILE_BYTES = 256 << 20  # an archived run of 10,000 examples with every score is a few MB
+MAX_FILE_BYTES = MAX_ARCHIVE_BYTES  # of the file, and of its JSON once decompressed
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _METRIC = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,99}")
@@ -56,9 +63,9 @@ class ImportReport:
 
 
 def import_archives(sessions: sessionmaker[Session], paths: Iterable[Path]) -> ImportReport:
-    """Import archive files (or directories of ``*.json``), each verified (:func:`verified_record`) and stored in
-    its own transactions; a bad file is one error naming it, and the others are still imported."""
-    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.json")))
+    """Import archive files (or directories of ``*.json.gz`` and ``*.json``), each verified (:func:`verified_record`)
+    and stored in its own transactions; a bad file is one error naming it, and the others are still imported."""
+    files = archive_files(paths)
     report = ImportReport(files=len(files))
     for path in files:
         try:
@@ -79,13 +86,17 @@ def verified_record(path: Path) -> dict[str, Any]:
         HarnessError: naming the first problem (the caller names the file).
     """
     try:
-        raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
+        raw, text = read_archive(path, MAX_FILE_BYTES)
     except OSError as exc:
         raise HarnessError(f"it cannot be read ({exc.strerror or exc})", _FIX) from None
+    except ValueError as exc:
+        raise HarnessError(str(exc), _FIX) from None
     if len(raw) > MAX_FILE_BYTES:
         raise HarnessError(f"it is larger than {MAX_FILE_BYTES >> 20} MiB", _FIX)
+    if len(text) > MAX_FILE_BYTES:
+        raise HarnessError(f"it decompresses to more than {MAX_FILE_BYTES >> 20} MiB", _FIX)
     try:
-        record = schema.load_json(raw)
+        record = schema.load_json(text)
         _check(record)
     except schema.SchemaError as exc:
         raise HarnessError(str(exc), _FIX) from None

@@ -1,5 +1,5 @@
 """Evaluating the model zoo: every model of a spec through :func:`harness.pipeline.evaluate.evaluate`, each completed
-run exported to the archive (``results/archive/<model>-<run id>.json``) so that a fresh clone's leaderboard shows it.
+run exported to the archive (``results/archive/<model>-<run id>.json.gz``) so that a fresh clone's leaderboard shows it.
 
 Resumable by construction: the archive is imported first, so an archived run is an identical completed run that
 ``evaluate`` reuses (adding only the scores it lacks), an interrupted run resumes, and an archive file is written
@@ -20,7 +20,7 @@ from harness.core.config import DEFAULT_DB, RunConfig
 from harness.core.errors import HarnessError
 from harness.pipeline.evaluate import evaluate
 from harness.pipeline.imports import import_archives
-from harness.store.archive import archive_record, export_run
+from harness.store.archive import ARCHIVE_SUFFIXES, archive_files, archive_record, export_run, read_archive
 from harness.train.zoo import ZooSpec
 
 DEFAULT_ARCHIVE = Path("results/archive")
@@ -89,6 +89,43 @@ def evaluate_zoo(
     return results
 
 
+def unevaluated(
+    spec: ZooSpec, archive_dir: Path = DEFAULT_ARCHIVE, overrides: dict[str, Any] | None = None
+) -> list[str]:
+    """The spec's trained models that ``archive_dir`` holds no completed run of, under their evaluation settings
+    (the spec's, ``overrides``, the model's own; attack, n and seed default as ``run``'s, threat model and eps as the
+    submission's METADATA: any) and of their current files (the submission's and weights' sha256): the models
+    ``zoo --eval-only`` would evaluate, not reuse. A quick reading of the archive's records (no database, nothing
+    verified: ``import`` verifies), in spec order."""
+    from dataclasses import fields
+
+    from harness.core.weights import sha256_file
+
+    defaults = {f.name: f.default for f in fields(RunConfig) if f.name in ("attack", "n_examples", "seed")}
+    runs: dict[tuple[str, str, str | None], list[dict[str, Any]]] = {}
+    for path in archive_files([Path(archive_dir)]):
+        try:
+            record = json.loads(read_archive(path)[1])
+            model, run = record["model"], record["run"]
+            if run["status"] == store.COMPLETE:
+                runs.setdefault((model["name"], model["file_sha256"], model["weights_sha256"]), []).append(run)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    left = []
+    for entry in spec.entries:
+        if not entry.trained():
+            continue
+        settings = {**defaults, **spec.evaluate, **(overrides or {}), **entry.evaluate}
+        wanted = {k: settings[k] for k in ("attack", "n_examples", "seed", "threat_model") if k in settings}
+        if "eps" in settings:
+            wanted["eps_text"] = str(settings["eps"])
+        weights = sha256_file(entry.weights) if entry.weights.is_file() else None
+        stored = runs.get((entry.name, sha256_file(entry.submission), weights), [])
+        if not any(all(run.get(k) == v for k, v in wanted.items()) for run in stored):
+            left.append(entry.name)
+    return left
+
+
 def _evaluate_one(sessions, spec: ZooSpec, name: str, overrides, archive_dir, **common: Any) -> ZooRun:
     start = time.perf_counter()
     try:
@@ -116,13 +153,14 @@ def _evaluate_one(sessions, spec: ZooSpec, name: str, overrides, archive_dir, **
 def archive(sessions, run_id: str, archive_dir: Path) -> tuple[Path, bool]:
     """Export a completed run to ``archive_dir`` unless an identical archive file of it is there already (a file of
     the same run that differs, e.g. one that lacks scores added since, is replaced). Returns (path, written)."""
-    existing = sorted(Path(archive_dir).glob(f"*-{run_id}.json"))
+    names = tuple(f"-{run_id}{suffix}" for suffix in ARCHIVE_SUFFIXES)
+    existing = [f for f in archive_files([Path(archive_dir)]) if f.name.endswith(names)]
     with store.transaction(sessions) as s:
         if existing:
             current = json.loads(json.dumps(archive_record(store.get_run(s, run_id))))
             try:
-                same = json.loads(existing[0].read_text()) == current
-            except (OSError, json.JSONDecodeError):
+                same = json.loads(read_archive(existing[0])[1]) == current
+            except (OSError, ValueError):  # json.JSONDecodeError is a ValueError
                 same = False
             if same:
                 return existing[0], False

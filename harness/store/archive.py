@@ -1,13 +1,20 @@
 """Runs as plain dicts: the lossless archive format that rebuilds a database (``export``/``import``); the per-run
 metric summary it shares with ``results --json`` and the RobustBench export is harness/store/summary.py.
 
+An archive file is the record as indented JSON, gzip-compressed when its name ends in ``.json.gz`` (the default: a
+fifth of the size; written byte-identically each time, no name or time in its header); ``.json`` files are read and
+written as plain text.
+
 Keep the shapes stable: scripts and CI read them. Extend, never rename.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import re
+import zlib
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +26,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from harness import store
 from harness.core.errors import HarnessError
-from harness.store.files import write_text_atomic
+from harness.store.files import write_bytes_atomic, write_text_atomic
 from harness.store.queries import get_run
 from harness.store.schema import COMPLETE
 from harness.store.summary import iso
 
 ARCHIVE_FORMAT = "robint-bench-run/1"
+ARCHIVE_SUFFIXES = (".json.gz", ".json")  # the names an archive file may have (the first: what export writes)
+MAX_ARCHIVE_BYTES = 256 << 20  # of a record's JSON; an archived run of 10,000 examples with every score is a few MB
 EXAMPLE_COLUMNS = ("idx", "label", "clean_pred", "adv_pred", "clean_correct", "robust_correct", "perturbation")
 _RUN_COLUMNS = (
     "id",
@@ -134,10 +143,11 @@ def export_run(
     fields: dict[str, Any] | None = None,
     force: bool = False,
 ) -> Path:
-    """Write a completed run as an archive record (``fmt="archive"``, default ``results/archive/<model>-<id>.json``)
-    or a RobustBench model_info file (``fmt="robustbench"``, default ``results/robustbench/<dataset>/<threat>/``;
+    """Write a completed run as an archive record (``fmt="archive"``, default
+    ``results/archive/<model>-<id>.json.gz``; ``out`` a directory, or a ``.json.gz`` or plain ``.json`` path) or a
+    RobustBench model_info file (``fmt="robustbench"``, default ``results/robustbench/<dataset>/<threat>/``;
     ``fields`` supply or override METADATA facts it needs) with robint-bench's own scores in a sidecar beside it
-    (``robint-bench/<same name>``); ``out`` is a directory or a ``.json`` path. Returns the main file's path.
+    (``robint-bench/<same name>``; ``out`` a directory or a ``.json`` path). Returns the main file's path.
 
     Names taken from the run (model name, data set, threat model, run id) are sanitised (:func:`safe_name`), so the
     file lands inside ``out`` whatever the run stored (``../../baseline`` as a model name included); an existing file
@@ -149,7 +159,7 @@ def export_run(
         raise HarnessError(f"run {run.id} is {run.status}, not complete", "export completed runs only")
     if fmt == "archive":
         record, root = archive_record(run), out or Path("results/archive")
-        path = root if root.suffix == ".json" else root / safe_name(f"{run.model.name}-{run.id}.json")
+        path = root if is_archive_name(root) else root / safe_name(f"{run.model.name}-{run.id}{ARCHIVE_SUFFIXES[0]}")
     else:
         record, root = model_info(run, fields), out or Path("results/robustbench")
         path = root if root.suffix == ".json" else export_path(root, run)
@@ -165,7 +175,48 @@ def export_run(
             raise HarnessError(f"{p} exists and was left as it is", "pass --force to overwrite it, or another --out")
     if fmt != "archive":
         write_text_atomic(paths[1], json.dumps(sidecar(run), indent=1) + "\n")
-    return write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+        return write_text_atomic(path, json.dumps(record, indent=1) + "\n")
+    return write_archive(path, record)
+
+
+def is_archive_name(path: Path) -> bool:
+    """Whether ``path`` names an archive file (``*.json.gz`` or ``*.json``)."""
+    return path.name.endswith(ARCHIVE_SUFFIXES)
+
+
+def archive_files(paths: Iterable[Path]) -> list[Path]:
+    """The archive files of ``paths`` (files as given, directories' ``*.json.gz`` and ``*.json``), sorted."""
+    return sorted(
+        f for p in paths for f in ([p] if p.is_file() else (g for x in ARCHIVE_SUFFIXES for g in p.glob(f"*{x}")))
+    )
+
+
+def write_archive(path: Path, record: dict[str, Any]) -> Path:
+    """Write ``record`` to ``path`` atomically: indented JSON, gzip-compressed (level 9, no name, time 0: the same
+    record gives the same bytes) when the name ends in ``.gz``."""
+    text = json.dumps(record, indent=1) + "\n"
+    if not path.name.endswith(".gz"):
+        return write_text_atomic(path, text)
+    return write_bytes_atomic(path, gzip.compress(text.encode(), compresslevel=9, mtime=0))
+
+
+def read_archive(path: Path, limit: int = MAX_ARCHIVE_BYTES) -> tuple[bytes, bytes]:
+    """The file's bytes as stored, and its JSON's bytes (decompressed when the name ends in ``.gz``), each cut at
+    ``limit + 1`` bytes (a longer one is the caller's to refuse: a small file may decompress to gigabytes).
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: a ``.gz`` file that is not a complete gzip stream.
+    """
+    with open(path, "rb") as f:
+        raw = f.read(limit + 1)
+    if not path.name.endswith(".gz"):
+        return raw, raw
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb") as g:
+            return raw, g.read(limit + 1)
+    except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
+        raise ValueError("it is not a complete gzip file") from None
 
 
 def safe_name(text: str) -> str:
@@ -180,17 +231,16 @@ def safe_name(text: str) -> str:
 
 
 def copy_archived_figures(paths: Iterable[Path], runs_root: Path) -> int:
-    """Copy the figures of the archived runs in ``paths`` (files, or directories of ``*.json``) into ``runs_root``
+    """Copy the figures of the archived runs in ``paths`` (files, or directories of archive files) into ``runs_root``
     (``runs/`` beside the database they were imported into), from ``runs/<run id>/`` beside the archive's directory
     (``results/archive`` and ``results/runs``): figures belong to the database that holds the run. Returns how many
     runs' figures were copied (those already there, or without figures beside the archive, are left)."""
     import shutil
 
-    files = sorted(f for p in paths for f in ([p] if p.is_file() else p.glob("*.json")))
     copied = 0
-    for f in files:
+    for f in archive_files(paths):
         try:
-            run_id = str(json.loads(f.read_text())["run"]["id"])
+            run_id = str(json.loads(read_archive(f)[1])["run"]["id"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", run_id):

@@ -263,11 +263,12 @@ def test_malformed_stored_rows_do_not_break_the_leaderboard(case, tmp_path):
 def test_export_stays_inside_out_and_never_overwrites(case, tmp_path):
     _insert_run(case.path, "cccccccccccc", "../../baseline", {})
     out = tmp_path / "deep" / "out"
-    baseline = tmp_path / "baseline-cccccccccccc.json"
+    baseline = tmp_path / "baseline-cccccccccccc.json.gz"
     export = ("export", "--run", "cccccccccccc", "--db", f"sqlite:///{case.path}", "--out", str(out))
     first = case.cli(*export)
     assert first.returncode == 0, first.stderr
-    written = [p for p in tmp_path.rglob("*.json")]
+    written = [p for p in tmp_path.rglob("*.json*")]
+    assert len(written) == 1 and written[0].name.endswith(".json.gz")
     assert len(written) == 1 and out in written[0].parents and not baseline.exists()
     before = written[0].read_bytes()
     again = case.cli(*export)

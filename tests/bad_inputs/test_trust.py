@@ -17,11 +17,13 @@ import os
 import shutil
 import sqlite3
 import uuid
+import zlib
 from pathlib import Path
 
 import pytest
 import torch
 
+from harness.store.archive import MAX_ARCHIVE_BYTES, read_archive
 from tests.bad_inputs.conftest import (
     FAST,
     assert_clean_failure,
@@ -128,15 +130,15 @@ def test_6_forged_archives_are_refused_and_a_forged_row_is_never_reused(case, tm
     run_id = _stored(case.path)["id"]
     exported = case.cli("export", "--run", run_id, "--db", f"sqlite:///{case.path}", "--out", str(tmp_path / "x"))
     assert exported.returncode == 0, exported.stderr
-    record = json.loads(next((tmp_path / "x").glob("*.json")).read_text())
+    record = json.loads(read_archive(next((tmp_path / "x").glob("*.json.gz")))[1])
     archive = tmp_path / "archive"
     archive.mkdir()
     (archive / "a_forged.json").write_text(json.dumps({**record, "run": {**record["run"], "robust_acc": 0.95}}))
-    lookalike = json.loads((ARCHIVE / "fmnist_trades_linf-02fce4e2265f.json").read_text())
+    lookalike = json.loads(read_archive(ARCHIVE / "fmnist_trades_linf-02fce4e2265f.json.gz")[1])
     lookalike["model"]["name"] = lookalike["model"]["info"]["name"] = "fmnist_trades_l\u0456nf"  # a Cyrillic i
     lookalike["run"]["robust_acc"] = 0.99
     (archive / "b_lookalike.json").write_text(json.dumps(lookalike))
-    shutil.copy(ARCHIVE / "fmnist_pgd_linf-7b056f54c9ff.json", archive / "c_good.json")
+    shutil.copy(ARCHIVE / "fmnist_pgd_linf-7b056f54c9ff.json.gz", archive / "c_good.json.gz")
     imported = case.cli("import", str(archive), "--db", f"sqlite:///{tmp_path / 'fresh.db'}")
     lines = imported.stderr.strip().splitlines()
     assert imported.returncode == 2 and len(lines) == 2, imported.stderr
@@ -151,12 +153,33 @@ def test_6_forged_archives_are_refused_and_a_forged_row_is_never_reused(case, tm
     _unchanged(case)
 
 
+def test_6_a_compressed_archive_cannot_fill_the_memory_and_a_broken_one_is_one_error(case, tmp_path):
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    bomb = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip stream
+    with open(archive / "a_bomb.json.gz", "wb") as f:  # 257 KiB that decompress to 257 MiB of spaces
+        for _ in range((MAX_ARCHIVE_BYTES >> 20) + 1):
+            f.write(bomb.compress(b" " * (1 << 20)))
+        f.write(bomb.flush())
+    good = ARCHIVE / "fmnist_pgd_linf-7b056f54c9ff.json.gz"
+    (archive / "b_truncated.json.gz").write_bytes(good.read_bytes()[:-100])
+    (archive / "c_not_gzip.json.gz").write_bytes(read_archive(good)[1])
+    shutil.copy(good, archive / "d_good.json.gz")
+    imported = case.cli("import", str(archive), "--db", f"sqlite:///{tmp_path / 'fresh.db'}")
+    lines = imported.stderr.strip().splitlines()
+    assert imported.returncode == 2 and len(lines) == 3, imported.stderr
+    assert "a_bomb.json.gz was not imported: it decompresses to more than 256 MiB" in lines[0]
+    assert "b_truncated.json.gz was not imported: it is not a complete gzip file" in lines[1]
+    assert "c_not_gzip.json.gz was not imported: it is not a complete gzip file" in lines[2]
+    assert "imported 1 new run(s) from 4 file(s)" in imported.stdout
+
+
 # 7. name impersonation ---------------------------------------------------------------------------------------------
 
 
 def test_7_a_name_another_model_holds_is_refused_and_never_replaces_its_row(case, tmp_path):
     db = f"sqlite:///{case.path}"
-    assert case.cli("import", str(ARCHIVE / "fmnist_pgd_linf-7b056f54c9ff.json"), "--db", db).returncode == 0
+    assert case.cli("import", str(ARCHIVE / "fmnist_pgd_linf-7b056f54c9ff.json.gz"), "--db", db).returncode == 0
     case.before, case.completed_before = rows(case.path), completed(case.path)  # the imported run is the baseline
     before = rows_of(case.path)
     metadata = {"name": "fmnist_pgd_linf", "dataset": "fashion-mnist", "architecture": "linear"}
@@ -218,7 +241,7 @@ def test_10_the_worker_gets_no_secret_of_the_environment_or_the_database(case, t
 
 
 def test_11_malformed_rows_are_refused_at_import_and_left_off_the_board(case, tmp_path):
-    standard = json.loads((ARCHIVE / "fmnist_standard-8db3ece56b19.json").read_text())
+    standard = json.loads(read_archive(ARCHIVE / "fmnist_standard-8db3ece56b19.json.gz")[1])
     archive = tmp_path / "archive"
     archive.mkdir()
     (archive / "nan.json").write_text(json.dumps({**standard, "run": {**standard["run"], "robust_acc": float("nan")}}))

@@ -13,10 +13,11 @@ import pytest
 from harness import store
 from harness.core.errors import HarnessError
 from harness.pipeline.imports import import_archives, verified_record
+from harness.store.archive import read_archive
 from tests.conftest import ROOT
 
 ARCHIVE = ROOT / "results" / "archive"
-STANDARD = ARCHIVE / "fmnist_standard-8db3ece56b19.json"
+STANDARD = ARCHIVE / "fmnist_standard-8db3ece56b19.json.gz"
 
 
 def _write(path: Path, record: dict) -> Path:
@@ -25,7 +26,7 @@ def _write(path: Path, record: dict) -> Path:
 
 
 def _forged(change) -> dict:
-    record = json.loads(STANDARD.read_text())
+    record = json.loads(read_archive(STANDARD)[1])
     change(record)
     return record
 
@@ -34,7 +35,7 @@ def test_the_shipped_archive_verifies_and_is_marked_as_imported():
     record = verified_record(STANDARD)
     assert record["run"]["details"]["imported"]["file"] == STANDARD.name
     assert len(record["run"]["details"]["imported"]["sha256"]) == 64
-    assert record["run"]["robust_acc"] == json.loads(STANDARD.read_text())["run"]["robust_acc"]
+    assert record["run"]["robust_acc"] == json.loads(read_archive(STANDARD)[1])["run"]["robust_acc"]
 
 
 def _set(path: str, value):
@@ -78,10 +79,12 @@ def test_malformed_json_is_one_error_and_the_other_files_still_import(tmp_path):
     archive = tmp_path / "archive"
     archive.mkdir()
     (archive / "a_deep.json").write_text("[" * 100_000 + "]" * 100_000)
-    (archive / "b_nan.json").write_text(STANDARD.read_text().replace('"robust_acc": 0.0', '"robust_acc": NaN', 1))
+    (archive / "b_nan.json").write_text(
+        read_archive(STANDARD)[1].decode().replace('"robust_acc": 0.0', '"robust_acc": NaN', 1)
+    )
     _write(archive / "c_forged.json", _forged(_set("run.robust_acc", 0.95)))
-    shutil.copy(ARCHIVE / "fmnist_pgd_linf-7b056f54c9ff.json", archive / "d_good.json")
-    shutil.copy(STANDARD, archive / "0_good.json")
+    shutil.copy(ARCHIVE / "fmnist_pgd_linf-7b056f54c9ff.json.gz", archive / "d_good.json.gz")
+    shutil.copy(STANDARD, archive / "0_good.json.gz")
     db = tmp_path / "r.db"
     report = import_archives(store.open_database(f"sqlite:///{db}"), [archive])
     assert (report.added, report.files) == (2, 5)
@@ -94,7 +97,7 @@ def test_malformed_json_is_one_error_and_the_other_files_still_import(tmp_path):
         ids = sorted(r[0] for r in con.execute("SELECT id FROM runs"))
         details = [json.loads(r[0]) for r in con.execute("SELECT details FROM runs")]
     assert ids == ["7b056f54c9ff", "8db3ece56b19"]
-    assert sorted(d["imported"]["file"] for d in details) == ["0_good.json", "d_good.json"]
+    assert sorted(d["imported"]["file"] for d in details) == ["0_good.json.gz", "d_good.json.gz"]
 
 
 def test_a_name_another_model_holds_is_refused(tmp_path):

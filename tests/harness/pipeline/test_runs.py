@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from harness.store.archive import archive_files, read_archive
 from tests.conftest import ROOT, SUBMISSIONS, run_cli
 from tests.harness.store.postgres import count, new_database, rows
 
@@ -196,8 +197,8 @@ def test_a_run_imported_concurrently_lands_once(db_url):
     from harness import store
     from harness.store.archive import import_archive_record
 
-    archived = sorted((ROOT / "results" / "archive").glob("*.json"))[0]
-    record = json.loads(archived.read_text())
+    archived = archive_files([ROOT / "results" / "archive"])[0]
+    record = json.loads(read_archive(archived)[1])
     sessions, other = store.open_database(db_url), store.open_database(db_url)
     raced = []
 
@@ -223,7 +224,7 @@ def test_export_import_results_leaderboard_round_trip(db_url, tmp_path):
     archive = ROOT / "results" / "archive"
     assert run_cli("import", str(archive), "--db", db_url).returncode == 0
     first = json.loads(run_cli("results", "--json", "--db", db_url).stdout)
-    assert len(first) == len(list(archive.glob("*.json")))
+    assert len(first) == len(archive_files([archive]))
     out = tmp_path / "exported"
     runs = [arg for record in first for arg in ("--run", record["run_id"])]  # one command, every run
     done = run_cli("export", *runs, "--out", str(out), "--db", db_url)
@@ -242,7 +243,7 @@ def test_export_import_results_leaderboard_round_trip(db_url, tmp_path):
 def test_a_malformed_archive_is_one_error_line_and_imports_nothing(db_url, tmp_path):
     bad = tmp_path / "archive" / "broken.json"
     bad.parent.mkdir()
-    record = json.loads(sorted((ROOT / "results" / "archive").glob("*.json"))[0].read_text())
+    record = json.loads(read_archive(archive_files([ROOT / "results" / "archive"])[0])[1])
     del record["run"]["finished_at"]  # a whole model, a run missing one field
     bad.write_text(json.dumps(record))
     result = run_cli("import", str(bad.parent), "--db", db_url)

@@ -332,7 +332,9 @@ def test_exports_render_through_robustbench_leaderboard_code(tmp_path, monkeypat
 
     # a shipped model's archived evaluation, its paper facts given on the command line
     archived = f"sqlite:///{tmp_path / 'shipped.db'}"
-    import_archives(store.open_database(archived), [ROOT / "results" / "archive" / "fmnist_pgd_linf-7b056f54c9ff.json"])
+    import_archives(
+        store.open_database(archived), [ROOT / "results" / "archive" / "fmnist_pgd_linf-7b056f54c9ff.json.gz"]
+    )
     with pytest.raises(
         Exception, match="lacks link, paper, additional_data, number_forward_passes, venue, reported_acc"
     ):

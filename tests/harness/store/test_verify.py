@@ -6,14 +6,15 @@ import json
 
 import pytest
 
+from harness.store.archive import archive_files, read_archive
 from harness.store.verify import rows_problems
 from tests.conftest import ROOT
 
-ARCHIVED = ROOT / "results" / "archive" / "fmnist_standard-8db3ece56b19.json"
+ARCHIVED = ROOT / "results" / "archive" / "fmnist_standard-8db3ece56b19.json.gz"
 
 
 def _record() -> dict:
-    record = json.loads(ARCHIVED.read_text())
+    record = json.loads(read_archive(ARCHIVED)[1])
     run = record["run"]
     return {
         "n": run["n_examples"],
@@ -25,8 +26,8 @@ def _record() -> dict:
 
 
 def test_every_archived_run_is_its_rows():
-    for path in sorted((ROOT / "results" / "archive").glob("*.json")):
-        record = json.loads(path.read_text())
+    for path in archive_files([ROOT / "results" / "archive"]):
+        record = json.loads(read_archive(path)[1])
         run = record["run"]
         rows = [tuple(r) for r in record["examples"]["rows"]]
         assert (

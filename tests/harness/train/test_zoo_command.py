@@ -6,6 +6,8 @@ import json
 import pytest
 
 from harness.core.errors import HarnessError
+from harness.pipeline.zoo import unevaluated
+from harness.store.archive import archive_files, read_archive
 from harness.train.zoo import load_spec, recorded_command, train_command
 from tests.conftest import run_cli
 
@@ -56,9 +58,10 @@ def test_zoo_trains_evaluates_and_archives_then_skips_everything(tmp_path, data_
         spec.entries[1].submission
     )
 
-    files = sorted(archive.glob("*.json"))
+    files = archive_files([archive])
     assert [f.name.split("-")[0] for f in files] == ["tiny_fgsm", "tiny_standard"]
-    records = {json.loads(f.read_text())["model"]["name"]: json.loads(f.read_text()) for f in files}
+    assert all(f.name.endswith(".json.gz") for f in files)
+    records = {r["model"]["name"]: r for r in (json.loads(read_archive(f)[1]) for f in files)}
     for name, eps in (("tiny_standard", 0.1), ("tiny_fgsm", 0.05)):
         run = records[name]["run"]
         assert (run["n_examples"], run["attack"], run["threat_model"], run["eps"]) == (8, "apgd-ce", "Linf", eps)
@@ -66,13 +69,16 @@ def test_zoo_trains_evaluates_and_archives_then_skips_everything(tmp_path, data_
         assert f"eval {name}: stored run {run['id']}" in first.stdout
         assert records[name]["model"]["info"]["training"]["method"] in ("standard", "fgsm-rs")
     stamps = {f: f.stat().st_mtime_ns for f in files}
+    assert unevaluated(spec, archive) == []  # what a GPU session would evaluate: nothing, until a setting changes
+    assert unevaluated(spec, archive, {"attack": "standard"}) == ["tiny_standard", "tiny_fgsm"]
+    assert unevaluated(spec, tmp_path / "empty") == ["tiny_standard", "tiny_fgsm"]
 
     again = run_cli("zoo", *common, "--db", f"sqlite:///{tmp_path / 'fresh.db'}")  # a fresh clone's database
     assert again.returncode == 0, again.stderr
     assert "train tiny_standard: exists, not trained" in again.stdout
     for name in ("tiny_standard", "tiny_fgsm"):
         assert f"eval {name}: reused run {records[name]['run']['id']}" in again.stdout
-    assert sorted(archive.glob("*.json")) == files and {f: f.stat().st_mtime_ns for f in files} == stamps
+    assert archive_files([archive]) == files and {f: f.stat().st_mtime_ns for f in files} == stamps
 
 
 def test_a_changed_spec_entry_is_not_silently_kept(tmp_path):
