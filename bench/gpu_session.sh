@@ -108,8 +108,9 @@ setup() {
         "$PY" -c 'import lzma, pathlib, sys
 for f in map(pathlib.Path, sys.argv[1:]):
     out = pathlib.Path("data/FashionMNIST/raw", f.stem)
-    if not out.is_file():
-        out.write_bytes(lzma.decompress(f.read_bytes()))' .gpu/data/*.xz || { say "error: unpacking .gpu/data failed"; exit 2; }
+    if not out.is_file():  # through a temporary file: an interrupted unpacking leaves no partial file behind
+        out.with_suffix(".tmp").write_bytes(lzma.decompress(f.read_bytes()))
+        out.with_suffix(".tmp").replace(out)' .gpu/data/*.xz || { say "error: unpacking .gpu/data failed"; exit 2; }
     fi
     if [ -f "$SITE/.installed" ]; then
         export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}

@@ -106,8 +106,8 @@ def import_(paths: tuple[Path, ...], db: str) -> None:
     """Import archived runs (files, or directories of *.json.gz and *.json) into the database; known run ids skipped.
 
     Each file is verified (types, ranges, names, its accuracies against its per-example rows) and imported on its
-    own: a bad file is one error line naming it (exit status 2), the others land. The figures of imported runs,
-    found in runs/<run id>/ beside the archive's directory, are copied beside a SQLite database."""
+    own: a bad file is one error line naming it (exit status 2), the others land. The figures of the runs that pass,
+    in runs/<run id>/ beside the archive's directory, are copied beside a SQLite database (none of a refused run)."""
     from harness import store
     from harness.pipeline.imports import import_archives
     from harness.store.archive import copy_archived_figures
@@ -119,7 +119,7 @@ def import_(paths: tuple[Path, ...], db: str) -> None:
     tail = f"; {len(report.errors)} file(s) could not be imported" if report.errors else ""
     click.echo(f"imported {report.added} new run(s) from {report.files} file(s){tail}")
     root = files_root(db)
-    if root is not None and (copied := copy_archived_figures(paths, root / "runs")):
+    if root is not None and (copied := copy_archived_figures(report.verified, root / "runs")):  # refused: none
         click.echo(f"copied the figures of {copied} run(s) into {root / 'runs'} (from runs/ beside the archive)")
     if report.errors:
         raise SystemExit(2)

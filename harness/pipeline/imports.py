@@ -55,11 +55,13 @@ _VALUES = 10**6  # per-example values of one score
 
 @dataclass
 class ImportReport:
-    """What :func:`import_archives` did: new runs, files read, and one error per bad file."""
+    """What :func:`import_archives` did: new runs, files read, the files that passed (their runs now in the
+    database, new or already there), and one error per bad file."""
 
     added: int = 0
     files: int = 0
     errors: list[HarnessError] = field(default_factory=list)
+    verified: list[Path] = field(default_factory=list)
 
 
 def import_archives(sessions: sessionmaker[Session], paths: Iterable[Path]) -> ImportReport:
@@ -74,6 +76,7 @@ def import_archives(sessions: sessionmaker[Session], paths: Iterable[Path]) -> I
                 m = record["model"]
                 store.claim_name(s, m["name"], m["source"], m["file_sha256"], m["weights_sha256"])
             report.added += import_archive_record(sessions, record)
+            report.verified.append(path)
         except HarnessError as exc:
             report.errors.append(HarnessError(f"archived run {path} was not imported: {exc.problem}", exc.fix))
     return report

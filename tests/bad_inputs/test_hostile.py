@@ -268,8 +268,8 @@ def test_export_stays_inside_out_and_never_overwrites(case, tmp_path):
     first = case.cli(*export)
     assert first.returncode == 0, first.stderr
     written = [p for p in tmp_path.rglob("*.json*")]
-    assert len(written) == 1 and written[0].name.endswith(".json.gz")
     assert len(written) == 1 and out in written[0].parents and not baseline.exists()
+    assert written[0].name.endswith(".json.gz")
     before = written[0].read_bytes()
     again = case.cli(*export)
     assert again.returncode == 2 and "exists" in again.stderr and "--force" in again.stderr

@@ -139,9 +139,14 @@ def test_6_forged_archives_are_refused_and_a_forged_row_is_never_reused(case, tm
     lookalike["run"]["robust_acc"] = 0.99
     (archive / "b_lookalike.json").write_text(json.dumps(lookalike))
     shutil.copy(ARCHIVE / "fmnist_pgd_linf-7b056f54c9ff.json.gz", archive / "c_good.json.gz")
-    imported = case.cli("import", str(archive), "--db", f"sqlite:///{tmp_path / 'fresh.db'}")
+    for figured in (run_id, "7b056f54c9ff"):  # figures beside the archive, of the forged run and of the good one
+        (tmp_path / "runs" / figured).mkdir(parents=True)
+        (tmp_path / "runs" / figured / "attributions.png").write_bytes(b"png")
+    (tmp_path / "elsewhere").mkdir()
+    imported = case.cli("import", str(archive), "--db", f"sqlite:///{tmp_path / 'elsewhere' / 'fresh.db'}")
     lines = imported.stderr.strip().splitlines()
     assert imported.returncode == 2 and len(lines) == 2, imported.stderr
+    assert [d.name for d in (tmp_path / "elsewhere" / "runs").iterdir()] == ["7b056f54c9ff"]  # a refused run's: none
     assert "a_forged.json was not imported: its numbers are not those of its per-example rows" in lines[0]
     assert "b_lookalike.json was not imported: model name 'fmnist_trades_l\\u0456nf'" in lines[1]
     assert "imported 1 new run(s) from 3 file(s)" in imported.stdout  # the good file after the bad ones
